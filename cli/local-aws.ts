@@ -1,0 +1,113 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceNotFoundException,
+} from '@aws-sdk/client-dynamodb';
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import dynalite from 'dynalite';
+import { buildApp } from 'fauxqs';
+import type { LaneUrls } from '#core/aws/sqs-lane-queue';
+
+const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+const region = 'us-east-1';
+
+/** DynamoDB (dynalite, persisted) and SQS (fauxqs, in memory) emulators bound to 127.0.0.1. */
+export interface LocalAws {
+  readonly dynamodb: DynamoDBClient;
+  readonly sqs: SQSClient;
+  readonly table: string;
+  stop(): Promise<void>;
+}
+
+export async function startLocalAws(stateDir: string | undefined, table = 'backflow-state'): Promise<LocalAws> {
+  if (stateDir) mkdirSync(stateDir, { recursive: true });
+  const dynamo = dynalite({ createTableMs: 0, ...(stateDir ? { path: path.join(stateDir, 'dynamodb') } : {}) });
+  await new Promise<void>((resolve, reject) => {
+    dynamo.once('error', reject);
+    dynamo.listen(0, '127.0.0.1', () => resolve());
+  });
+  const sqsApp = buildApp({ logger: false });
+  await sqsApp.listen({ port: 0, host: '127.0.0.1' });
+  const dynamoPort = (dynamo.address() as AddressInfo).port;
+  const sqsPort = (sqsApp.server.address() as AddressInfo).port;
+  const dynamodb = new DynamoDBClient({ region, credentials, endpoint: `http://127.0.0.1:${dynamoPort}` });
+  const sqs = new SQSClient({ region, credentials, endpoint: `http://127.0.0.1:${sqsPort}` });
+  await ensureTable(dynamodb, table);
+  return {
+    dynamodb,
+    sqs,
+    table,
+    async stop() {
+      dynamodb.destroy();
+      sqs.destroy();
+      await sqsApp.close();
+      await new Promise<void>((resolve) => dynamo.close(() => resolve()));
+    },
+  };
+}
+
+/** The state table as the CDK stack creates it: pk/sk strings, on demand. */
+export async function ensureTable(client: DynamoDBClient, table: string): Promise<void> {
+  try {
+    await client.send(new DescribeTableCommand({ TableName: table }));
+  } catch (error) {
+    if (!(error instanceof ResourceNotFoundException)) throw error;
+    await client.send(
+      new CreateTableCommand({
+        TableName: table,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+      }),
+    );
+  }
+}
+
+/** A lane: its queue redrives to its DLQ after `maxReceives` receives, as on AWS. */
+export async function ensureLane(
+  sqs: SQSClient,
+  name: string,
+  maxReceives: number,
+  visibilityTimeoutSeconds: number,
+): Promise<LaneUrls> {
+  const dlq = await sqs.send(
+    new CreateQueueCommand({ QueueName: `backflow-${name}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }),
+  );
+  const dlqArn = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }));
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: `backflow-${name}`,
+      Attributes: {
+        VisibilityTimeout: String(visibilityTimeoutSeconds),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn.Attributes?.QueueArn, maxReceiveCount: maxReceives }),
+      },
+    }),
+  );
+  return { queueUrl: queue.QueueUrl!, deadLetterUrl: dlq.QueueUrl! };
+}
+
+/** Visible + in flight + delayed messages of a queue. */
+export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<{ total: number; visible: number }> {
+  const out = await sqs.send(
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    }),
+  );
+  const a = out.Attributes ?? {};
+  const visible = Number(a.ApproximateNumberOfMessages ?? 0);
+  return {
+    visible,
+    total: visible + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
+  };
+}

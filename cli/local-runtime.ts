@@ -1,0 +1,276 @@
+import path from 'node:path';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, SQSEvent } from 'aws-lambda';
+import type { DestinationConnection } from '#connectors/sdk/destination';
+import { DynamoStateStore } from '#core/aws/dynamo-state-store';
+import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
+import type { Config } from '#core/config/load';
+import { connectDestination } from '#core/connect';
+import type { LaneMessage } from '#core/lane-message';
+import { type LaneQueue, type Metrics, noMetrics, type RunRecord, type Secrets, type StateStore, systemClock } from '#core/ports';
+import { LocalSecrets } from '#core/secrets';
+import { createExportHandler } from '#functions/export';
+import { createPlanHandler, type PlanResult } from '#functions/plan';
+import type { Environment, PlanEvent } from '#functions/shared/environment';
+import { ensureLane, type LocalAws, queueDepth, startLocalAws } from './local-aws.ts';
+
+export interface LocalRuntimeOptions {
+  readonly config: Config;
+  /** Where dynalite keeps state; default `<project>/.backflow`. `false` keeps it in memory. */
+  readonly stateDir?: string | false;
+  readonly secrets?: Secrets;
+  readonly metrics?: Metrics;
+  /** Caps retry and backoff delays (tests use 0 or 1 second). */
+  readonly maxDelaySeconds?: number;
+  readonly visibilityTimeoutSeconds?: number;
+  /** The plan's remaining-time clock, as Lambda's `getRemainingTimeInMillis` (tests shorten it). */
+  readonly planBudgetMs?: () => number;
+  readonly logLevel?: 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'SILENT';
+  readonly onProgress?: (event: ProgressEvent) => void;
+  /** Fault injection for tests: wrap the state store or a lane's destination connection. */
+  readonly wrapState?: (state: StateStore) => StateStore;
+  readonly wrapDestination?: (lane: string, connection: DestinationConnection) => DestinationConnection;
+}
+
+export type ProgressEvent =
+  | { readonly type: 'plan'; readonly syncId: string; readonly result: PlanResult }
+  | { readonly type: 'export'; readonly lane: string; readonly messages: number; readonly failed: number; readonly pending: number };
+
+export interface SyncSummary {
+  readonly syncId: string;
+  readonly status: 'succeeded' | 'failed' | 'stopped' | 'nothing to do';
+  readonly reason?: string | undefined;
+  readonly run?: RunRecord | undefined;
+  readonly deadLetteredMessages: number;
+  readonly durationMs: number;
+}
+
+export interface RunOptions {
+  readonly full?: boolean;
+  readonly force?: boolean;
+}
+
+/**
+ * Plays the Lambda service on one machine: the very plan and export handlers, against dynalite
+ * and fauxqs on 127.0.0.1, with SQS-shaped events, `batchItemFailures` and DLQ redrive.
+ */
+export class LocalRuntime {
+  private readonly continuations: PlanEvent[] = [];
+  private readonly connections = new Map<string, Promise<DestinationConnection>>();
+  private readonly planHandler;
+  private readonly exportHandlers = new Map<string, ReturnType<typeof createExportHandler>>();
+
+  private constructor(
+    readonly options: LocalRuntimeOptions,
+    readonly aws: LocalAws,
+    readonly lanes: ReadonlyMap<string, LaneUrls>,
+    readonly state: StateStore,
+    readonly queue: LaneQueue,
+    readonly environment: Environment,
+  ) {
+    this.planHandler = createPlanHandler(() => this.environment);
+  }
+
+  static async start(options: LocalRuntimeOptions): Promise<LocalRuntime> {
+    const { config } = options;
+    const stateDir = options.stateDir === false ? undefined : (options.stateDir ?? path.join(config.projectDir, '.backflow'));
+    const aws = await startLocalAws(stateDir);
+    const visibility = options.visibilityTimeoutSeconds ?? 30;
+    const lanes = new Map<string, LaneUrls>();
+    for (const [name, destination] of Object.entries(config.destinations)) {
+      lanes.set(name, await ensureLane(aws.sqs, name, destination.lane.max_receives, visibility));
+    }
+    const baseState = new DynamoStateStore(aws.dynamodb, aws.table);
+    const state = options.wrapState ? options.wrapState(baseState) : baseState;
+    const queue = capDelays(
+      new SqsLaneQueue(aws.sqs, (lane) => {
+        const urls = lanes.get(lane);
+        if (!urls) throw new Error(`no local lane for destination ${lane}`);
+        return urls;
+      }),
+      options.maxDelaySeconds,
+    );
+    const secrets = options.secrets ?? new LocalSecrets(path.join(config.projectDir, '.backflow', 'secrets.json'));
+    const logger = new Logger({ serviceName: 'backflow', logLevel: options.logLevel ?? 'SILENT' });
+    let runtime: LocalRuntime | undefined;
+    const environment: Environment = {
+      config,
+      state,
+      queue,
+      secrets,
+      clock: systemClock,
+      metrics: options.metrics ?? noMetrics,
+      logger,
+      async continuePlan(event) {
+        runtime!.continuations.push(event);
+      },
+      destination(lane) {
+        return runtime!.destination(lane);
+      },
+    };
+    runtime = new LocalRuntime(options, aws, lanes, state, queue, environment);
+    return runtime;
+  }
+
+  private destination(lane: string): Promise<DestinationConnection> {
+    let connection = this.connections.get(lane);
+    if (!connection) {
+      connection = connectDestination(this.options.config, lane, this.environment.secrets).then(({ connection: c }) =>
+        this.options.wrapDestination ? this.options.wrapDestination(lane, c) : c,
+      );
+      connection.catch(() => this.connections.delete(lane));
+      this.connections.set(lane, connection);
+    }
+    return connection;
+  }
+
+  /** Runs syncs end to end: plan (continuing as needed), then drain their lanes. */
+  async run(syncIds: readonly string[], options: RunOptions = {}): Promise<SyncSummary[]> {
+    const started = new Map<string, number>();
+    const results = new Map<string, PlanResult>();
+    const deadLetterBefore = new Map<string, number>();
+    for (const lane of new Set(syncIds.map((id) => this.options.config.syncs[id]!.destination))) {
+      deadLetterBefore.set(lane, (await queueDepth(this.aws.sqs, this.lanes.get(lane)!.deadLetterUrl)).total);
+    }
+    for (const syncId of syncIds) {
+      started.set(syncId, Date.now());
+      // Queues are in memory locally: if the last run never finished exporting, its messages are
+      // gone with the process that held them; a full re-diff re-queues whatever was not delivered.
+      const [last] = await this.state.listRuns(syncId, 1);
+      const healing = last?.status === 'exporting' || last?.status === 'planning';
+      results.set(syncId, await this.plan({ syncId, full: options.full === true || healing, force: options.force }));
+    }
+    await this.drain();
+    const summaries: SyncSummary[] = [];
+    for (const syncId of syncIds) {
+      const result = results.get(syncId)!;
+      const lane = this.options.config.syncs[syncId]!.destination;
+      const deadLettered = (await queueDepth(this.aws.sqs, this.lanes.get(lane)!.deadLetterUrl)).total - (deadLetterBefore.get(lane) ?? 0);
+      let run = result.runId ? await this.state.getRun(syncId, result.runId) : undefined;
+      let status: SyncSummary['status'] = result.status === 'stopped' ? 'stopped' : 'succeeded';
+      if (run && result.status !== 'stopped') {
+        const failed = deadLettered > 0 || run.counters.deadLettered > 0;
+        status = failed ? 'failed' : 'succeeded';
+        if (run.status === 'exporting' || failed) {
+          await this.state.updateRun(syncId, run.runId, {
+            status,
+            ...(failed ? { error: `${deadLettered} message(s) dead-lettered on lane ${lane}` } : {}),
+          });
+          run = await this.state.getRun(syncId, run.runId);
+        }
+      }
+      summaries.push({ syncId, status, reason: result.reason, run, deadLetteredMessages: Math.max(0, deadLettered), durationMs: Date.now() - started.get(syncId)! });
+    }
+    return summaries;
+  }
+
+  /** Invokes the plan handler, and again for each continuation it asks for. */
+  async plan(event: PlanEvent): Promise<PlanResult> {
+    const started = Date.now();
+    const budget = this.options.planBudgetMs ?? (() => 15 * 60 * 1000 - (Date.now() - started));
+    const context = { getRemainingTimeInMillis: budget } as Pick<Context, 'getRemainingTimeInMillis'>;
+    let result = await this.planHandler(event, context);
+    this.options.onProgress?.({ type: 'plan', syncId: event.syncId, result });
+    for (let next = this.continuations.shift(); next; next = this.continuations.shift()) {
+      result = await this.planHandler(next, context);
+      this.options.onProgress?.({ type: 'plan', syncId: next.syncId, result });
+    }
+    return result;
+  }
+
+  /** Polls every lane and invokes its export handler until no message is left (delayed ones included). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.lanes.keys()].map((lane) => this.drainLane(lane)));
+  }
+
+  private async drainLane(lane: string): Promise<void> {
+    const urls = this.lanes.get(lane)!;
+    for (;;) {
+      const delivered = await this.deliverOnce(lane);
+      if (delivered > 0) continue;
+      const depth = await queueDepth(this.aws.sqs, urls.queueUrl);
+      if (depth.total === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** One poll of a lane: receive up to 10 messages, invoke export, delete what succeeded. */
+  async deliverOnce(lane: string): Promise<number> {
+    const urls = this.lanes.get(lane)!;
+    const out = await this.aws.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: urls.queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageSystemAttributeNames: ['All'],
+      }),
+    );
+    const messages = out.Messages ?? [];
+    if (messages.length === 0) return 0;
+    const event: SQSEvent = {
+      Records: messages.map((m) => ({
+        messageId: m.MessageId!,
+        receiptHandle: m.ReceiptHandle!,
+        body: m.Body!,
+        attributes: {
+          ApproximateReceiveCount: m.Attributes?.ApproximateReceiveCount ?? '1',
+          SentTimestamp: m.Attributes?.SentTimestamp ?? String(Date.now()),
+          SenderId: 'local',
+          ApproximateFirstReceiveTimestamp: m.Attributes?.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+        },
+        messageAttributes: {},
+        md5OfBody: m.MD5OfBody ?? '',
+        eventSource: 'aws:sqs',
+        eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:backflow-${lane}`,
+        awsRegion: 'us-east-1',
+      })),
+    };
+    const response = await this.exportHandler(lane)(event);
+    const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+    const done = event.Records.filter((r) => !failed.has(r.messageId));
+    if (done.length > 0) {
+      await this.aws.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: urls.queueUrl,
+          Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
+        }),
+      );
+    }
+    const pending = (await queueDepth(this.aws.sqs, urls.queueUrl)).total;
+    this.options.onProgress?.({ type: 'export', lane, messages: messages.length, failed: failed.size, pending });
+    return messages.length;
+  }
+
+  private exportHandler(lane: string) {
+    let handler = this.exportHandlers.get(lane);
+    if (!handler) {
+      handler = createExportHandler(() => this.environment, () => lane);
+      this.exportHandlers.set(lane, handler);
+    }
+    return handler;
+  }
+
+  /** Sends messages straight onto a lane (tests: out-of-order delivery). */
+  async enqueue(lane: string, messages: readonly LaneMessage[]): Promise<void> {
+    await this.queue.send(lane, messages);
+  }
+
+  async stop(): Promise<void> {
+    for (const connection of this.connections.values()) {
+      await connection.then((c) => c.close()).catch(() => {});
+    }
+    await this.aws.stop();
+  }
+}
+
+/** Locally, retry delays may be capped so a demo or a test does not wait out a vendor's backoff. */
+function capDelays(queue: LaneQueue, maxDelaySeconds: number | undefined): LaneQueue {
+  if (maxDelaySeconds === undefined) return queue;
+  const cap = (seconds: number | undefined) => (seconds === undefined ? undefined : Math.min(seconds, maxDelaySeconds));
+  return {
+    send: (lane, messages, delaySeconds) => queue.send(lane, messages, cap(delaySeconds)),
+    sendToDeadLetter: (lane, messages) => queue.sendToDeadLetter(lane, messages),
+    retryLater: (lane, receipt, seconds) => queue.retryLater(lane, receipt, cap(seconds) ?? 0),
+  };
+}

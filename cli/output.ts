@@ -1,0 +1,33 @@
+import type { SyncSummary } from './local-runtime.ts';
+
+const tty = process.stdout.isTTY === true && !process.env.NO_COLOR;
+const paint = (code: number) => (text: string) => (tty ? `\u001b[${code}m${text}\u001b[0m` : text);
+export const green = paint(32);
+export const red = paint(31);
+export const yellow = paint(33);
+export const dim = paint(2);
+
+const n = (value: number) => value.toLocaleString('en-US');
+
+/** The per-sync summary printed at the end of `backflow run`. */
+export function formatSummary(summary: SyncSummary): string {
+  const { run } = summary;
+  const mark = summary.status === 'succeeded' ? green('✔') : summary.status === 'stopped' ? yellow('■') : red('✘');
+  const lines = [
+    `${mark} ${summary.syncId}  ${summary.status} in ${(summary.durationMs / 1000).toFixed(1)}s${run ? dim(` (run ${run.runId}${run.full ? ', full read' : ', incremental'})`) : ''}`,
+  ];
+  if (summary.reason) lines.push(`  ${summary.reason}`);
+  if (run) {
+    const c = run.counters;
+    lines.push(
+      `  extracted ${n(c.extracted)} · invalid ${n(c.invalid)} · unchanged ${n(c.unchanged)} · queued ${n(c.queued)}${c.deletesQueued ? ` + ${n(c.deletesQueued)} deletes` : ''}`,
+      `  created ${n(c.created)} · updated ${n(c.updated)} · deleted ${n(c.deleted)} · rejected ${n(c.rejected)} · retried ${n(c.retried)} · dead-lettered ${n(c.deadLettered + summary.deadLetteredMessages)}${summary.deadLetteredMessages ? ` (${summary.deadLetteredMessages} message(s) in the DLQ)` : ''}`,
+    );
+    if (run.invalidSamples.length > 0) {
+      lines.push(`  invalid rows (first ${run.invalidSamples.length} of ${n(c.invalid)}):`);
+      for (const sample of run.invalidSamples.slice(0, 5)) lines.push(dim(`    ${sample.key}: ${sample.reason}`));
+    }
+    if (run.error && summary.status !== 'succeeded') lines.push(red(`  ${run.error}`));
+  }
+  return lines.join('\n');
+}

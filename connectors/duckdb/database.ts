@@ -1,0 +1,74 @@
+import path from 'node:path';
+import { type DuckDBConnection, DuckDBInstance, type DuckDBType, DuckDBTypeId } from '@duckdb/node-api';
+import { exactNumber, fieldTypeOf, isoTimestamp } from '#connectors/sdk/sql';
+import type { ConnectorContext, FieldType, JsonValue, Row } from '#connectors/sdk/types';
+
+/**
+ * Opens a DuckDB database file shared within the process (DuckDB allows one writer per file),
+ * with the session time zone pinned to UTC so timestamps normalize the same everywhere.
+ */
+export async function openDuckDb(file: string, context: ConnectorContext): Promise<DuckDBConnection> {
+  const resolved = file === ':memory:' ? file : path.resolve(context.projectDir, file);
+  const instance = await DuckDBInstance.fromCache(resolved);
+  const connection = await instance.connect();
+  await connection.run("SET TimeZone = 'UTC'");
+  return connection;
+}
+
+export interface DuckColumn {
+  readonly name: string;
+  readonly nativeType: string;
+  readonly type: FieldType;
+  readonly convert: (json: unknown, js: unknown) => JsonValue;
+}
+
+/** How a DuckDB column's values become Backflow's normalized values. */
+export function duckColumn(name: string, type: DuckDBType): DuckColumn {
+  const nativeType = type.toString();
+  const alias = (type as { alias?: string }).alias;
+  const passthrough = (json: unknown) => json as JsonValue;
+  if (alias === 'JSON') {
+    return { name, nativeType: 'JSON', type: 'json', convert: (json) => (json === null ? null : (JSON.parse(String(json)) as JsonValue)) };
+  }
+  switch (type.typeId) {
+    case DuckDBTypeId.BIGINT:
+    case DuckDBTypeId.HUGEINT:
+    case DuckDBTypeId.UBIGINT:
+    case DuckDBTypeId.UHUGEINT:
+    case DuckDBTypeId.DECIMAL:
+      return { name, nativeType, type: fieldTypeOf(nativeType), convert: (json) => (json === null ? null : exactNumber(String(json))) };
+    case DuckDBTypeId.FLOAT:
+    case DuckDBTypeId.DOUBLE:
+      return { name, nativeType, type: 'number', convert: (json) => (typeof json === 'string' ? (Number(json) as JsonValue) : (json as JsonValue)) };
+    case DuckDBTypeId.TIMESTAMP:
+    case DuckDBTypeId.TIMESTAMP_S:
+    case DuckDBTypeId.TIMESTAMP_MS:
+    case DuckDBTypeId.TIMESTAMP_NS:
+    case DuckDBTypeId.TIMESTAMP_TZ:
+      return { name, nativeType, type: 'timestamp', convert: (json) => (json === null ? null : isoTimestamp(String(json))) };
+    case DuckDBTypeId.BLOB:
+      return { name, nativeType, type: 'binary', convert: (_json, js) => (js === null ? null : Buffer.from(js as Uint8Array).toString('base64')) };
+    default:
+      return { name, nativeType, type: fieldTypeOf(nativeType), convert: passthrough };
+  }
+}
+
+/** Runs a query and returns rows normalized column by column. */
+export async function queryRows(
+  connection: DuckDBConnection,
+  sql: string,
+  params: (string | null)[] = [],
+): Promise<{ columns: DuckColumn[]; rows: Row[] }> {
+  const reader = await connection.runAndReadAll(sql, params);
+  const names = reader.columnNames();
+  const columns = reader.columnTypes().map((t, i) => duckColumn(names[i]!, t));
+  const json = reader.getRowsJson();
+  const needsJs = columns.some((c) => c.type === 'binary');
+  const js = needsJs ? reader.getRowsJS() : undefined;
+  const rows = json.map((values, r) => {
+    const row: Row = {};
+    for (const [i, column] of columns.entries()) row[column.name] = column.convert(values[i], js?.[r]?.[i]);
+    return row;
+  });
+  return { columns, rows };
+}

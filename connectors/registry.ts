@@ -1,0 +1,23 @@
+import { duckdbDestination } from '#connectors/destinations/duckdb/index';
+import { postgresDestination } from '#connectors/destinations/postgres/index';
+import { webhookDestination } from '#connectors/destinations/webhook/index';
+import type { DestinationDefinition } from '#connectors/sdk/destination';
+import type { SourceDefinition } from '#connectors/sdk/source';
+import { duckdbSource } from '#connectors/sources/duckdb/index';
+
+const sources = new Map<string, SourceDefinition>([[duckdbSource.type, duckdbSource as unknown as SourceDefinition]]);
+
+const destinations = new Map<string, DestinationDefinition>(
+  [postgresDestination, duckdbDestination, webhookDestination].map((d) => [d.type, d as unknown as DestinationDefinition]),
+);
+
+export function getSource(type: string): SourceDefinition | undefined {
+  return sources.get(type);
+}
+
+export function getDestination(type: string): DestinationDefinition | undefined {
+  return destinations.get(type);
+}
+
+export const sourceTypes = (): string[] => [...sources.keys()];
+export const destinationTypes = (): string[] => [...destinations.keys()];

@@ -1,0 +1,80 @@
+import type { z } from 'zod';
+import type { ConnectorContext, FieldType, JsonValue, SyncMode } from './types.ts';
+
+/** A documented limit of a destination, with the vendor page it comes from. */
+export interface Limit {
+  readonly value: number;
+  readonly doc: string;
+}
+
+/** What the vendor allows; lanes and batching are sized from these numbers. */
+export interface DestinationLimits {
+  /** Records per write call. */
+  readonly batchSize: Limit;
+  readonly requestsPerSecond?: Limit;
+  readonly concurrency?: Limit;
+  readonly dailyQuota?: Limit;
+  /** Largest request body the vendor accepts, in bytes. */
+  readonly maxRequestBytes?: Limit;
+}
+
+export interface FieldInfo {
+  readonly name: string;
+  readonly type: FieldType;
+  readonly required: boolean;
+  readonly kind: 'known' | 'custom';
+  /** True where the field can serve as a match key. */
+  readonly matchable: boolean;
+}
+
+/** The operation the engine wants for one record. */
+export type RecordOperation = 'upsert' | 'update' | 'insert' | 'delete';
+
+export interface OutboundRecord {
+  /** The model's primary key value, as text. */
+  readonly key: string;
+  readonly op: RecordOperation;
+  /** Value of the destination's match field. */
+  readonly match: JsonValue;
+  /** Mapped fields; a field left out is left untouched, a null clears it. */
+  readonly fields: Readonly<Record<string, JsonValue>>;
+}
+
+export interface WriteBatch {
+  readonly object: string;
+  readonly matchField: string;
+  /** Normalized types of the match field and the mapped fields, from the model's columns. */
+  readonly fieldTypes: Readonly<Record<string, FieldType>>;
+  readonly records: readonly OutboundRecord[];
+}
+
+/** One outcome per record: a connector never throws for one bad record. */
+export type RecordOutcome =
+  | { readonly key: string; readonly status: 'ok'; readonly action?: 'created' | 'updated' | 'deleted'; readonly destinationId?: string }
+  | { readonly key: string; readonly status: 'rejected'; readonly reason: string; readonly field?: string }
+  | { readonly key: string; readonly status: 'retry'; readonly reason: string; readonly afterMs?: number };
+
+export interface DestinationConnection {
+  check(): Promise<void>;
+  /** Field discovery for one object. */
+  fields(object: string): Promise<FieldInfo[]>;
+  /**
+   * Writes one batch. Returns one outcome per record. Throws only for whole-batch failures:
+   * AuthError, RateLimitedError, TransientError, ConnectorConfigError.
+   */
+  write(batch: WriteBatch): Promise<RecordOutcome[]>;
+  close(): Promise<void>;
+}
+
+export interface DestinationDefinition<Schema extends z.ZodObject = z.ZodObject> {
+  readonly type: string;
+  readonly optionsSchema: Schema;
+  readonly secretKeys: readonly string[];
+  readonly modes: readonly SyncMode[];
+  readonly limits: DestinationLimits;
+  connect(options: z.output<Schema>, context: ConnectorContext): Promise<DestinationConnection>;
+}
+
+export function defineDestination<Schema extends z.ZodObject>(definition: DestinationDefinition<Schema>): DestinationDefinition<Schema> {
+  return definition;
+}

@@ -1,0 +1,284 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { destinationTypes, getDestination, getSource, sourceTypes } from '#connectors/registry';
+import { type ConfigIssue, ConfigFileError } from '#core/errors';
+import { locate } from './locate.ts';
+import { type LaneConfig, type ModelConfig, type SyncConfig, configSchema } from './schema.ts';
+import { didYouMean } from './suggest.ts';
+
+export interface ConnectorConfig {
+  readonly name: string;
+  readonly type: string;
+  /** Secret whose JSON is merged over `options` at connect time. */
+  readonly secret: string | undefined;
+  /** The connector's options from the file, validated with the secret-only keys optional. */
+  readonly options: Record<string, unknown>;
+}
+
+export interface DestinationConfig extends ConnectorConfig {
+  readonly lane: LaneConfig;
+}
+
+export interface ResolvedSync extends SyncConfig {
+  readonly id: string;
+}
+
+/** A validated backflow.yml. */
+export interface Config {
+  readonly file: string;
+  readonly projectDir: string;
+  readonly sources: Readonly<Record<string, ConnectorConfig>>;
+  readonly models: Readonly<Record<string, ModelConfig>>;
+  readonly destinations: Readonly<Record<string, DestinationConfig>>;
+  readonly syncs: Readonly<Record<string, ResolvedSync>>;
+}
+
+type Path = readonly PropertyKey[];
+
+const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Reads and validates a config file; throws ConfigFileError listing every problem with file:line. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigFileError([
+      { file, line: 1, column: 1, path: '', message: `cannot read the config file (${(error as Error).message})` },
+    ]);
+  }
+  return parseConfig(text, file, env);
+}
+
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false });
+  const display = path.relative(process.cwd(), file) || file;
+  const issues: ConfigIssue[] = [];
+  const at = (p: Path, message: string, atKey = false) => {
+    const pos = locate(doc, counter, p, atKey);
+    issues.push({ file: display, line: pos.line, column: pos.column, path: p.map(String).join('.'), message });
+  };
+
+  for (const error of doc.errors) {
+    const pos = error.linePos?.[0] ?? { line: 1, col: 1 };
+    issues.push({ file: display, line: pos.line, column: pos.col, path: '', message: error.message.split('\n')[0]! });
+  }
+  if (issues.length > 0) throw new ConfigFileError(issues);
+
+  const raw = interpolate(doc.toJS() as unknown, [], env, at);
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) reportZodIssue(issue, [], raw, at);
+    throw new ConfigFileError(sortIssues(issues));
+  }
+  const config = parsed.data;
+  const projectDir = path.dirname(path.resolve(file));
+
+  const sources: Record<string, ConnectorConfig> = {};
+  for (const [name, source] of Object.entries(config.sources)) {
+    const definition = getSource(source.type);
+    if (!definition) {
+      at(['sources', name, 'type'], `unknown source type "${source.type}"${didYouMean(source.type, sourceTypes())}; expected one of ${sourceTypes().join(', ')}`);
+      continue;
+    }
+    const options = checkOptions(['sources', name], source, definition.optionsSchema, definition.secretKeys, at);
+    sources[name] = { name, type: source.type, secret: source.secret, options };
+  }
+
+  const destinations: Record<string, DestinationConfig> = {};
+  for (const [name, destination] of Object.entries(config.destinations)) {
+    const definition = getDestination(destination.type);
+    if (!definition) {
+      at(
+        ['destinations', name, 'type'],
+        `unknown destination type "${destination.type}"${didYouMean(destination.type, destinationTypes())}; expected one of ${destinationTypes().join(', ')}`,
+      );
+      continue;
+    }
+    const { lane, ...rest } = destination;
+    const options = checkOptions(['destinations', name], rest, definition.optionsSchema, definition.secretKeys, at);
+    destinations[name] = {
+      name,
+      type: destination.type,
+      secret: destination.secret,
+      options,
+      lane: lane ?? { max_receives: 5 },
+    };
+  }
+
+  for (const [name, model] of Object.entries(config.models)) {
+    if (!(model.source in config.sources)) {
+      at(['models', name, 'source'], `no source named "${model.source}"${didYouMean(model.source, Object.keys(config.sources))}`);
+    }
+  }
+
+  const syncs: Record<string, ResolvedSync> = {};
+  for (const [id, sync] of Object.entries(config.syncs)) {
+    const model = config.models[sync.model];
+    if (!model) at(['syncs', id, 'model'], `no model named "${sync.model}"${didYouMean(sync.model, Object.keys(config.models))}`);
+    const destination = config.destinations[sync.destination];
+    if (!destination) {
+      at(
+        ['syncs', id, 'destination'],
+        `no destination named "${sync.destination}"${didYouMean(sync.destination, Object.keys(config.destinations))}`,
+      );
+    } else {
+      const definition = getDestination(destination.type);
+      if (definition && !definition.modes.includes(sync.mode as never)) {
+        at(['syncs', id, 'mode'], `destination type "${destination.type}" supports modes ${definition.modes.join(', ')}, not "${sync.mode}"`);
+      }
+    }
+    const matchField = Object.keys(sync.match)[0]!;
+    if (matchField in sync.mappings) {
+      at(['syncs', id, 'mappings', matchField], `"${matchField}" is the match key: it is set from \`match\`, remove it from mappings`, true);
+    }
+    syncs[id] = { ...sync, id };
+  }
+
+  if (issues.length > 0) throw new ConfigFileError(sortIssues(issues));
+  return { file: path.resolve(file), projectDir, sources, models: config.models, destinations, syncs };
+}
+
+function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
+  return issues.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string; `$${` escapes a literal `${`. */
+function interpolate(value: unknown, p: PropertyKey[], env: NodeJS.ProcessEnv, at: (p: Path, m: string) => void): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (match, variable: string | undefined, fallback: string | undefined) => {
+      if (match === '$${') return '${';
+      const found = env[variable!];
+      if (found !== undefined && found !== '') return found;
+      if (fallback !== undefined) return fallback;
+      at(p, `environment variable ${variable} is not set (referenced as ${match}; use \${${variable}:-default} for a default)`);
+      return match;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, [...p, i], env, at));
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, interpolate(v, [...p, k], env, at)]));
+  }
+  return value;
+}
+
+function checkOptions(
+  base: Path,
+  block: Record<string, unknown>,
+  schema: z.ZodObject,
+  secretKeys: readonly string[],
+  at: (p: Path, m: string, atKey?: boolean) => void,
+): Record<string, unknown> {
+  const { type: _type, secret: _secret, ...options } = block;
+  for (const key of secretKeys) {
+    const keyPath = key.split('.');
+    if (valueAt(options, keyPath) !== undefined) {
+      at([...base, ...keyPath], `"${key}" is a secret: do not write it in the config; put it in the secret named by \`secret:\` (see docs/config.md#secrets)`, true);
+    }
+  }
+  // Secret-only keys arrive at connect time, merged from the secret: not required in the file.
+  const optionalSecrets = Object.fromEntries(secretKeys.filter((k) => k in schema.shape).map((k) => [k, true as const]));
+  const result = schema.partial(optionalSecrets as never).safeParse(options);
+  if (result.success) return result.data as Record<string, unknown>;
+  for (const issue of result.error.issues) reportZodIssue(issue, base, options, at, schema);
+  return options;
+}
+
+function valueAt(root: unknown, p: readonly PropertyKey[]): unknown {
+  let current = root;
+  for (const segment of p) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[segment];
+  }
+  return current;
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a map';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+type ZodIssue = z.core.$ZodIssue;
+
+function reportZodIssue(
+  issue: ZodIssue,
+  base: Path,
+  data: unknown,
+  at: (p: Path, m: string, atKey?: boolean) => void,
+  schema: z.ZodType = configSchema,
+): void {
+  const local = issue.path as PropertyKey[];
+  const full = [...base, ...local];
+  const received = valueAt(data, local);
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const allowed = keysAt(schema, local);
+      for (const key of issue.keys) {
+        at([...full, key], `unknown key "${key}"${didYouMean(key, allowed)}; expected one of ${allowed.join(', ')}`, true);
+      }
+      return;
+    }
+    case 'invalid_type':
+      if (received === undefined) at(full, `required: expected ${issue.expected}`);
+      else at(full, `expected ${issue.expected}, got ${describe(received)}`);
+      return;
+    case 'invalid_value': {
+      const values = issue.values.map((v) => String(v));
+      const hint = typeof received === 'string' ? didYouMean(received, values) : '';
+      at(full, `expected ${values.length === 1 ? values[0] : `one of ${values.join(' | ')}`}, got ${describe(received)}${hint}`);
+      return;
+    }
+    case 'invalid_union':
+      at(full, `expected a column name, { column, nulls: skip|sync } or { value }, got ${describe(received)}`);
+      return;
+    default:
+      at(full, issue.message);
+  }
+}
+
+interface ZodDefLike {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  valueType?: z.ZodType;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  options?: z.ZodType[];
+}
+
+/** The keys a strict object accepts at a path of the schema, for "did you mean". */
+function keysAt(schema: z.ZodType, p: readonly PropertyKey[]): string[] {
+  let current: z.ZodType | undefined = schema;
+  const unwrap = (s: z.ZodType | undefined): z.ZodType | undefined => {
+    let node = s;
+    for (let i = 0; i < 10 && node; i++) {
+      const def = node._zod.def as unknown as ZodDefLike;
+      if (def.innerType) node = def.innerType;
+      else if (def.type === 'pipe' && def.in) node = def.in;
+      else if (def.type === 'union' && def.options) node = def.options.find((o) => (o._zod.def as unknown as ZodDefLike).type === 'object');
+      else break;
+    }
+    return node;
+  };
+  for (const segment of p) {
+    current = unwrap(current);
+    if (!current) return [];
+    const def = current._zod.def as unknown as ZodDefLike;
+    if (def.type === 'object') current = def.shape?.[String(segment)];
+    else if (def.type === 'record') current = def.valueType;
+    else return [];
+  }
+  current = unwrap(current);
+  const def = current?._zod.def as unknown as ZodDefLike | undefined;
+  return def?.type === 'object' ? Object.keys(def.shape ?? {}) : [];
+}
+
+/** Resolves a path in the config relative to the project directory. */
+export function projectPath(config: Config, p: string): string {
+  return path.resolve(config.projectDir, p);
+}

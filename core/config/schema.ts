@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { SYNC_MODES } from '#connectors/sdk/types';
+
+/** A name used as a map key in backflow.yml (sync ids end up in DynamoDB keys and queue names). */
+const name = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected letters, digits, "_" or "-" (at most 64)');
+
+const RATE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
+const CRON = /^cron\((\S+ ){5}\S+\)$/;
+
+/** EventBridge `rate(…)` or `cron(…)`; https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html */
+export const scheduleSchema = z.string().refine((s) => {
+  const rate = RATE.exec(s);
+  if (rate) {
+    const n = Number(rate[1]);
+    return n >= 1 && (n === 1) === !rate[2]!.endsWith('s');
+  }
+  return CRON.test(s);
+}, 'expected rate(N minutes|hours|days) or cron(min hour day-of-month month day-of-week year), e.g. rate(15 minutes)');
+
+const connectorBase = z.looseObject({
+  type: z.string(),
+  /** Name of a secret whose JSON is merged into the options. */
+  secret: name.optional(),
+});
+
+export const modelSchema = z.strictObject({
+  source: z.string(),
+  sql: z.string().min(1),
+  primary_key: z.string().min(1),
+  cursor: z.string().min(1).optional(),
+  page_size: z.number().int().min(1).max(1_000_000).default(10_000),
+  description: z.string().optional(),
+});
+
+export const nullPolicySchema = z.enum(['skip', 'sync']);
+
+export const mappingSchema = z.union([
+  z.string().min(1),
+  z.strictObject({ column: z.string().min(1), nulls: nullPolicySchema.default('skip') }),
+  z.strictObject({ value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }),
+]);
+
+export const guardrailsSchema = z.strictObject({
+  /** Stop a mirror run that would delete more than this share of the synced records. */
+  max_delete_ratio: z.number().min(0).max(1).default(0.2),
+});
+
+export const syncSchema = z.strictObject({
+  model: z.string(),
+  destination: z.string(),
+  object: z.string().min(1),
+  mode: z.enum(SYNC_MODES as [string, ...string[]]).default('upsert'),
+  match: z
+    .record(z.string(), z.string())
+    .refine((m) => Object.keys(m).length === 1, 'expected exactly one `destination_field: model_column` pair'),
+  mappings: z.record(z.string(), mappingSchema).default({}),
+  schedule: scheduleSchema.optional(),
+  full_resync: scheduleSchema.optional(),
+  guardrails: guardrailsSchema.default({ max_delete_ratio: 0.2 }),
+  enabled: z.boolean().default(true),
+});
+
+export const laneSchema = z.strictObject({
+  /** SQS receives before a message is dead-lettered. */
+  max_receives: z.number().int().min(1).max(1000).default(5),
+  /** Records per destination call; defaults to the connector's documented batch size. */
+  batch_size: z.number().int().min(1).optional(),
+  requests_per_second: z.number().positive().optional(),
+  concurrency: z.number().int().min(1).max(1000).optional(),
+});
+
+export const configSchema = z.strictObject({
+  version: z.literal(1),
+  sources: z.record(name, connectorBase),
+  models: z.record(name, modelSchema),
+  destinations: z.record(name, connectorBase.extend({ lane: laneSchema.optional() })),
+  syncs: z.record(name, syncSchema),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+export type SyncConfig = z.infer<typeof syncSchema>;
+export type MappingConfig = z.infer<typeof mappingSchema>;
+export type LaneConfig = z.infer<typeof laneSchema>;

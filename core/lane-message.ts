@@ -1,0 +1,87 @@
+import type { OutboundRecord } from '#connectors/sdk/destination';
+import type { FieldType } from '#connectors/sdk/types';
+
+/** A record as queued: the outbound payload plus the hash the state will keep. */
+export interface QueuedRecord extends OutboundRecord {
+  readonly hash?: string | undefined;
+  /** True when the destination had no state for it at plan time (counted as a create). */
+  readonly isNew?: boolean;
+}
+
+/** The body of one SQS message on a lane: one destination-sized batch of one sync run. */
+export interface LaneMessage {
+  readonly v: 1;
+  readonly syncId: string;
+  readonly runId: string;
+  /** The run's sequence number: stale versions are dropped, newer state is never overwritten. */
+  readonly version: number;
+  readonly object: string;
+  readonly matchField: string;
+  /** Normalized types of the destination fields, from the model's columns. */
+  readonly fieldTypes: Readonly<Record<string, FieldType>>;
+  /** How many times these records were given back for a retry. */
+  readonly attempt: number;
+  readonly records: readonly QueuedRecord[];
+}
+
+export function encodeMessage(message: LaneMessage): string {
+  return JSON.stringify(message);
+}
+
+export function decodeMessage(body: string): LaneMessage {
+  const parsed = JSON.parse(body) as LaneMessage;
+  if (parsed?.v !== 1 || !Array.isArray(parsed.records) || typeof parsed.syncId !== 'string') {
+    throw new Error('not a Backflow lane message (v1)');
+  }
+  return parsed;
+}
+
+/** SQS accepts 1 MiB per message and per SendMessageBatch call. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/**
+ * Packs records into messages of at most `maxRecords` records and `maxBytes` bytes.
+ * Streaming: `add` returns a full message when the next record would not fit.
+ */
+export class MessagePacker {
+  private records: QueuedRecord[] = [];
+  private bytes: number;
+  private readonly envelopeBytes: number;
+
+  constructor(
+    private readonly header: Omit<LaneMessage, 'records'>,
+    private readonly maxRecords: number,
+    private readonly maxBytes: number = MAX_MESSAGE_BYTES - 1024,
+  ) {
+    this.envelopeBytes = Buffer.byteLength(encodeMessage({ ...header, records: [] }));
+    this.bytes = this.envelopeBytes;
+  }
+
+  /** Size a record adds to a message (its JSON plus a comma). */
+  static sizeOf(record: QueuedRecord): number {
+    return Buffer.byteLength(JSON.stringify(record)) + 1;
+  }
+
+  fits(record: QueuedRecord): boolean {
+    return this.envelopeBytes + MessagePacker.sizeOf(record) <= this.maxBytes;
+  }
+
+  add(record: QueuedRecord): LaneMessage | undefined {
+    const size = MessagePacker.sizeOf(record);
+    let full: LaneMessage | undefined;
+    if (this.records.length > 0 && (this.records.length >= this.maxRecords || this.bytes + size > this.maxBytes)) {
+      full = this.flush();
+    }
+    this.records.push(record);
+    this.bytes += size;
+    return full;
+  }
+
+  flush(): LaneMessage | undefined {
+    if (this.records.length === 0) return undefined;
+    const message: LaneMessage = { ...this.header, records: this.records };
+    this.records = [];
+    this.bytes = this.envelopeBytes;
+    return message;
+  }
+}

@@ -1,0 +1,312 @@
+import type { Checkpoint, SourceConnection } from '#connectors/sdk/source';
+import type { FieldType, JsonValue } from '#connectors/sdk/types';
+import type { ModelConfig } from '#core/config/schema';
+import type { ResolvedSync } from '#core/config/load';
+import { RunStoppedError } from './errors.ts';
+import { finishRunIfDone } from './runs.ts';
+import { type LaneMessage, MessagePacker, type QueuedRecord } from './lane-message.ts';
+import { compileMapping, mapRow, type Mapping, recordHash, recordKey } from './mapping.ts';
+import {
+  type Clock,
+  emptyCounters,
+  type LaneQueue,
+  type Metrics,
+  type RecordState,
+  type RunCounters,
+  type RunRecord,
+  type StateStore,
+} from './ports.ts';
+
+export interface PlanDependencies {
+  readonly state: StateStore;
+  readonly queue: LaneQueue;
+  readonly clock: Clock;
+  readonly metrics: Metrics;
+  readonly source: SourceConnection;
+}
+
+export interface PlanRequest {
+  readonly sync: ResolvedSync;
+  readonly model: ModelConfig;
+  /** Lane (destination name) the records are queued on. */
+  readonly lane: string;
+  /** Records per message: the destination's batch size. */
+  readonly batchSize: number;
+  /** Re-read and re-diff the whole model, ignoring the cursor. */
+  readonly full?: boolean;
+  /** Run even when a guardrail says stop. */
+  readonly force?: boolean;
+  /** Milliseconds left in this invocation; the plan hands over to a fresh one before it runs out. */
+  readonly remainingMs?: () => number;
+  /** Stop and hand over when fewer than this many milliseconds remain. */
+  readonly reserveMs?: number;
+  /** Largest message body in bytes (tests shrink it). */
+  readonly maxMessageBytes?: number;
+}
+
+export type PlanOutcome =
+  | { readonly status: 'planned'; readonly run: RunRecord }
+  | { readonly status: 'continue'; readonly runId: string; readonly counters: RunCounters };
+
+const LOCK_TTL_MS = 20 * 60 * 1000;
+const STATE_BATCH = 100;
+const MAX_INVALID_SAMPLES = 20;
+
+/**
+ * Plans one run of a sync: reads the model, keeps what changed since the last delivery, and
+ * queues it on the destination's lane. Throws RunStoppedError when a guardrail or a schema
+ * drift stops the run before anything is sent.
+ */
+export async function planSync(request: PlanRequest, deps: PlanDependencies): Promise<PlanOutcome> {
+  const { sync, model } = request;
+  const { state, clock } = deps;
+  const progress = await state.getProgress(sync.id);
+  const sequence = progress?.sequence ?? (await state.nextSequence(sync.id));
+  const runId = progress?.runId ?? runIdOf(sequence);
+  if (!(await state.acquireLock(sync.id, runId, LOCK_TTL_MS))) {
+    throw new RunStoppedError('locked', `sync ${sync.id} is already running (lock held); try again when it ends`);
+  }
+  const storedCursor = model.cursor === undefined ? undefined : await state.getCursor(sync.id);
+  const full = progress?.full ?? (request.full === true || storedCursor === undefined);
+  const force = progress?.force ?? request.force === true;
+  const startedAt = clock.now().toISOString();
+  const counters = emptyCounters();
+  const invalidSamples: { key: string; reason: string }[] = [];
+  const mapping = compileMapping(sync);
+
+  if (!progress) {
+    await state.putRun({ syncId: sync.id, runId, sequence, status: 'planning', full, startedAt, invalidSamples, counters });
+  }
+  try {
+    const fieldTypes = await checkSchema(request, mapping, deps.source);
+    const header = {
+      v: 1,
+      syncId: sync.id,
+      runId,
+      version: sequence,
+      object: sync.object,
+      matchField: mapping.matchField,
+      fieldTypes,
+      attempt: 0,
+    } as const;
+    const sender = new MessageSender(deps.queue, request.lane, counters);
+    const newPacker = () => new MessagePacker(header, request.batchSize, request.maxMessageBytes);
+
+    if (!progress && full && sync.mode === 'mirror') {
+      await queueMirrorDeletes(request, deps, newPacker(), sender, counters);
+    }
+
+    const packer = newPacker();
+    const seen = new Set<string>();
+    // A full read goes in primary key order; it remembers where the cursor stood when it began,
+    // so the next incremental read picks up whatever changed while it ran.
+    const watermark =
+      progress?.watermark ??
+      (full && model.cursor !== undefined ? await deps.source.watermark(model.sql, model.cursor, model.primary_key) : undefined);
+    let after: Checkpoint | undefined = progress ? progress.after : full ? undefined : storedCursor;
+    const reads = deps.source.read({
+      sql: model.sql,
+      primaryKey: model.primary_key,
+      cursor: full ? undefined : model.cursor,
+      after,
+      pageSize: model.page_size,
+    });
+    for await (const page of reads) {
+      const candidates: QueuedRecord[] = [];
+      for (const row of page.rows) {
+        counters.extracted++;
+        const mapped = mapRow(row, model.primary_key, mapping);
+        let reason = mapped.ok ? undefined : mapped.reason;
+        const key = mapped.ok ? mapped.record.key : mapped.key;
+        if (mapped.ok && seen.has(key)) reason = `duplicate primary key "${model.primary_key}" = ${key}`;
+        if (mapped.ok && !reason && !packer.fits({ ...mapped.record, op: 'upsert' })) {
+          reason = 'record is larger than one queue message (1 MiB)';
+        }
+        if (reason !== undefined || !mapped.ok) {
+          counters.invalid++;
+          if (invalidSamples.length < MAX_INVALID_SAMPLES) invalidSamples.push({ key, reason: reason ?? 'invalid' });
+          continue;
+        }
+        seen.add(key);
+        candidates.push({ ...mapped.record, op: operationFor(sync.mode), hash: recordHash(mapped.record, mapping.version) });
+      }
+      for (let i = 0; i < candidates.length; i += STATE_BATCH) {
+        const slice = candidates.slice(i, i + STATE_BATCH);
+        const stored = await state.getRecords(sync.id, slice.map((r) => r.key));
+        for (const record of slice) {
+          const previous = stored.get(record.key);
+          if (isUnchanged(sync.mode, record, previous)) {
+            counters.unchanged++;
+            continue;
+          }
+          const queued: QueuedRecord = previous && previous.status !== 'deleted' ? record : { ...record, isNew: true };
+          counters.queued++;
+          await sender.add(packer.add(queued));
+        }
+      }
+      // Every record of this page is durably queued before the cursor moves past it.
+      await sender.add(packer.flush());
+      await sender.drain();
+      after = page.checkpoint;
+      if (!full) await state.putCursor(sync.id, after);
+      const remaining = request.remainingMs?.() ?? Number.POSITIVE_INFINITY;
+      if (remaining < (request.reserveMs ?? 60_000)) {
+        await state.putProgress(sync.id, { runId, sequence, full, force, after, watermark });
+        await state.addToRun(sync.id, runId, counters);
+        await appendInvalidSamples(state, sync.id, runId, invalidSamples);
+        return { status: 'continue', runId, counters };
+      }
+    }
+    await sender.add(packer.flush());
+    await sender.drain();
+    if (watermark !== undefined) await state.putCursor(sync.id, watermark);
+    await state.addToRun(sync.id, runId, counters);
+    await appendInvalidSamples(state, sync.id, runId, invalidSamples);
+    await state.updateRun(sync.id, runId, { status: 'exporting', plannedAt: clock.now().toISOString() });
+    await state.clearProgress(sync.id);
+    await finishRunIfDone(state, sync.id, runId);
+    emitPlanMetrics(deps.metrics, sync.id, counters);
+    const run = await state.getRun(sync.id, runId);
+    return { status: 'planned', run: run! };
+  } catch (error) {
+    const stopped = error instanceof RunStoppedError;
+    await state.addToRun(sync.id, runId, counters);
+    await state.updateRun(sync.id, runId, { status: stopped ? 'stopped' : 'failed', error: (error as Error).message });
+    await state.clearProgress(sync.id);
+    throw error;
+  } finally {
+    await state.releaseLock(sync.id, runId);
+  }
+}
+
+export function runIdOf(sequence: number): string {
+  return String(sequence).padStart(10, '0');
+}
+
+function operationFor(mode: ResolvedSync['mode']): QueuedRecord['op'] {
+  return mode === 'mirror' ? 'upsert' : (mode as QueuedRecord['op']);
+}
+
+function isUnchanged(mode: ResolvedSync['mode'], record: QueuedRecord, previous: RecordState | undefined): boolean {
+  if (!previous || previous.dirty || previous.status === 'deleted') return false;
+  // Insert mode creates once and never updates what it created.
+  if (mode === 'insert') return previous.status === 'ok' || previous.hash === record.hash;
+  return previous.hash === record.hash;
+}
+
+/**
+ * Stops before anything is sent when a column the sync needs is gone from the model; returns the
+ * destination fields' types, taken from the model's columns.
+ */
+async function checkSchema(
+  request: PlanRequest,
+  mapping: Mapping,
+  source: SourceConnection,
+): Promise<Record<string, FieldType>> {
+  const described = await source.describe(request.model.sql);
+  const columns = new Map(described.map((c) => [c.name, c.type]));
+  const needed = [request.model.primary_key, ...(request.model.cursor ? [request.model.cursor] : []), ...mapping.columns];
+  const missing = [...new Set(needed)].filter((c) => !columns.has(c));
+  const names = [...columns.keys()];
+  if (missing.length > 0) {
+    throw new RunStoppedError(
+      'schema_drift',
+      `schema drift: model of sync ${request.sync.id} no longer has column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `"${c}"`).join(', ')} (has ${names.join(', ')}); nothing was sent. Fix the model SQL or the mappings.`,
+    );
+  }
+  const types: Record<string, FieldType> = { [mapping.matchField]: columns.get(mapping.matchColumn)! };
+  for (const rule of mapping.rules) {
+    types[rule.field] = rule.column !== undefined ? columns.get(rule.column)! : valueType(rule.value ?? null);
+  }
+  return types;
+}
+
+function valueType(value: JsonValue): FieldType {
+  if (typeof value === 'boolean') return 'boolean';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  return 'string';
+}
+
+/**
+ * Mirror: records delivered earlier that left the model are deleted in the destination. The
+ * model's keys are read first, so the guardrail can stop the run before anything is sent.
+ */
+async function queueMirrorDeletes(
+  request: PlanRequest,
+  deps: PlanDependencies,
+  packer: MessagePacker,
+  sender: MessageSender,
+  counters: RunCounters,
+): Promise<void> {
+  const { sync, model } = request;
+  const present = new Set<string>();
+  for await (const keys of deps.source.readKeys(model.sql, model.primary_key, 50_000)) {
+    for (const value of keys) {
+      const key = recordKey(value);
+      if (key !== undefined) present.add(key);
+    }
+  }
+  let synced = 0;
+  const gone: RecordState[] = [];
+  for await (const record of deps.state.listRecords(sync.id)) {
+    if (record.status === 'ok') synced++;
+    if (record.status === 'ok' && !present.has(record.key)) gone.push(record);
+  }
+  present.clear();
+  const ratio = synced === 0 ? 0 : gone.length / synced;
+  const limit = sync.guardrails.max_delete_ratio;
+  if (gone.length > 0 && ratio > limit && request.force !== true) {
+    throw new RunStoppedError(
+      'guardrail',
+      `guardrail: sync ${sync.id} would delete ${gone.length} of ${synced} synced records (${(ratio * 100).toFixed(1)}%), above guardrails.max_delete_ratio ${limit}; nothing was sent. If the model is right, rerun with --force.`,
+    );
+  }
+  for (const record of gone) {
+    if (record.match === undefined) continue;
+    counters.deletesQueued++;
+    await sender.add(packer.add({ key: record.key, op: 'delete', match: record.match, fields: {} }));
+  }
+  await sender.add(packer.flush());
+  await sender.drain();
+}
+
+/** Collects full messages and sends them ten at a time. */
+class MessageSender {
+  private pending: LaneMessage[] = [];
+  constructor(
+    private readonly queue: LaneQueue,
+    private readonly lane: string,
+    private readonly counters: RunCounters,
+  ) {}
+
+  async add(message: LaneMessage | undefined): Promise<void> {
+    if (!message) return;
+    this.pending.push(message);
+    if (this.pending.length >= 10) await this.drain();
+  }
+
+  async drain(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const messages = this.pending;
+    this.pending = [];
+    await this.queue.send(this.lane, messages);
+    this.counters.messages += messages.length;
+  }
+}
+
+async function appendInvalidSamples(
+  state: StateStore,
+  syncId: string,
+  runId: string,
+  samples: { key: string; reason: string }[],
+): Promise<void> {
+  if (samples.length > 0) await state.addInvalidSamples(syncId, runId, samples.splice(0));
+}
+
+function emitPlanMetrics(metrics: Metrics, syncId: string, counters: RunCounters): void {
+  const dimensions = { sync: syncId };
+  metrics.count('RecordsExtracted', counters.extracted, dimensions);
+  metrics.count('RecordsInvalid', counters.invalid, dimensions);
+  metrics.count('RecordsUnchanged', counters.unchanged, dimensions);
+  metrics.count('RecordsQueued', counters.queued + counters.deletesQueued, dimensions);
+}

@@ -1,0 +1,70 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { batchSizeOf, connectSource } from '#core/connect';
+import { ConnectorConfigError, RunStoppedError } from '#core/errors';
+import { planSync } from '#core/planner';
+import type { RunCounters } from '#core/ports';
+import { awsEnvironment, logger } from './shared/aws-environment.ts';
+import type { Environment, PlanEvent } from './shared/environment.ts';
+
+export interface PlanResult {
+  readonly syncId: string;
+  readonly runId?: string;
+  readonly status: 'planned' | 'continued' | 'stopped';
+  readonly reason?: string;
+  readonly counters?: RunCounters;
+}
+
+/** Leave this much of the Lambda's time to hand over to a fresh invocation. */
+const RESERVE_MS = 90_000;
+
+/**
+ * The plan function: reads what changed in a sync's model and queues it on the destination's
+ * lane. A run that would outlive the invocation continues in a fresh one. A run stopped by a
+ * guardrail, schema drift or a held lock returns `stopped` with the reason (not an error: a
+ * retry would stop again); anything else throws, so the invocation counts as failed.
+ */
+export function createPlanHandler(environment: () => Environment) {
+  return async (event: PlanEvent, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<PlanResult> => {
+    const env = environment();
+    const sync = env.config.syncs[event.syncId];
+    if (!sync) throw new ConnectorConfigError(`no sync named ${event.syncId} in the deployed config`);
+    const model = env.config.models[sync.model]!;
+    const source = await connectSource(env.config, model.source, env.secrets, `backflow:${sync.id}`);
+    try {
+      const outcome = await planSync(
+        {
+          sync,
+          model,
+          lane: sync.destination,
+          batchSize: batchSizeOf(env.config, sync.destination),
+          full: event.full,
+          force: event.force,
+          remainingMs: () => context.getRemainingTimeInMillis(),
+          reserveMs: RESERVE_MS,
+        },
+        { state: env.state, queue: env.queue, clock: env.clock, metrics: env.metrics, source },
+      );
+      if (outcome.status === 'continue') {
+        env.logger.info('plan continues in a fresh invocation', { syncId: sync.id, runId: outcome.runId });
+        await env.continuePlan({ syncId: sync.id });
+        return { syncId: sync.id, runId: outcome.runId, status: 'continued', counters: outcome.counters };
+      }
+      env.logger.info('plan done', { syncId: sync.id, runId: outcome.run.runId, counters: outcome.run.counters });
+      return { syncId: sync.id, runId: outcome.run.runId, status: 'planned', counters: outcome.run.counters };
+    } catch (error) {
+      if (error instanceof RunStoppedError) {
+        env.logger.warn('run stopped', { syncId: sync.id, reason: error.reason, message: error.message });
+        env.metrics.count('RunsStopped', 1, { sync: sync.id });
+        return { syncId: sync.id, status: 'stopped', reason: error.message };
+      }
+      env.metrics.count('PlanFailures', 1, { sync: sync.id });
+      throw error;
+    } finally {
+      await source.close();
+    }
+  };
+}
+
+export const handler = middy(createPlanHandler(awsEnvironment)).use(injectLambdaContext(logger));

@@ -1,0 +1,82 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { DestinationConnection } from '#connectors/sdk/destination';
+import { DynamoStateStore } from '#core/aws/dynamo-state-store';
+import { SecretsManagerSecrets } from '#core/aws/secrets-manager';
+import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
+import { loadConfig } from '#core/config/load';
+import { connectDestination } from '#core/connect';
+import { ConnectorConfigError } from '#core/errors';
+import { type Metrics, systemClock } from '#core/ports';
+import type { Environment, PlanEvent } from './environment.ts';
+
+export const logger = new Logger({ serviceName: 'backflow' });
+export const metrics = new PowertoolsMetrics({ namespace: 'Backflow', serviceName: 'backflow' });
+
+/** Our Metrics port on Powertools EMF: one metric line per call, with its own dimensions. */
+export function powertoolsMetrics(target: PowertoolsMetrics): Metrics {
+  return {
+    count(name, value, dimensions) {
+      const single = target.singleMetric();
+      single.addDimensions(dimensions);
+      single.addMetric(name, MetricUnit.Count, value);
+    },
+  };
+}
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new ConnectorConfigError(`environment variable ${name} is not set on this function`);
+  return value;
+}
+
+let cached: Environment | undefined;
+
+/**
+ * The Lambda environment: config bundled next to the handler (BACKFLOW_CONFIG), DynamoDB table
+ * BACKFLOW_TABLE, lanes BACKFLOW_LANES (JSON: destination → queue and DLQ URLs), secrets from
+ * Secrets Manager, Powertools logger and EMF metrics.
+ */
+export function awsEnvironment(): Environment {
+  if (cached) return cached;
+  const config = loadConfig(process.env.BACKFLOW_CONFIG ?? 'backflow.yml');
+  const lanes = JSON.parse(required('BACKFLOW_LANES')) as Record<string, LaneUrls>;
+  const lambda = new LambdaClient({});
+  const connections = new Map<string, Promise<DestinationConnection>>();
+  const secrets = new SecretsManagerSecrets();
+  cached = {
+    config,
+    state: new DynamoStateStore(new DynamoDBClient({}), required('BACKFLOW_TABLE')),
+    queue: new SqsLaneQueue(new SQSClient({}), (lane) => {
+      const urls = lanes[lane];
+      if (!urls) throw new ConnectorConfigError(`no lane for destination ${lane} in BACKFLOW_LANES`);
+      return urls;
+    }),
+    secrets,
+    clock: systemClock,
+    metrics: powertoolsMetrics(metrics),
+    logger,
+    async continuePlan(event: PlanEvent) {
+      await lambda.send(
+        new InvokeCommand({
+          FunctionName: required('AWS_LAMBDA_FUNCTION_NAME'),
+          InvocationType: 'Event',
+          Payload: Buffer.from(JSON.stringify(event)),
+        }),
+      );
+    },
+    destination(lane) {
+      let connection = connections.get(lane);
+      if (!connection) {
+        connection = connectDestination(config, lane, secrets).then((c) => c.connection);
+        connection.catch(() => connections.delete(lane));
+        connections.set(lane, connection);
+      }
+      return connection;
+    },
+  };
+  return cached;
+}
