@@ -1,6 +1,7 @@
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import { DynamoStateStore } from '#core/aws/dynamo-state-store';
@@ -60,6 +61,8 @@ export class LocalRuntime {
   private readonly connections = new Map<string, Promise<DestinationConnection>>();
   private readonly planHandler;
   private readonly exportHandlers = new Map<string, ReturnType<typeof createExportHandler>>();
+  /** fauxqs keeps queues in memory: dead letters are saved here between local runs. */
+  private deadLetterDir: string | undefined;
 
   private constructor(
     readonly options: LocalRuntimeOptions,
@@ -110,6 +113,8 @@ export class LocalRuntime {
       },
     };
     runtime = new LocalRuntime(options, aws, lanes, state, queue, environment);
+    runtime.deadLetterDir = stateDir && path.join(stateDir, 'dead-letters');
+    await runtime.restoreDeadLetters();
     return runtime;
   }
 
@@ -135,10 +140,10 @@ export class LocalRuntime {
     }
     for (const syncId of syncIds) {
       started.set(syncId, Date.now());
-      // Queues are in memory locally: if the last run never finished exporting, its messages are
-      // gone with the process that held them; a full re-diff re-queues whatever was not delivered.
+      // Queues are in memory locally: if the last run did not finish, its messages may be gone with
+      // the process that held them; a full re-diff re-queues whatever state says was not delivered.
       const [last] = await this.state.listRuns(syncId, 1);
-      const healing = last?.status === 'exporting' || last?.status === 'planning';
+      const healing = last !== undefined && ['planning', 'exporting', 'failed'].includes(last.status);
       results.set(syncId, await this.plan({ syncId, full: options.full === true || healing, force: options.force }));
     }
     await this.drain();
@@ -256,7 +261,49 @@ export class LocalRuntime {
     await this.queue.send(lane, messages);
   }
 
+  /** Reads every message of a lane's DLQ (they stay there: the visibility timeout hides them briefly). */
+  async deadLetters(lane: string): Promise<string[]> {
+    const url = this.lanes.get(lane)!.deadLetterUrl;
+    const bodies: string[] = [];
+    for (;;) {
+      const out = await this.aws.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }),
+      );
+      if (!out.Messages?.length) return bodies;
+      bodies.push(...out.Messages.map((m) => m.Body!));
+    }
+  }
+
+  private async saveDeadLetters(): Promise<void> {
+    if (!this.deadLetterDir) return;
+    mkdirSync(this.deadLetterDir, { recursive: true });
+    for (const lane of this.lanes.keys()) {
+      const file = path.join(this.deadLetterDir, `${lane}.jsonl`);
+      const bodies = await this.deadLetters(lane);
+      if (bodies.length > 0) writeFileSync(file, `${bodies.join('\n')}\n`);
+      else rmSync(file, { force: true });
+    }
+  }
+
+  private async restoreDeadLetters(): Promise<void> {
+    if (!this.deadLetterDir || !existsSync(this.deadLetterDir)) return;
+    for (const [lane, urls] of this.lanes) {
+      const file = path.join(this.deadLetterDir, `${lane}.jsonl`);
+      if (!existsSync(file)) continue;
+      const bodies = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+      for (let i = 0; i < bodies.length; i += 10) {
+        await this.aws.sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: urls.deadLetterUrl,
+            Entries: bodies.slice(i, i + 10).map((body, j) => ({ Id: String(j), MessageBody: body })),
+          }),
+        );
+      }
+    }
+  }
+
   async stop(): Promise<void> {
+    await this.saveDeadLetters();
     for (const connection of this.connections.values()) {
       await connection.then((c) => c.close()).catch(() => {});
     }

@@ -1,0 +1,326 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import { defineDestination, type OutboundRecord, type RecordOutcome } from '#connectors/sdk/destination';
+import {
+  AuthError,
+  ConnectorConfigError,
+  errorMessage,
+  RateLimitedError,
+  TransientError,
+} from '#core/errors';
+import { webhookLimits } from './limits.ts';
+import { IDEMPOTENCY_HEADER, idempotencyKey, SIGNATURE_HEADER, sign, TIMESTAMP_HEADER } from './signature.ts';
+
+/** Sent as `User-Agent: backflow/<version>`. */
+export const USER_AGENT = 'backflow/0.1';
+/** `object` of the empty batch `check()` sends; receivers answer it with any 2xx. */
+export const CHECK_OBJECT = '__backflow_check__';
+/** Header carrying the run tag (`backflow:<sync>:<run>`) when the engine gives one. */
+export const TAG_HEADER = 'X-Backflow-Tag';
+
+/** First in-call backoff; doubles per attempt, with jitter. */
+const BACKOFF_BASE_MS = 200;
+/** Cap on the total sleeping of one call: a Lambda must not idle waiting for a flapping endpoint. */
+const MAX_SLEEP_MS = 2_000;
+/** How much of a response body an error message quotes. */
+const SNIPPET_CHARS = 200;
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers Backflow sets itself: `headers` cannot override them. */
+const RESERVED_HEADERS = new Set(
+  [
+    'content-type',
+    'content-length',
+    'host',
+    'user-agent',
+    TIMESTAMP_HEADER,
+    SIGNATURE_HEADER,
+    IDEMPOTENCY_HEADER,
+    TAG_HEADER,
+  ].map((h) => h.toLowerCase()),
+);
+
+const secretString = z
+  .string()
+  .min(1)
+  .regex(
+    /^[\x21-\x7e]+$/,
+    'expected printable ASCII without spaces or line breaks (check for a trailing newline)',
+  );
+
+const options = z.strictObject({
+  /** The receiving endpoint. Only the origin ever appears in errors: a path or query may carry a token. */
+  url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).refine((u) => {
+    const parsed = new URL(u);
+    return parsed.username === '' && parsed.password === '';
+  }, 'credentials in the URL are not supported: use the bearer_token secret or an Authorization header'),
+  /** Extra request headers (values may use ${ENV_VAR}); Backflow's own headers cannot be overridden. */
+  headers: z
+    .record(z.string(), z.string())
+    .superRefine((headers, ctx) => {
+      for (const [name, value] of Object.entries(headers)) {
+        if (!HEADER_NAME.test(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `"${name}" is not a valid HTTP header name`,
+          });
+        } else if (RESERVED_HEADERS.has(name.toLowerCase())) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `"${name}" is set by Backflow and cannot be overridden`,
+          });
+        }
+        if (/[\r\n\0]/.test(value)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: 'a header value cannot contain line breaks',
+          });
+        }
+      }
+    })
+    .optional(),
+  /** Per attempt, including reading the response. */
+  timeout_ms: z.number().int().min(100).max(900_000).default(10_000),
+  /** Attempts within one write on network errors, timeouts, 408 and 5xx. */
+  max_attempts: z.number().int().min(1).max(10).default(3),
+  /** Secret: HMAC-SHA256 key of `X-Backflow-Signature`. */
+  signing_secret: secretString.optional(),
+  /** Secret: sent as `Authorization: Bearer <token>`. */
+  bearer_token: secretString.optional(),
+});
+
+type ResultEntry = Record<string, unknown>;
+
+/**
+ * POSTs each batch as JSON to the user's endpoint, signed with HMAC-SHA256.
+ * The request and response contracts are in docs/destinations/webhook.md.
+ */
+export const webhookDestination = defineDestination({
+  type: 'webhook',
+  optionsSchema: options,
+  secretKeys: ['signing_secret', 'bearer_token'],
+  modes: ['upsert', 'update', 'insert', 'mirror'],
+  limits: webhookLimits,
+  async connect(opts, context) {
+    const target = new URL(opts.url);
+    // Never the path or query: webhook URLs often embed a token (e.g. /hooks/T000/B000/XXXX).
+    const where = `webhook ${target.origin}`;
+    // The secrets, and extra header values: a secret may fill `headers` too (e.g. an API-key header).
+    const secrets = [
+      opts.signing_secret,
+      opts.bearer_token,
+      ...Object.values(opts.headers ?? {}).filter((v) => v.length >= 8),
+    ]
+      .filter((s): s is string => typeof s === 'string' && s !== '')
+      .sort((a, b) => b.length - a.length);
+    const redact = (text: string): string => secrets.reduce((t, s) => t.split(s).join('[redacted]'), text);
+    const snippet = (text: string): string => {
+      const short = redact(text).replace(/\s+/g, ' ').trim().slice(0, SNIPPET_CHARS);
+      return short === '' ? '' : `: ${short}`;
+    };
+    if (
+      opts.bearer_token &&
+      Object.keys(opts.headers ?? {}).some((h) => h.toLowerCase() === 'authorization')
+    ) {
+      throw new ConnectorConfigError(
+        `${where}: set either the bearer_token secret or an Authorization header, not both`,
+      );
+    }
+
+    /** Sends one JSON body, retrying transient failures in the call; returns the 2xx response text. */
+    const post = async (payload: unknown): Promise<string> => {
+      const body = JSON.stringify(payload);
+      const key = idempotencyKey(body);
+      let slept = 0;
+      for (let attempt = 1; ; attempt++) {
+        const timestamp = Math.floor(Date.now() / 1000);
+        const headers: Record<string, string> = {
+          ...opts.headers,
+          'Content-Type': 'application/json',
+          'User-Agent': USER_AGENT,
+          [TIMESTAMP_HEADER]: String(timestamp),
+          [IDEMPOTENCY_HEADER]: key,
+        };
+        if (context.tag) headers[TAG_HEADER] = context.tag;
+        if (opts.signing_secret) headers[SIGNATURE_HEADER] = sign(opts.signing_secret, timestamp, body);
+        if (opts.bearer_token) headers.Authorization = `Bearer ${opts.bearer_token}`;
+
+        let problem: string;
+        let cause: unknown;
+        try {
+          const response = await fetch(opts.url, {
+            method: 'POST',
+            headers,
+            body,
+            redirect: 'manual',
+            signal: AbortSignal.timeout(opts.timeout_ms),
+          });
+          const text = await response.text();
+          const status = response.status;
+          if (status >= 200 && status < 300) return text;
+          if (status === 429) {
+            const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+            const hint =
+              retryAfterMs === undefined ? '' : ` (Retry-After ${Math.ceil(retryAfterMs / 1000)} s)`;
+            throw new RateLimitedError(`${where} is rate limiting requests (HTTP 429)${hint}`, retryAfterMs);
+          }
+          if (status === 401 || status === 403) {
+            throw new AuthError(
+              `${where} refused the request (HTTP ${status})${snippet(text)}: check signing_secret and bearer_token in the destination's secret`,
+            );
+          }
+          if (status >= 300 && status < 400) {
+            throw new ConnectorConfigError(
+              `${where} answered a redirect (HTTP ${status}); Backflow does not follow redirects: set url to the final address`,
+            );
+          }
+          if (status === 413) {
+            throw new ConnectorConfigError(
+              `${where} refused the batch as too large (HTTP 413)${snippet(text)}: lower lane.batch_size`,
+            );
+          }
+          if (status >= 400 && status < 500 && status !== 408) {
+            throw new ConnectorConfigError(`${where} refused the request (HTTP ${status})${snippet(text)}`);
+          }
+          problem = `HTTP ${status}${snippet(text)}`;
+        } catch (error) {
+          if (
+            error instanceof AuthError ||
+            error instanceof RateLimitedError ||
+            error instanceof ConnectorConfigError
+          )
+            throw error;
+          problem = describeNetworkError(error, opts.timeout_ms);
+          cause = error;
+        }
+
+        const delay = Math.min(
+          Math.round(BACKOFF_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random() / 2)),
+          MAX_SLEEP_MS - slept,
+        );
+        if (attempt >= opts.max_attempts || delay <= 0) {
+          throw new TransientError(
+            redact(`${where} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${problem}`),
+            { cause },
+          );
+        }
+        await sleep(delay);
+        slept += delay;
+      }
+    };
+
+    return {
+      async check() {
+        await post({ object: CHECK_OBJECT, records: [] });
+      },
+      async fields() {
+        return [];
+      },
+      async write(batch) {
+        if (batch.records.length === 0) return [];
+        const text = await post({
+          object: batch.object,
+          match_field: batch.matchField,
+          records: batch.records.map(({ key, op, match, fields }) => ({ key, op, match, fields })),
+        });
+        return outcomes(batch.records, text, redact);
+      },
+      async close() {},
+    };
+  },
+});
+
+/** `Retry-After` as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function describeNetworkError(error: unknown, timeoutMs: number): string {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    return `no response within ${timeoutMs} ms (timeout_ms)`;
+  }
+  const cause = error instanceof Error ? error.cause : undefined;
+  return `network error: ${cause instanceof Error ? cause.message : errorMessage(error)}`;
+}
+
+/** Reads the response contract: no `results` array means every record is ok. */
+function outcomes(
+  records: readonly OutboundRecord[],
+  text: string,
+  redact: (s: string) => string,
+): RecordOutcome[] {
+  const results = parseResults(text);
+  if (!results) return records.map((r) => ({ key: r.key, status: 'ok' }));
+  const byKey = new Map<string, ResultEntry>();
+  for (const entry of results) {
+    if (entry !== null && typeof entry === 'object' && !Array.isArray(entry)) {
+      const e = entry as ResultEntry;
+      if (typeof e.key === 'string' && !byKey.has(e.key)) byKey.set(e.key, e);
+    }
+  }
+  return records.map((r) => toOutcome(r.key, byKey.get(r.key), redact));
+}
+
+function parseResults(text: string): unknown[] | undefined {
+  if (text.trim() === '') return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object') return undefined;
+  const results = (parsed as { results?: unknown }).results;
+  return Array.isArray(results) ? results : undefined;
+}
+
+function toOutcome(
+  key: string,
+  entry: ResultEntry | undefined,
+  redact: (s: string) => string,
+): RecordOutcome {
+  if (!entry) return { key, status: 'retry', reason: 'no result for this record' };
+  const reason =
+    typeof entry.reason === 'string' && entry.reason !== '' ? redact(entry.reason).slice(0, 500) : undefined;
+  switch (entry.status) {
+    case 'ok': {
+      const action =
+        entry.action === 'created' || entry.action === 'updated' || entry.action === 'deleted'
+          ? entry.action
+          : undefined;
+      const id = typeof entry.id === 'string' || typeof entry.id === 'number' ? String(entry.id) : undefined;
+      return { key, status: 'ok', ...(action && { action }), ...(id !== undefined && { destinationId: id }) };
+    }
+    case 'rejected':
+      return {
+        key,
+        status: 'rejected',
+        reason: reason ?? 'rejected by the webhook',
+        ...(typeof entry.field === 'string' && { field: entry.field }),
+      };
+    case 'retry': {
+      const after = entry.retry_after_ms;
+      const afterMs =
+        typeof after === 'number' && Number.isFinite(after) && after >= 0 ? Math.round(after) : undefined;
+      return {
+        key,
+        status: 'retry',
+        reason: reason ?? 'the webhook asked to retry',
+        ...(afterMs !== undefined && { afterMs }),
+      };
+    }
+    default:
+      return {
+        key,
+        status: 'retry',
+        reason: `the webhook answered an unknown status ${redact(String(JSON.stringify(entry.status))).slice(0, 50)}`,
+      };
+  }
+}
