@@ -83,13 +83,18 @@ export async function ensureLane(
   const dlq = await sqs.send(
     new CreateQueueCommand({ QueueName: `backflow-${name}-dlq`, Attributes: { MessageRetentionPeriod: '1209600' } }),
   );
-  const dlqArn = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }));
+  const dlqArn = await sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
   const queue = await sqs.send(
     new CreateQueueCommand({
       QueueName: `backflow-${name}`,
       Attributes: {
         VisibilityTimeout: String(visibilityTimeoutSeconds),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn.Attributes?.QueueArn, maxReceiveCount: maxReceives }),
+        RedrivePolicy: JSON.stringify({
+          deadLetterTargetArn: dlqArn.Attributes?.QueueArn,
+          maxReceiveCount: maxReceives,
+        }),
       },
     }),
   );
@@ -101,13 +106,20 @@ export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<{ to
   const out = await sqs.send(
     new GetQueueAttributesCommand({
       QueueUrl: queueUrl,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
     }),
   );
   const a = out.Attributes ?? {};
   const visible = Number(a.ApproximateNumberOfMessages ?? 0);
   return {
     visible,
-    total: visible + Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) + Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
+    total:
+      visible +
+      Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
+      Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
   };
 }

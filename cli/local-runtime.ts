@@ -9,7 +9,15 @@ import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
 import type { Config } from '#core/config/load';
 import { connectDestination } from '#core/connect';
 import type { LaneMessage } from '#core/lane-message';
-import { type LaneQueue, type Metrics, noMetrics, type RunRecord, type Secrets, type StateStore, systemClock } from '#core/ports';
+import {
+  type LaneQueue,
+  type Metrics,
+  noMetrics,
+  type RunRecord,
+  type Secrets,
+  type StateStore,
+  systemClock,
+} from '#core/ports';
 import { LocalSecrets } from '#core/secrets';
 import { createExportHandler } from '#functions/export';
 import { createPlanHandler, type PlanResult } from '#functions/plan';
@@ -36,7 +44,13 @@ export interface LocalRuntimeOptions {
 
 export type ProgressEvent =
   | { readonly type: 'plan'; readonly syncId: string; readonly result: PlanResult }
-  | { readonly type: 'export'; readonly lane: string; readonly messages: number; readonly failed: number; readonly pending: number };
+  | {
+      readonly type: 'export';
+      readonly lane: string;
+      readonly messages: number;
+      readonly failed: number;
+      readonly pending: number;
+    };
 
 export interface SyncSummary {
   readonly syncId: string;
@@ -77,7 +91,8 @@ export class LocalRuntime {
 
   static async start(options: LocalRuntimeOptions): Promise<LocalRuntime> {
     const { config } = options;
-    const stateDir = options.stateDir === false ? undefined : (options.stateDir ?? path.join(config.projectDir, '.backflow'));
+    const stateDir =
+      options.stateDir === false ? undefined : (options.stateDir ?? path.join(config.projectDir, '.backflow'));
     const aws = await startLocalAws(stateDir);
     const visibility = options.visibilityTimeoutSeconds ?? 30;
     const lanes = new Map<string, LaneUrls>();
@@ -151,7 +166,8 @@ export class LocalRuntime {
     for (const syncId of syncIds) {
       const result = results.get(syncId)!;
       const lane = this.options.config.syncs[syncId]!.destination;
-      const deadLettered = (await queueDepth(this.aws.sqs, this.lanes.get(lane)!.deadLetterUrl)).total - (deadLetterBefore.get(lane) ?? 0);
+      const deadLettered =
+        (await queueDepth(this.aws.sqs, this.lanes.get(lane)!.deadLetterUrl)).total - (deadLetterBefore.get(lane) ?? 0);
       let run = result.runId ? await this.state.getRun(syncId, result.runId) : undefined;
       let status: SyncSummary['status'] = result.status === 'stopped' ? 'stopped' : 'succeeded';
       if (run && result.status !== 'stopped') {
@@ -165,7 +181,14 @@ export class LocalRuntime {
           run = await this.state.getRun(syncId, run.runId);
         }
       }
-      summaries.push({ syncId, status, reason: result.reason, run, deadLetteredMessages: Math.max(0, deadLettered), durationMs: Date.now() - started.get(syncId)! });
+      summaries.push({
+        syncId,
+        status,
+        reason: result.reason,
+        run,
+        deadLetteredMessages: Math.max(0, deadLettered),
+        durationMs: Date.now() - started.get(syncId)!,
+      });
     }
     return summaries;
   }
@@ -250,7 +273,10 @@ export class LocalRuntime {
   private exportHandler(lane: string) {
     let handler = this.exportHandlers.get(lane);
     if (!handler) {
-      handler = createExportHandler(() => this.environment, () => lane);
+      handler = createExportHandler(
+        () => this.environment,
+        () => lane,
+      );
       this.exportHandlers.set(lane, handler);
     }
     return handler;
@@ -267,7 +293,12 @@ export class LocalRuntime {
     const bodies: string[] = [];
     for (;;) {
       const out = await this.aws.sqs.send(
-        new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }),
+        new ReceiveMessageCommand({
+          QueueUrl: url,
+          MaxNumberOfMessages: 10,
+          WaitTimeSeconds: 0,
+          VisibilityTimeout: 60,
+        }),
       );
       if (!out.Messages?.length) return bodies;
       bodies.push(...out.Messages.map((m) => m.Body!));

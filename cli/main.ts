@@ -69,13 +69,22 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function run(config: Config, names: string[], options: { full: boolean; force: boolean; json: boolean }): Promise<number> {
+async function run(
+  config: Config,
+  names: string[],
+  options: { full: boolean; force: boolean; json: boolean },
+): Promise<number> {
   const unknown = names.filter((name) => !(name in config.syncs));
   if (unknown.length > 0) {
     console.error(`backflow: no sync named ${unknown.join(', ')}; syncs are ${Object.keys(config.syncs).join(', ')}`);
     return 2;
   }
-  const syncIds = names.length > 0 ? names : Object.values(config.syncs).filter((s) => s.enabled).map((s) => s.id);
+  const syncIds =
+    names.length > 0
+      ? names
+      : Object.values(config.syncs)
+          .filter((s) => s.enabled)
+          .map((s) => s.id);
   const runtime = await LocalRuntime.start({ config, onProgress: options.json ? undefined : progress() });
   try {
     const summaries = await runtime.run(syncIds, options);
@@ -98,7 +107,9 @@ function progress(): (event: ProgressEvent) => void {
       process.stderr.write(process.stderr.isTTY ? `\r\u001b[K${line}` : `${dim(line)}\n`);
     } else if (process.stderr.isTTY) {
       exported += event.messages - event.failed;
-      process.stderr.write(`\r\u001b[Kexporting ${event.lane}: ${exported} message(s) delivered, ${event.pending} pending`);
+      process.stderr.write(
+        `\r\u001b[Kexporting ${event.lane}: ${exported} message(s) delivered, ${event.pending} pending`,
+      );
     }
   };
 }

@@ -8,7 +8,10 @@ import { duckdbSource } from '#connectors/sources/duckdb/index';
 const sources = new Map<string, SourceDefinition>([[duckdbSource.type, duckdbSource as unknown as SourceDefinition]]);
 
 const destinations = new Map<string, DestinationDefinition>(
-  [postgresDestination, duckdbDestination, webhookDestination].map((d) => [d.type, d as unknown as DestinationDefinition]),
+  [postgresDestination, duckdbDestination, webhookDestination].map((d) => [
+    d.type,
+    d as unknown as DestinationDefinition,
+  ]),
 );
 
 export function getSource(type: string): SourceDefinition | undefined {

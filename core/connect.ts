@@ -1,6 +1,6 @@
+import { getDestination, getSource } from '#connectors/registry';
 import type { DestinationConnection, DestinationDefinition } from '#connectors/sdk/destination';
 import type { SourceConnection, SourceDefinition } from '#connectors/sdk/source';
-import { getDestination, getSource } from '#connectors/registry';
 import type { Config, ConnectorConfig } from '#core/config/load';
 import { ConnectorConfigError } from './errors.ts';
 import type { Secrets } from './ports.ts';
@@ -10,8 +10,7 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(over)) {
     const current = out[key];
-    out[key] =
-      isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
+    out[key] = isPlainObject(current) && isPlainObject(value) ? deepMerge(current, value) : value;
   }
   return out;
 }
@@ -37,7 +36,12 @@ async function resolveOptions(
   return parsed.data;
 }
 
-export async function connectSource(config: Config, name: string, secrets: Secrets, tag?: string): Promise<SourceConnection> {
+export async function connectSource(
+  config: Config,
+  name: string,
+  secrets: Secrets,
+  tag?: string,
+): Promise<SourceConnection> {
   const connector = config.sources[name];
   const definition = connector && getSource(connector.type);
   if (!connector || !definition) throw new ConnectorConfigError(`no source named ${name}`);

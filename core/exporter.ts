@@ -1,7 +1,7 @@
 import type { DestinationConnection, RecordOutcome } from '#connectors/sdk/destination';
 import type { LaneMessage, QueuedRecord } from './lane-message.ts';
-import { finishRunIfDone } from './runs.ts';
 import type { Clock, LaneQueue, Metrics, RecordState, RecordStateWrite, RunCounters, StateStore } from './ports.ts';
+import { finishRunIfDone } from './runs.ts';
 
 export interface ExportDependencies {
   readonly state: StateStore;
@@ -110,7 +110,13 @@ async function applyOutcomes(
         writes.push({ ...base, status: 'deleted', match: record.match });
         add('deleted');
       } else {
-        writes.push({ ...base, status: 'ok', hash: record.hash, match: record.match, destinationId: outcome.destinationId });
+        writes.push({
+          ...base,
+          status: 'ok',
+          hash: record.hash,
+          match: record.match,
+          destinationId: outcome.destinationId,
+        });
         add((outcome.action ?? (record.isNew ? 'created' : 'updated')) as keyof RunCounters);
       }
     } else if (outcome.status === 'rejected') {

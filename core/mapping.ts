@@ -1,5 +1,5 @@
 import type { OutboundRecord } from '#connectors/sdk/destination';
-import type { JsonValue, Row } from '#connectors/sdk/types';
+import type { JsonValue } from '#connectors/sdk/types';
 import type { MappingConfig, SyncConfig } from '#core/config/schema';
 import { canonicalJson, digest } from './canonical.ts';
 
@@ -29,7 +29,9 @@ export function compileMapping(sync: Pick<SyncConfig, 'object' | 'match' | 'mapp
     return { field, value: m.value, nulls: 'sync' };
   });
   const columns = [...new Set([matchColumn, ...rules.flatMap((r) => (r.column ? [r.column] : []))])];
-  const version = digest(canonicalJson({ object: sync.object, mode: sync.mode, match: sync.match, rules: rules as never }));
+  const version = digest(
+    canonicalJson({ object: sync.object, mode: sync.mode, match: sync.match, rules: rules as never }),
+  );
   return { matchField, matchColumn, rules, version, columns };
 }
 
@@ -79,10 +81,11 @@ export function recordKey(value: unknown): string | undefined {
 }
 
 /** Maps one model row to the destination's fields, or says why the row is invalid. */
-export function mapRow(row: Row, primaryKey: string, mapping: Mapping): MapResult {
+export function mapRow(row: Readonly<Record<string, unknown>>, primaryKey: string, mapping: Mapping): MapResult {
   const key = recordKey(row[primaryKey]);
   if (key === undefined) return { ok: false, key: '(null)', reason: `primary key "${primaryKey}" is null` };
-  if (Buffer.byteLength(key) > 1024) return { ok: false, key: key.slice(0, 64), reason: 'primary key is longer than 1024 bytes' };
+  if (Buffer.byteLength(key) > 1024)
+    return { ok: false, key: key.slice(0, 64), reason: 'primary key is longer than 1024 bytes' };
   const fields: Record<string, JsonValue> = {};
   let match: JsonValue;
   try {
@@ -112,5 +115,7 @@ export function mapRow(row: Row, primaryKey: string, mapping: Mapping): MapResul
 
 /** The hash stored in state: what was sent, under which mapping. */
 export function recordHash(record: Pick<OutboundRecord, 'match' | 'fields'>, mappingVersion: string): string {
-  return digest(`${mappingVersion}\n${canonicalJson({ match: record.match, fields: record.fields as Record<string, JsonValue> })}`);
+  return digest(
+    `${mappingVersion}\n${canonicalJson({ match: record.match, fields: record.fields as Record<string, JsonValue> })}`,
+  );
 }

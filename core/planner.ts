@@ -1,11 +1,10 @@
 import type { Checkpoint, SourceConnection } from '#connectors/sdk/source';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
-import type { ModelConfig } from '#core/config/schema';
 import type { ResolvedSync } from '#core/config/load';
+import type { ModelConfig } from '#core/config/schema';
 import { RunStoppedError } from './errors.ts';
-import { finishRunIfDone } from './runs.ts';
 import { type LaneMessage, MessagePacker, type QueuedRecord } from './lane-message.ts';
-import { compileMapping, mapRow, type Mapping, recordHash, recordKey } from './mapping.ts';
+import { compileMapping, type Mapping, mapRow, recordHash, recordKey } from './mapping.ts';
 import {
   type Clock,
   emptyCounters,
@@ -16,6 +15,7 @@ import {
   type RunRecord,
   type StateStore,
 } from './ports.ts';
+import { finishRunIfDone } from './runs.ts';
 
 export interface PlanDependencies {
   readonly state: StateStore;
@@ -75,7 +75,16 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   const mapping = compileMapping(sync);
 
   if (!progress) {
-    await state.putRun({ syncId: sync.id, runId, sequence, status: 'planning', full, startedAt, invalidSamples, counters });
+    await state.putRun({
+      syncId: sync.id,
+      runId,
+      sequence,
+      status: 'planning',
+      full,
+      startedAt,
+      invalidSamples,
+      counters,
+    });
   }
   try {
     const fieldTypes = await checkSchema(request, mapping, deps.source);
@@ -102,7 +111,9 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     // so the next incremental read picks up whatever changed while it ran.
     const watermark =
       progress?.watermark ??
-      (full && model.cursor !== undefined ? await deps.source.watermark(model.sql, model.cursor, model.primary_key) : undefined);
+      (full && model.cursor !== undefined
+        ? await deps.source.watermark(model.sql, model.cursor, model.primary_key)
+        : undefined);
     let after: Checkpoint | undefined = progress ? progress.after : full ? undefined : storedCursor;
     const reads = deps.source.read({
       sql: model.sql,
@@ -128,11 +139,18 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
           continue;
         }
         seen.add(key);
-        candidates.push({ ...mapped.record, op: operationFor(sync.mode), hash: recordHash(mapped.record, mapping.version) });
+        candidates.push({
+          ...mapped.record,
+          op: operationFor(sync.mode),
+          hash: recordHash(mapped.record, mapping.version),
+        });
       }
       for (let i = 0; i < candidates.length; i += STATE_BATCH) {
         const slice = candidates.slice(i, i + STATE_BATCH);
-        const stored = await state.getRecords(sync.id, slice.map((r) => r.key));
+        const stored = await state.getRecords(
+          sync.id,
+          slice.map((r) => r.key),
+        );
         for (const record of slice) {
           const previous = stored.get(record.key);
           if (isUnchanged(sync.mode, record, previous)) {
@@ -147,6 +165,8 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       // Every record of this page is durably queued before the cursor moves past it.
       await sender.add(packer.flush());
       await sender.drain();
+      // Pages of rows without a primary key have no position to resume from: keep reading.
+      if (!page.checkpoint) continue;
       after = page.checkpoint;
       if (!full) await state.putCursor(sync.id, after);
       const remaining = request.remainingMs?.() ?? Number.POSITIVE_INFINITY;
@@ -205,7 +225,11 @@ async function checkSchema(
 ): Promise<Record<string, FieldType>> {
   const described = await source.describe(request.model.sql);
   const columns = new Map(described.map((c) => [c.name, c.type]));
-  const needed = [request.model.primary_key, ...(request.model.cursor ? [request.model.cursor] : []), ...mapping.columns];
+  const needed = [
+    request.model.primary_key,
+    ...(request.model.cursor ? [request.model.cursor] : []),
+    ...mapping.columns,
+  ];
   const missing = [...new Set(needed)].filter((c) => !columns.has(c));
   const names = [...columns.keys()];
   if (missing.length > 0) {

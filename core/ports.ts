@@ -113,7 +113,11 @@ export interface StateStore {
 
   putRun(run: RunRecord): Promise<void>;
   addToRun(syncId: string, runId: string, counters: Partial<RunCounters>): Promise<void>;
-  updateRun(syncId: string, runId: string, fields: { status?: RunStatus; error?: string; plannedAt?: string }): Promise<void>;
+  updateRun(
+    syncId: string,
+    runId: string,
+    fields: { status?: RunStatus; error?: string; plannedAt?: string },
+  ): Promise<void>;
   addInvalidSamples(syncId: string, runId: string, samples: readonly { key: string; reason: string }[]): Promise<void>;
   getRun(syncId: string, runId: string): Promise<RunRecord | undefined>;
   listRuns(syncId: string, limit: number): Promise<RunRecord[]>;

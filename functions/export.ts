@@ -42,7 +42,9 @@ export function createExportHandler(environment: () => Environment, lane: () => 
           error: (error as Error).message,
           errorName: (error as Error).name,
         });
-        env.metrics.count(error instanceof RateLimitedError ? 'DestinationThrottles' : 'ExportErrors', 1, { lane: laneName });
+        env.metrics.count(error instanceof RateLimitedError ? 'DestinationThrottles' : 'ExportErrors', 1, {
+          lane: laneName,
+        });
         await env.queue
           .retryLater(laneName, record.receiptHandle, failureDelaySeconds(receives, retryAfter))
           .catch((e: unknown) => env.logger.warn('could not delay the retry', { error: (e as Error).message }));

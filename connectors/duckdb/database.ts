@@ -4,12 +4,27 @@ import { exactNumber, fieldTypeOf, isoTimestamp } from '#connectors/sdk/sql';
 import type { ConnectorContext, FieldType, JsonValue, Row } from '#connectors/sdk/types';
 
 /**
+ * Instances stay referenced for the life of the process: DuckDB's instance cache holds them
+ * weakly, and once one is collected while a connection is open, reopening the file waits forever.
+ */
+const instances = new Map<string, Promise<DuckDBInstance>>();
+
+/**
  * Opens a DuckDB database file shared within the process (DuckDB allows one writer per file),
  * with the session time zone pinned to UTC so timestamps normalize the same everywhere.
  */
 export async function openDuckDb(file: string, context: ConnectorContext): Promise<DuckDBConnection> {
   const resolved = file === ':memory:' ? file : path.resolve(context.projectDir, file);
-  const instance = await DuckDBInstance.fromCache(resolved);
+  let instance = instances.get(resolved);
+  if (!instance) {
+    instance = DuckDBInstance.fromCache(resolved);
+    instances.set(resolved, instance);
+    instance.catch(() => instances.delete(resolved));
+  }
+  return connectTo(await instance);
+}
+
+async function connectTo(instance: DuckDBInstance): Promise<DuckDBConnection> {
   const connection = await instance.connect();
   await connection.run("SET TimeZone = 'UTC'");
   return connection;
@@ -28,7 +43,12 @@ export function duckColumn(name: string, type: DuckDBType): DuckColumn {
   const alias = (type as { alias?: string }).alias;
   const passthrough = (json: unknown) => json as JsonValue;
   if (alias === 'JSON') {
-    return { name, nativeType: 'JSON', type: 'json', convert: (json) => (json === null ? null : (JSON.parse(String(json)) as JsonValue)) };
+    return {
+      name,
+      nativeType: 'JSON',
+      type: 'json',
+      convert: (json) => (json === null ? null : (JSON.parse(String(json)) as JsonValue)),
+    };
   }
   switch (type.typeId) {
     case DuckDBTypeId.BIGINT:
@@ -36,18 +56,38 @@ export function duckColumn(name: string, type: DuckDBType): DuckColumn {
     case DuckDBTypeId.UBIGINT:
     case DuckDBTypeId.UHUGEINT:
     case DuckDBTypeId.DECIMAL:
-      return { name, nativeType, type: fieldTypeOf(nativeType), convert: (json) => (json === null ? null : exactNumber(String(json))) };
+      return {
+        name,
+        nativeType,
+        type: fieldTypeOf(nativeType),
+        convert: (json) => (json === null ? null : exactNumber(String(json))),
+      };
     case DuckDBTypeId.FLOAT:
     case DuckDBTypeId.DOUBLE:
-      return { name, nativeType, type: 'number', convert: (json) => (typeof json === 'string' ? (Number(json) as JsonValue) : (json as JsonValue)) };
+      return {
+        name,
+        nativeType,
+        type: 'number',
+        convert: (json) => (typeof json === 'string' ? (Number(json) as JsonValue) : (json as JsonValue)),
+      };
     case DuckDBTypeId.TIMESTAMP:
     case DuckDBTypeId.TIMESTAMP_S:
     case DuckDBTypeId.TIMESTAMP_MS:
     case DuckDBTypeId.TIMESTAMP_NS:
     case DuckDBTypeId.TIMESTAMP_TZ:
-      return { name, nativeType, type: 'timestamp', convert: (json) => (json === null ? null : isoTimestamp(String(json))) };
+      return {
+        name,
+        nativeType,
+        type: 'timestamp',
+        convert: (json) => (json === null ? null : isoTimestamp(String(json))),
+      };
     case DuckDBTypeId.BLOB:
-      return { name, nativeType, type: 'binary', convert: (_json, js) => (js === null ? null : Buffer.from(js as Uint8Array).toString('base64')) };
+      return {
+        name,
+        nativeType,
+        type: 'binary',
+        convert: (_json, js) => (js === null ? null : Buffer.from(js as Uint8Array).toString('base64')),
+      };
     default:
       return { name, nativeType, type: fieldTypeOf(nativeType), convert: passthrough };
   }

@@ -50,7 +50,12 @@ export interface WriteBatch {
 
 /** One outcome per record: a connector never throws for one bad record. */
 export type RecordOutcome =
-  | { readonly key: string; readonly status: 'ok'; readonly action?: 'created' | 'updated' | 'deleted'; readonly destinationId?: string }
+  | {
+      readonly key: string;
+      readonly status: 'ok';
+      readonly action?: 'created' | 'updated' | 'deleted';
+      readonly destinationId?: string;
+    }
   | { readonly key: string; readonly status: 'rejected'; readonly reason: string; readonly field?: string }
   | { readonly key: string; readonly status: 'retry'; readonly reason: string; readonly afterMs?: number };
 
@@ -75,6 +80,8 @@ export interface DestinationDefinition<Schema extends z.ZodObject = z.ZodObject>
   connect(options: z.output<Schema>, context: ConnectorContext): Promise<DestinationConnection>;
 }
 
-export function defineDestination<Schema extends z.ZodObject>(definition: DestinationDefinition<Schema>): DestinationDefinition<Schema> {
+export function defineDestination<Schema extends z.ZodObject>(
+  definition: DestinationDefinition<Schema>,
+): DestinationDefinition<Schema> {
   return definition;
 }

@@ -32,8 +32,11 @@ export interface ReadRequest {
 
 export interface RowPage {
   readonly rows: Row[];
-  /** Position of the last row of this page. */
-  readonly checkpoint: Checkpoint;
+  /**
+   * Position of the last row of this page. Absent for pages of rows without a primary key: they
+   * cannot be placed in key order, are reported invalid, and come first in a full read.
+   */
+  readonly checkpoint?: Checkpoint;
 }
 
 export interface SourceConnection {
@@ -63,6 +66,8 @@ export interface SourceDefinition<Schema extends z.ZodObject = z.ZodObject> {
   connect(options: z.output<Schema>, context: ConnectorContext): Promise<SourceConnection>;
 }
 
-export function defineSource<Schema extends z.ZodObject>(definition: SourceDefinition<Schema>): SourceDefinition<Schema> {
+export function defineSource<Schema extends z.ZodObject>(
+  definition: SourceDefinition<Schema>,
+): SourceDefinition<Schema> {
   return definition;
 }

@@ -31,7 +31,12 @@ export function isoTimestamp(text: string): string {
 /** Normalized type of a SQL type name (DuckDB, PostgreSQL and MySQL spellings). */
 export function fieldTypeOf(nativeType: string): FieldType {
   const t = nativeType.toUpperCase();
-  if (/^(TINYINT|SMALLINT|INTEGER|INT\d*|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|SERIAL|BIGSERIAL)\b/.test(t)) return 'integer';
+  if (
+    /^(TINYINT|SMALLINT|INTEGER|INT\d*|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|SERIAL|BIGSERIAL)\b/.test(
+      t,
+    )
+  )
+    return 'integer';
   if (/^(DECIMAL|NUMERIC|NUMBER|DOUBLE|FLOAT|REAL)/.test(t)) return 'number';
   if (/^BOOL/.test(t)) return 'boolean';
   if (t === 'DATE') return 'date';

@@ -174,7 +174,11 @@ export class DynamoStateStore implements StateStore {
     const superseded: string[] = [];
     await forEachLimited(states, WRITE_CONCURRENCY, async (state) => {
       const names: Record<string, string> = { '#v': 'v', '#s': 's', '#u': 'u' };
-      const values: Record<string, AttributeValue> = { ':v': n(state.version), ':s': s(state.status), ':u': s(state.updatedAt) };
+      const values: Record<string, AttributeValue> = {
+        ':v': n(state.version),
+        ':s': s(state.status),
+        ':u': s(state.updatedAt),
+      };
       const set = ['#v = :v', '#s = :s', '#u = :u'];
       const remove = ['x'];
       const optional: [string, string | undefined][] = [
@@ -285,7 +289,11 @@ export class DynamoStateStore implements StateStore {
     );
   }
 
-  async addInvalidSamples(syncId: string, runId: string, samples: readonly { key: string; reason: string }[]): Promise<void> {
+  async addInvalidSamples(
+    syncId: string,
+    runId: string,
+    samples: readonly { key: string; reason: string }[],
+  ): Promise<void> {
     if (samples.length === 0) return;
     await this.client.send(
       new UpdateItemCommand({
@@ -364,7 +372,11 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** Runs `task` over items with at most `limit` in flight. */
-export async function forEachLimited<T>(items: readonly T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {

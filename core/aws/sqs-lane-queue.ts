@@ -1,7 +1,7 @@
 import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { TransientError } from '#core/errors';
 import { encodeMessage, type LaneMessage, MAX_MESSAGE_BYTES } from '#core/lane-message';
 import type { LaneQueue } from '#core/ports';
-import { TransientError } from '#core/errors';
 
 export interface LaneUrls {
   readonly queueUrl: string;
@@ -46,7 +46,9 @@ export class SqsLaneQueue implements LaneQueue {
         const permanent = failed.find((f) => f.SenderFault);
         if (permanent || attempt >= SEND_ATTEMPTS) {
           const first = permanent ?? failed[0]!;
-          throw new TransientError(`SQS refused ${failed.length} message(s) on ${queueUrl}: ${first.Code} ${first.Message ?? ''}`);
+          throw new TransientError(
+            `SQS refused ${failed.length} message(s) on ${queueUrl}: ${first.Code} ${first.Message ?? ''}`,
+          );
         }
         const retry = new Set(failed.map((f) => f.Id));
         entries = entries.filter((e) => retry.has(e.Id));

@@ -3,9 +3,10 @@ import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { destinationTypes, getDestination, getSource, sourceTypes } from '#connectors/registry';
-import { type ConfigIssue, ConfigFileError } from '#core/errors';
+import { SYNC_MODES, type SyncMode } from '#connectors/sdk/types';
+import { ConfigFileError, type ConfigIssue } from '#core/errors';
 import { locate } from './locate.ts';
-import { type LaneConfig, type ModelConfig, type SyncConfig, configSchema } from './schema.ts';
+import { configSchema, type LaneConfig, type ModelConfig, type RawConfig, type SyncConfig } from './schema.ts';
 import { didYouMean } from './suggest.ts';
 
 export interface ConnectorConfig {
@@ -70,26 +71,32 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
 
   const raw = interpolate(doc.toJS() as unknown, [], env, at);
   const parsed = configSchema.safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) reportZodIssue(issue, [], raw, at);
-    throw new ConfigFileError(sortIssues(issues));
-  }
-  const config = parsed.data;
-  const projectDir = path.dirname(path.resolve(file));
+  if (!parsed.success) for (const issue of parsed.error.issues) reportZodIssue(issue, [], raw, at);
+  // References and connector options are checked even when the shape is wrong elsewhere, so one
+  // run of `backflow validate` lists every problem.
+  const loose = (parsed.success ? parsed.data : raw) as Partial<Record<keyof RawConfig, unknown>>;
+  const rawSources = section(loose.sources);
+  const rawModels = section(loose.models);
+  const rawDestinations = section(loose.destinations);
 
   const sources: Record<string, ConnectorConfig> = {};
-  for (const [name, source] of Object.entries(config.sources)) {
+  for (const [name, source] of Object.entries(rawSources)) {
+    if (typeof source.type !== 'string') continue;
     const definition = getSource(source.type);
     if (!definition) {
-      at(['sources', name, 'type'], `unknown source type "${source.type}"${didYouMean(source.type, sourceTypes())}; expected one of ${sourceTypes().join(', ')}`);
+      at(
+        ['sources', name, 'type'],
+        `unknown source type "${source.type}"${didYouMean(source.type, sourceTypes())}; expected one of ${sourceTypes().join(', ')}`,
+      );
       continue;
     }
     const options = checkOptions(['sources', name], source, definition.optionsSchema, definition.secretKeys, at);
-    sources[name] = { name, type: source.type, secret: source.secret, options };
+    sources[name] = { name, type: source.type, secret: source.secret as string | undefined, options };
   }
 
   const destinations: Record<string, DestinationConfig> = {};
-  for (const [name, destination] of Object.entries(config.destinations)) {
+  for (const [name, destination] of Object.entries(rawDestinations)) {
+    if (typeof destination.type !== 'string') continue;
     const definition = getDestination(destination.type);
     if (!definition) {
       at(
@@ -103,43 +110,66 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     destinations[name] = {
       name,
       type: destination.type,
-      secret: destination.secret,
+      secret: destination.secret as string | undefined,
       options,
-      lane: lane ?? { max_receives: 5 },
+      lane: (lane as LaneConfig | undefined) ?? { max_receives: 5 },
     };
   }
 
-  for (const [name, model] of Object.entries(config.models)) {
-    if (!(model.source in config.sources)) {
-      at(['models', name, 'source'], `no source named "${model.source}"${didYouMean(model.source, Object.keys(config.sources))}`);
+  for (const [name, model] of Object.entries(rawModels)) {
+    if (typeof model.source === 'string' && !(model.source in rawSources)) {
+      at(
+        ['models', name, 'source'],
+        `no source named "${model.source}"${didYouMean(model.source, Object.keys(rawSources))}`,
+      );
     }
   }
 
-  const syncs: Record<string, ResolvedSync> = {};
-  for (const [id, sync] of Object.entries(config.syncs)) {
-    const model = config.models[sync.model];
-    if (!model) at(['syncs', id, 'model'], `no model named "${sync.model}"${didYouMean(sync.model, Object.keys(config.models))}`);
-    const destination = config.destinations[sync.destination];
-    if (!destination) {
-      at(
-        ['syncs', id, 'destination'],
-        `no destination named "${sync.destination}"${didYouMean(sync.destination, Object.keys(config.destinations))}`,
-      );
-    } else {
-      const definition = getDestination(destination.type);
-      if (definition && !definition.modes.includes(sync.mode as never)) {
-        at(['syncs', id, 'mode'], `destination type "${destination.type}" supports modes ${definition.modes.join(', ')}, not "${sync.mode}"`);
+  for (const [id, sync] of Object.entries(section(loose.syncs))) {
+    if (typeof sync.model === 'string' && !(sync.model in rawModels)) {
+      at(['syncs', id, 'model'], `no model named "${sync.model}"${didYouMean(sync.model, Object.keys(rawModels))}`);
+    }
+    if (typeof sync.destination === 'string') {
+      const destination = rawDestinations[sync.destination];
+      if (!destination) {
+        at(
+          ['syncs', id, 'destination'],
+          `no destination named "${sync.destination}"${didYouMean(sync.destination, Object.keys(rawDestinations))}`,
+        );
+      } else {
+        const definition = typeof destination.type === 'string' ? getDestination(destination.type) : undefined;
+        const mode = sync.mode ?? 'upsert';
+        if (definition && SYNC_MODES.includes(mode as SyncMode) && !definition.modes.includes(mode as SyncMode)) {
+          at(
+            ['syncs', id, 'mode'],
+            `destination type "${destination.type}" supports modes ${definition.modes.join(', ')}, not "${mode}"`,
+          );
+        }
       }
     }
-    const matchField = Object.keys(sync.match)[0]!;
-    if (matchField in sync.mappings) {
-      at(['syncs', id, 'mappings', matchField], `"${matchField}" is the match key: it is set from \`match\`, remove it from mappings`, true);
+    const matchField = Object.keys(section(sync.match))[0];
+    if (matchField !== undefined && matchField in section(sync.mappings)) {
+      at(
+        ['syncs', id, 'mappings', matchField],
+        `"${matchField}" is the match key: it is set from \`match\`, remove it from mappings`,
+        true,
+      );
     }
-    syncs[id] = { ...sync, id };
   }
 
-  if (issues.length > 0) throw new ConfigFileError(sortIssues(issues));
+  if (issues.length > 0 || !parsed.success) throw new ConfigFileError(sortIssues(issues));
+  const config = parsed.data;
+  const syncs = Object.fromEntries(Object.entries(config.syncs).map(([id, sync]) => [id, { ...sync, id }]));
+  const projectDir = path.dirname(path.resolve(file));
   return { file: path.resolve(file), projectDir, sources, models: config.models, destinations, syncs };
+}
+
+/** The entries of a map section that are themselves maps (others were reported by the schema). */
+function section(value: unknown): Record<string, Record<string, unknown>> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return {};
+  return Object.fromEntries(
+    Object.entries(value).filter(([, v]) => v !== null && typeof v === 'object' && !Array.isArray(v)),
+  ) as Record<string, Record<string, unknown>>;
 }
 
 function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
@@ -147,14 +177,22 @@ function sortIssues(issues: ConfigIssue[]): ConfigIssue[] {
 }
 
 /** Replaces `${VAR}` and `${VAR:-default}` in every string; `$${` escapes a literal `${`. */
-function interpolate(value: unknown, p: PropertyKey[], env: NodeJS.ProcessEnv, at: (p: Path, m: string) => void): unknown {
+function interpolate(
+  value: unknown,
+  p: PropertyKey[],
+  env: NodeJS.ProcessEnv,
+  at: (p: Path, m: string) => void,
+): unknown {
   if (typeof value === 'string') {
     return value.replace(ENV_REF, (match, variable: string | undefined, fallback: string | undefined) => {
       if (match === '$${') return '${';
       const found = env[variable!];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
-      at(p, `environment variable ${variable} is not set (referenced as ${match}; use \${${variable}:-default} for a default)`);
+      at(
+        p,
+        `environment variable ${variable} is not set (referenced as ${match}; use \${${variable}:-default} for a default)`,
+      );
       return match;
     });
   }
@@ -176,11 +214,17 @@ function checkOptions(
   for (const key of secretKeys) {
     const keyPath = key.split('.');
     if (valueAt(options, keyPath) !== undefined) {
-      at([...base, ...keyPath], `"${key}" is a secret: do not write it in the config; put it in the secret named by \`secret:\` (see docs/config.md#secrets)`, true);
+      at(
+        [...base, ...keyPath],
+        `"${key}" is a secret: do not write it in the config; put it in the secret named by \`secret:\` (see docs/config.md#secrets)`,
+        true,
+      );
     }
   }
   // Secret-only keys arrive at connect time, merged from the secret: not required in the file.
-  const optionalSecrets = Object.fromEntries(secretKeys.filter((k) => k in schema.shape).map((k) => [k, true as const]));
+  const optionalSecrets = Object.fromEntries(
+    secretKeys.filter((k) => k in schema.shape).map((k) => [k, true as const]),
+  );
   const result = schema.partial(optionalSecrets as never).safeParse(options);
   if (result.success) return result.data as Record<string, unknown>;
   for (const issue of result.error.issues) reportZodIssue(issue, base, options, at, schema);
@@ -220,7 +264,11 @@ function reportZodIssue(
     case 'unrecognized_keys': {
       const allowed = keysAt(schema, local);
       for (const key of issue.keys) {
-        at([...full, key], `unknown key "${key}"${didYouMean(key, allowed)}; expected one of ${allowed.join(', ')}`, true);
+        at(
+          [...full, key],
+          `unknown key "${key}"${didYouMean(key, allowed)}; expected one of ${allowed.join(', ')}`,
+          true,
+        );
       }
       return;
     }
@@ -231,7 +279,10 @@ function reportZodIssue(
     case 'invalid_value': {
       const values = issue.values.map((v) => String(v));
       const hint = typeof received === 'string' ? didYouMean(received, values) : '';
-      at(full, `expected ${values.length === 1 ? values[0] : `one of ${values.join(' | ')}`}, got ${describe(received)}${hint}`);
+      at(
+        full,
+        `expected ${values.length === 1 ? values[0] : `one of ${values.join(' | ')}`}, got ${describe(received)}${hint}`,
+      );
       return;
     }
     case 'invalid_union':
@@ -260,7 +311,8 @@ function keysAt(schema: z.ZodType, p: readonly PropertyKey[]): string[] {
       const def = node._zod.def as unknown as ZodDefLike;
       if (def.innerType) node = def.innerType;
       else if (def.type === 'pipe' && def.in) node = def.in;
-      else if (def.type === 'union' && def.options) node = def.options.find((o) => (o._zod.def as unknown as ZodDefLike).type === 'object');
+      else if (def.type === 'union' && def.options)
+        node = def.options.find((o) => (o._zod.def as unknown as ZodDefLike).type === 'object');
       else break;
     }
     return node;

@@ -1,4 +1,4 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+import { type Document, isMap, isPair, isScalar, isSeq, type LineCounter, type Node } from 'yaml';
 
 export interface Position {
   line: number;
@@ -10,12 +10,7 @@ export interface Position {
  * missing key), returns the position of the deepest parent that does, so an error can still
  * point at the right block. `atKey` points at the key itself rather than its value.
  */
-export function locate(
-  doc: Document,
-  counter: LineCounter,
-  path: readonly PropertyKey[],
-  atKey = false,
-): Position {
+export function locate(doc: Document, counter: LineCounter, path: readonly PropertyKey[], atKey = false): Position {
   let node: unknown = doc.contents;
   let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
   for (const [i, segment] of path.entries()) {

@@ -56,7 +56,9 @@ async function main(): Promise<void> {
     console.log(`touched ${touch} customers in ${path.relative(process.cwd(), file)}`);
   } else {
     await connection.run(seedSql());
-    console.log(`created the demo warehouse ${path.relative(process.cwd(), file)} (${CUSTOMERS} customers + 3 invalid rows)`);
+    console.log(
+      `created the demo warehouse ${path.relative(process.cwd(), file)} (${CUSTOMERS} customers + 3 invalid rows)`,
+    );
   }
   connection.closeSync();
   instance.closeSync();

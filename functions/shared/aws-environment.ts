@@ -1,8 +1,8 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics as PowertoolsMetrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import { DynamoStateStore } from '#core/aws/dynamo-state-store';
 import { SecretsManagerSecrets } from '#core/aws/secrets-manager';

@@ -157,11 +157,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
     });
   };
 
-  const handle = async (
-    req: IncomingMessage,
-    res: ServerResponse,
-    request: ReceivedRequest,
-  ): Promise<void> => {
+  const handle = async (req: IncomingMessage, res: ServerResponse, request: ReceivedRequest): Promise<void> => {
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       request.status = status;
       const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -175,18 +171,15 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
     if (request.rawBody.length > MAX_BODY_BYTES) return send(413, { error: 'body too large' });
     if (req.method !== 'POST') return send(405, { error: 'only POST' }, { allow: 'POST' });
     const retryAfter = takeToken();
-    if (retryAfter !== undefined)
-      return send(429, { error: 'rate limited' }, { 'retry-after': String(retryAfter) });
+    if (retryAfter !== undefined) return send(429, { error: 'rate limited' }, { 'retry-after': String(retryAfter) });
 
     if (options.bearerToken !== undefined) {
       const given = req.headers.authorization ?? '';
-      if (!sameText(given, `Bearer ${options.bearerToken}`))
-        return send(401, { error: 'invalid bearer token' });
+      if (!sameText(given, `Bearer ${options.bearerToken}`)) return send(401, { error: 'invalid bearer token' });
     }
     if (options.signingSecret !== undefined) {
       const timestamp = header(req.headers, 'x-backflow-timestamp');
-      if (!timestamp || !/^\d+$/.test(timestamp))
-        return send(401, { error: 'missing or malformed timestamp' });
+      if (!timestamp || !/^\d+$/.test(timestamp)) return send(401, { error: 'missing or malformed timestamp' });
       if (Math.abs(Math.floor(Date.now() / 1000) - Number(timestamp)) > tolerance)
         return send(401, { error: 'timestamp too old' });
       const expected = `v1=${createHmac('sha256', options.signingSecret).update(`${timestamp}.${request.rawBody}`).digest('hex')}`;
@@ -288,10 +281,7 @@ function matchKey(match: JsonValue): string {
   return typeof match === 'string' ? match : JSON.stringify(match);
 }
 
-function merge(
-  existing: Record<string, JsonValue>,
-  fields: Record<string, JsonValue>,
-): Record<string, JsonValue> {
+function merge(existing: Record<string, JsonValue>, fields: Record<string, JsonValue>): Record<string, JsonValue> {
   const out = { ...existing };
   for (const [name, value] of Object.entries(fields)) {
     if (value === null) delete out[name];
@@ -307,8 +297,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 /** The request body's shape, or what is wrong with it. */
 function parseBatch(payload: unknown): Pick<ReceivedBatch, 'object' | 'matchField' | 'records'> | string {
   if (!isPlainObject(payload)) return 'body must be a JSON object';
-  if (typeof payload.object !== 'string' || payload.object === '')
-    return '"object" must be a non-empty string';
+  if (typeof payload.object !== 'string' || payload.object === '') return '"object" must be a non-empty string';
   if (!Array.isArray(payload.records)) return '"records" must be an array';
   if (payload.object === CHECK_OBJECT) return { object: payload.object, matchField: '', records: [] };
   if (typeof payload.match_field !== 'string' || payload.match_field === '')

@@ -1,8 +1,8 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureLane, type LocalAws, queueDepth, startLocalAws } from '#cli/local-aws';
 import { SqsLaneQueue } from '#core/aws/sqs-lane-queue';
 import { decodeMessage, type LaneMessage } from '#core/lane-message';
-import { ensureLane, type LocalAws, queueDepth, startLocalAws } from '#cli/local-aws';
 
 const message = (i: number, size = 10): LaneMessage => ({
   v: 1,
@@ -33,7 +33,9 @@ describe('SQS lanes on fauxqs', () => {
     expect((await queueDepth(aws.sqs, urls.queueUrl)).total).toBe(25);
     const seen: string[] = [];
     for (;;) {
-      const out = await aws.sqs.send(new ReceiveMessageCommand({ QueueUrl: urls.queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 30 }));
+      const out = await aws.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: urls.queueUrl, MaxNumberOfMessages: 10, VisibilityTimeout: 30 }),
+      );
       if (!out.Messages?.length) break;
       for (const m of out.Messages) seen.push(decodeMessage(m.Body!).records[0]!.key);
     }

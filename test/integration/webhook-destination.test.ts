@@ -1,20 +1,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  CHECK_OBJECT,
-  parseRetryAfter,
-  USER_AGENT,
-  webhookDestination,
-} from '#connectors/destinations/webhook/index';
+import { CHECK_OBJECT, parseRetryAfter, USER_AGENT, webhookDestination } from '#connectors/destinations/webhook/index';
 import { idempotencyKey, sign, verify } from '#connectors/destinations/webhook/signature';
 import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connectors/sdk/destination';
 import { AuthError, ConnectorConfigError, RateLimitedError, TransientError } from '#core/errors';
-import {
-  startWebhookReceiver,
-  type WebhookReceiver,
-  type WebhookReceiverOptions,
-} from '#test/fakes/webhook-receiver';
+import { startWebhookReceiver, type WebhookReceiver, type WebhookReceiverOptions } from '#test/fakes/webhook-receiver';
 
 const SECRET = 'whsec_5f2b8c1d9e7a';
 const TOKEN = 'tok_9a8b7c6d5e4f';
@@ -112,9 +103,7 @@ describe('webhook destination: writes', () => {
     await conn.write(batch([upsert('1', 'a@x.io', { name: 'A', phone: '555', city: 'Oslo' })]));
     const outcomes = await conn.write(batch([upsert('1', 'a@x.io', { name: 'A2', phone: null })]));
 
-    expect(outcomes).toEqual([
-      { key: '1', status: 'ok', action: 'updated', destinationId: expect.any(String) },
-    ]);
+    expect(outcomes).toEqual([{ key: '1', status: 'ok', action: 'updated', destinationId: expect.any(String) }]);
     expect(r.store.get('contacts')?.get('a@x.io')).toEqual({ name: 'A2', city: 'Oslo' });
   });
 
@@ -165,20 +154,14 @@ describe('webhook destination: writes', () => {
     const conn = await connect(r.url);
     await conn.write(batch([upsert('1', 'a@x.io', { name: 'A' }), upsert('2', 'b@x.io', { name: 'B' })]));
     const outcomes = await conn.write(batch([{ key: '1', op: 'delete', match: 'a@x.io', fields: {} }]));
-    expect(outcomes).toEqual([
-      { key: '1', status: 'ok', action: 'deleted', destinationId: expect.any(String) },
-    ]);
+    expect(outcomes).toEqual([{ key: '1', status: 'ok', action: 'deleted', destinationId: expect.any(String) }]);
     expect([...(r.store.get('contacts')?.keys() ?? [])]).toEqual(['b@x.io']);
   });
 
   it('reads the response contract: no results → all ok; a missing result → retry; retry_after_ms kept', async () => {
     const r = await start();
     const conn = await connect(r.url);
-    const records = [
-      upsert('1', 'a@x.io', { n: 1 }),
-      upsert('2', 'b@x.io', { n: 2 }),
-      upsert('3', 'c@x.io', { n: 3 }),
-    ];
+    const records = [upsert('1', 'a@x.io', { n: 1 }), upsert('2', 'b@x.io', { n: 2 }), upsert('3', 'c@x.io', { n: 3 })];
 
     r.respondWith = () => ({});
     expect(await conn.write(batch(records))).toEqual(records.map((rec) => ({ key: rec.key, status: 'ok' })));
@@ -234,9 +217,7 @@ describe('webhook destination: whole-batch failures', () => {
     expect(r.requestCount).toBe(1);
 
     r.failNext(1, 429, { 'retry-after': new Date(Date.now() + 30_000).toUTCString() });
-    const dated = (await caught(
-      conn.write(batch([upsert('1', 'a@x.io', { name: 'A' })])),
-    )) as RateLimitedError;
+    const dated = (await caught(conn.write(batch([upsert('1', 'a@x.io', { name: 'A' })])))) as RateLimitedError;
     expect(dated).toBeInstanceOf(RateLimitedError);
     expect(dated.retryAfterMs).toBeGreaterThan(25_000);
     expect(dated.retryAfterMs).toBeLessThanOrEqual(30_000);
@@ -257,9 +238,7 @@ describe('webhook destination: whole-batch failures', () => {
     const conn = await connect(r.url);
     r.failNext(2, 500);
     const outcomes = await conn.write(batch([upsert('1', 'a@x.io', { name: 'A' })]));
-    expect(outcomes).toEqual([
-      { key: '1', status: 'ok', action: 'created', destinationId: expect.any(String) },
-    ]);
+    expect(outcomes).toEqual([{ key: '1', status: 'ok', action: 'created', destinationId: expect.any(String) }]);
     expect(r.requests.map((q) => q.status)).toEqual([500, 500, 200]);
     expect(new Set(r.requests.map((q) => q.headers['idempotency-key'])).size).toBe(1);
   });
@@ -384,9 +363,7 @@ describe('webhook destination: check, fields, options', () => {
     });
     expect(parse({ url: 'ftp://example.com' }).success).toBe(false);
     expect(parse({ url: 'https://user:pw@example.com' }).success).toBe(false);
-    expect(parse({ url: 'https://example.com', headers: { 'X-Backflow-Signature': 'x' } }).success).toBe(
-      false,
-    );
+    expect(parse({ url: 'https://example.com', headers: { 'X-Backflow-Signature': 'x' } }).success).toBe(false);
     expect(parse({ url: 'https://example.com', headers: { 'bad header': 'x' } }).success).toBe(false);
     expect(parse({ url: 'https://example.com', signing_secret: 'abc\n' }).success).toBe(false);
     expect(parse({ url: 'https://example.com', unknown: 1 }).success).toBe(false);
@@ -395,9 +372,7 @@ describe('webhook destination: check, fields, options', () => {
   });
 
   it('refuses a bearer_token together with an Authorization header', async () => {
-    const error = await caught(
-      connect('https://example.com/in', { headers: { Authorization: 'Basic abc' } }),
-    );
+    const error = await caught(connect('https://example.com/in', { headers: { Authorization: 'Basic abc' } }));
     expect(error).toBeInstanceOf(ConnectorConfigError);
     expectNoSecret(error);
   });
@@ -410,21 +385,18 @@ describe('webhook signature helpers', () => {
   it('verifies, refuses stale, tampered and malformed signatures, and accepts rotated secrets', () => {
     const signature = sign(SECRET, now, body);
     expect(signature).toMatch(/^v1=[0-9a-f]{64}$/);
-    expect(verify({ secret: SECRET, timestamp: String(now), signature, body, nowSeconds: now + 10 })).toEqual(
-      { valid: true },
-    );
-    expect(
-      verify({ secret: SECRET, timestamp: String(now), signature, body, nowSeconds: now + 301 }),
-    ).toEqual({ valid: false, reason: 'expired' });
-    expect(
-      verify({ secret: SECRET, timestamp: String(now), signature, body: `${body} `, nowSeconds: now }),
-    ).toEqual({
+    expect(verify({ secret: SECRET, timestamp: String(now), signature, body, nowSeconds: now + 10 })).toEqual({
+      valid: true,
+    });
+    expect(verify({ secret: SECRET, timestamp: String(now), signature, body, nowSeconds: now + 301 })).toEqual({
+      valid: false,
+      reason: 'expired',
+    });
+    expect(verify({ secret: SECRET, timestamp: String(now), signature, body: `${body} `, nowSeconds: now })).toEqual({
       valid: false,
       reason: 'mismatch',
     });
-    expect(
-      verify({ secret: SECRET, timestamp: String(now), signature: 'v1=zz', body, nowSeconds: now }),
-    ).toEqual({
+    expect(verify({ secret: SECRET, timestamp: String(now), signature: 'v1=zz', body, nowSeconds: now })).toEqual({
       valid: false,
       reason: 'malformed',
     });
@@ -441,12 +413,8 @@ describe('webhook signature helpers', () => {
     expect(parseRetryAfter(null)).toBeUndefined();
     expect(parseRetryAfter('2')).toBe(2000);
     expect(parseRetryAfter('0.5')).toBe(500);
-    expect(
-      parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:00 GMT')),
-    ).toBe(60_000);
-    expect(
-      parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:29:00 GMT')),
-    ).toBe(0);
+    expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:27:00 GMT'))).toBe(60_000);
+    expect(parseRetryAfter('Wed, 21 Oct 2015 07:28:00 GMT', Date.parse('Wed, 21 Oct 2015 07:29:00 GMT'))).toBe(0);
     expect(parseRetryAfter('soon')).toBeUndefined();
   });
 });

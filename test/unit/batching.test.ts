@@ -1,7 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { groupForBatch } from '#core/aws/sqs-lane-queue';
-import { encodeMessage, type LaneMessage, MAX_MESSAGE_BYTES, MessagePacker, type QueuedRecord } from '#core/lane-message';
+import {
+  encodeMessage,
+  type LaneMessage,
+  MAX_MESSAGE_BYTES,
+  MessagePacker,
+  type QueuedRecord,
+} from '#core/lane-message';
 
 const header: Omit<LaneMessage, 'records'> = {
   v: 1,
@@ -14,7 +20,13 @@ const header: Omit<LaneMessage, 'records'> = {
   attempt: 0,
 };
 
-const record = (i: number, size: number): QueuedRecord => ({ key: String(i), op: 'upsert', match: i, fields: { name: 'x'.repeat(size) }, hash: 'h' });
+const record = (i: number, size: number): QueuedRecord => ({
+  key: String(i),
+  op: 'upsert',
+  match: i,
+  fields: { name: 'x'.repeat(size) },
+  hash: 'h',
+});
 
 function pack(records: QueuedRecord[], maxRecords: number, maxBytes: number): LaneMessage[] {
   const packer = new MessagePacker(header, maxRecords, maxBytes);

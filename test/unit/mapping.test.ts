@@ -28,14 +28,29 @@ describe('mapping a row', () => {
   });
 
   it('makes rows without a primary key or match value invalid, with the reason', () => {
-    expect(mapRow({ id: null, email: 'a@x.io' }, 'id', mapping)).toEqual({ ok: false, key: '(null)', reason: 'primary key "id" is null' });
-    expect(mapRow({ id: 3, email: '' }, 'id', mapping)).toEqual({ ok: false, key: '3', reason: 'match value "email" is missing' });
+    expect(mapRow({ id: null, email: 'a@x.io' }, 'id', mapping)).toEqual({
+      ok: false,
+      key: '(null)',
+      reason: 'primary key "id" is null',
+    });
+    expect(mapRow({ id: 3, email: '' }, 'id', mapping)).toEqual({
+      ok: false,
+      key: '3',
+      reason: 'match value "email" is missing',
+    });
   });
 
   it('normalizes dates to ISO 8601 UTC and big integers exactly, and refuses NaN', () => {
     const dated = compileMapping({ ...sync, mappings: { at: 'at', big: 'big' } });
-    const ok = mapRow({ id: 1, email: 'a@x.io', at: new Date('2026-01-02T03:04:05+02:00'), big: 9007199254740993n }, 'id', dated);
-    expect(ok).toMatchObject({ ok: true, record: { fields: { at: '2026-01-02T01:04:05.000Z', big: '9007199254740993' } } });
+    const ok = mapRow(
+      { id: 1, email: 'a@x.io', at: new Date('2026-01-02T03:04:05+02:00'), big: 9007199254740993n },
+      'id',
+      dated,
+    );
+    expect(ok).toMatchObject({
+      ok: true,
+      record: { fields: { at: '2026-01-02T01:04:05.000Z', big: '9007199254740993' } },
+    });
     expect(mapRow({ id: 1, email: 'a@x.io', at: Number.NaN }, 'id', dated)).toEqual({
       ok: false,
       key: '1',
@@ -81,6 +96,8 @@ describe('hashing', () => {
   });
 
   it('canonical JSON sorts keys at every depth', () => {
-    expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe('{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe(
+      '{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}',
+    );
   });
 });

@@ -1,13 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineDestination, type OutboundRecord, type RecordOutcome } from '#connectors/sdk/destination';
-import {
-  AuthError,
-  ConnectorConfigError,
-  errorMessage,
-  RateLimitedError,
-  TransientError,
-} from '#core/errors';
+import { AuthError, ConnectorConfigError, errorMessage, RateLimitedError, TransientError } from '#core/errors';
 import { webhookLimits } from './limits.ts';
 import { IDEMPOTENCY_HEADER, idempotencyKey, SIGNATURE_HEADER, sign, TIMESTAMP_HEADER } from './signature.ts';
 
@@ -43,10 +37,7 @@ const RESERVED_HEADERS = new Set(
 const secretString = z
   .string()
   .min(1)
-  .regex(
-    /^[\x21-\x7e]+$/,
-    'expected printable ASCII without spaces or line breaks (check for a trailing newline)',
-  );
+  .regex(/^[\x21-\x7e]+$/, 'expected printable ASCII without spaces or line breaks (check for a trailing newline)');
 
 const options = z.strictObject({
   /** The receiving endpoint. Only the origin ever appears in errors: a path or query may carry a token. */
@@ -121,10 +112,7 @@ export const webhookDestination = defineDestination({
       const short = redact(text).replace(/\s+/g, ' ').trim().slice(0, SNIPPET_CHARS);
       return short === '' ? '' : `: ${short}`;
     };
-    if (
-      opts.bearer_token &&
-      Object.keys(opts.headers ?? {}).some((h) => h.toLowerCase() === 'authorization')
-    ) {
+    if (opts.bearer_token && Object.keys(opts.headers ?? {}).some((h) => h.toLowerCase() === 'authorization')) {
       throw new ConnectorConfigError(
         `${where}: set either the bearer_token secret or an Authorization header, not both`,
       );
@@ -163,8 +151,7 @@ export const webhookDestination = defineDestination({
           if (status >= 200 && status < 300) return text;
           if (status === 429) {
             const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-            const hint =
-              retryAfterMs === undefined ? '' : ` (Retry-After ${Math.ceil(retryAfterMs / 1000)} s)`;
+            const hint = retryAfterMs === undefined ? '' : ` (Retry-After ${Math.ceil(retryAfterMs / 1000)} s)`;
             throw new RateLimitedError(`${where} is rate limiting requests (HTTP 429)${hint}`, retryAfterMs);
           }
           if (status === 401 || status === 403) {
@@ -187,11 +174,7 @@ export const webhookDestination = defineDestination({
           }
           problem = `HTTP ${status}${snippet(text)}`;
         } catch (error) {
-          if (
-            error instanceof AuthError ||
-            error instanceof RateLimitedError ||
-            error instanceof ConnectorConfigError
-          )
+          if (error instanceof AuthError || error instanceof RateLimitedError || error instanceof ConnectorConfigError)
             throw error;
           problem = describeNetworkError(error, opts.timeout_ms);
           cause = error;
@@ -251,11 +234,7 @@ function describeNetworkError(error: unknown, timeoutMs: number): string {
 }
 
 /** Reads the response contract: no `results` array means every record is ok. */
-function outcomes(
-  records: readonly OutboundRecord[],
-  text: string,
-  redact: (s: string) => string,
-): RecordOutcome[] {
+function outcomes(records: readonly OutboundRecord[], text: string, redact: (s: string) => string): RecordOutcome[] {
   const results = parseResults(text);
   if (!results) return records.map((r) => ({ key: r.key, status: 'ok' }));
   const byKey = new Map<string, ResultEntry>();
@@ -281,11 +260,7 @@ function parseResults(text: string): unknown[] | undefined {
   return Array.isArray(results) ? results : undefined;
 }
 
-function toOutcome(
-  key: string,
-  entry: ResultEntry | undefined,
-  redact: (s: string) => string,
-): RecordOutcome {
+function toOutcome(key: string, entry: ResultEntry | undefined, redact: (s: string) => string): RecordOutcome {
   if (!entry) return { key, status: 'retry', reason: 'no result for this record' };
   const reason =
     typeof entry.reason === 'string' && entry.reason !== '' ? redact(entry.reason).slice(0, 500) : undefined;
@@ -307,8 +282,7 @@ function toOutcome(
       };
     case 'retry': {
       const after = entry.retry_after_ms;
-      const afterMs =
-        typeof after === 'number' && Number.isFinite(after) && after >= 0 ? Math.round(after) : undefined;
+      const afterMs = typeof after === 'number' && Number.isFinite(after) && after >= 0 ? Math.round(after) : undefined;
       return {
         key,
         status: 'retry',

@@ -26,7 +26,9 @@ export const duckdbSource = defineSource({
         types.set(sql, new Map(columns.map((c) => [c.name, c.nativeType])));
         return columns.map(({ name, type, nativeType }) => ({ name, type, nativeType }));
       } catch (error) {
-        throw new ConnectorConfigError(`DuckDB cannot run the model SQL: ${(error as Error).message}`, { cause: error });
+        throw new ConnectorConfigError(`DuckDB cannot run the model SQL: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
     };
     const typeOf = async (sql: string, column: string): Promise<string> => {
@@ -35,7 +37,8 @@ export const duckdbSource = defineSource({
       if (!found) throw new ConnectorConfigError(`the model has no column "${column}"`);
       return found;
     };
-    const bind = (value: unknown): string | null => (value === null || value === undefined ? null : typeof value === 'string' ? value : JSON.stringify(value));
+    const bind = (value: unknown): string | null =>
+      value === null || value === undefined ? null : typeof value === 'string' ? value : JSON.stringify(value);
 
     return {
       async check() {
@@ -47,6 +50,17 @@ export const duckdbSource = defineSource({
         const cursor = request.cursor === undefined ? undefined : quoteIdent(request.cursor);
         const pkType = await typeOf(request.sql, request.primaryKey);
         let after: Checkpoint | undefined = request.after;
+        if (!cursor && !after) {
+          // Keyset pages cannot reach rows whose primary key is null: hand them over first.
+          for (let offset = 0; ; offset += request.pageSize) {
+            const { rows } = await queryRows(
+              connection,
+              `select * from (${request.sql}) as model where ${pk} is null limit ${request.pageSize} offset ${offset}`,
+            );
+            if (rows.length > 0) yield { rows };
+            if (rows.length < request.pageSize) break;
+          }
+        }
         for (;;) {
           const params: (string | null)[] = [];
           let where = '';
@@ -60,13 +74,17 @@ export const duckdbSource = defineSource({
           } else if (after) {
             where = `where ${pk} > cast(? as ${pkType})`;
             params.push(bind(after.pk));
+          } else {
+            where = `where ${pk} is not null`;
           }
           const order = cursor ? `${cursor}, ${pk}` : pk;
           const sql = `select * from (${request.sql}) as model ${where} order by ${order} limit ${request.pageSize}`;
           const { rows } = await queryRows(connection, sql, params);
           if (rows.length === 0) return;
           const last = rows[rows.length - 1]!;
-          after = cursor ? { cursor: last[request.cursor!] ?? null, pk: last[request.primaryKey] ?? null } : { pk: last[request.primaryKey] ?? null };
+          after = cursor
+            ? { cursor: last[request.cursor!] ?? null, pk: last[request.primaryKey] ?? null }
+            : { pk: last[request.primaryKey] ?? null };
           const page: RowPage = { rows, checkpoint: after };
           yield page;
           if (rows.length < request.pageSize) return;

@@ -1,0 +1,214 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { LocalRuntime } from '#cli/local-runtime';
+import type { DestinationConnection } from '#connectors/sdk/destination';
+import type { Row } from '#connectors/sdk/types';
+import { TransientError } from '#core/errors';
+import type { LaneMessage } from '#core/lane-message';
+import type { StateStore } from '#core/ports';
+import { TestProject } from './project.ts';
+
+const without42 = (rows: Row[]) => rows.filter((r) => r.customer_id !== 42);
+
+describe('the local runtime, end to end', () => {
+  let project: TestProject | undefined;
+  let runtime: LocalRuntime | undefined;
+  afterEach(async () => {
+    await runtime?.stop();
+    project?.cleanup();
+    runtime = undefined;
+    project = undefined;
+  });
+
+  it('delivers 10,000 rows equal to the mapped model, reports invalid rows, and a rerun sends nothing', async () => {
+    project = await TestProject.create({ customers: 10_000 });
+    runtime = await project.runtime();
+    const [first] = await runtime.run(['customers-to-crm']);
+    expect(first).toMatchObject({ status: 'succeeded', run: { status: 'succeeded' } });
+    expect(first!.run!.counters).toMatchObject({
+      extracted: 10_003,
+      invalid: 3,
+      queued: 10_000,
+      created: 10_000,
+      rejected: 0,
+      deadLettered: 0,
+    });
+    expect(first!.run!.invalidSamples.map((s) => s.reason).sort()).toEqual([
+      'duplicate primary key "id" = 42',
+      'primary key "id" is null',
+      'primary key "id" is null',
+    ]);
+    const rows = await project.destinationRows();
+    expect(rows).toHaveLength(10_000);
+    expect(without42(rows)).toEqual(without42(await project.expectedRows()));
+    const emails42 = await project.sql('select email from customers where id = 42');
+    expect(emails42.map((r) => r.email)).toContain(rows.find((r) => r.customer_id === 42)?.email);
+
+    project.writes = [];
+    const [second] = await runtime.run(['customers-to-crm']);
+    expect(second!.run!.counters).toMatchObject({ queued: 0, messages: 0 });
+    expect(project.writes).toHaveLength(0);
+
+    const [full] = await runtime.run(['customers-to-crm'], { full: true });
+    expect(full!.run!.counters).toMatchObject({ extracted: 10_003, unchanged: 10_000, queued: 0 });
+    expect(project.writes).toHaveLength(0);
+  });
+
+  it('mirrors 100 updates, 10 inserts and 5 deletes as exactly those operations', async () => {
+    project = await TestProject.create({ customers: 1000, mode: 'mirror', cursor: false });
+    runtime = await project.runtime();
+    await runtime.run(['customers-to-crm']);
+    await project.sql(`
+      update customers set plan = 'churned', updated_at = updated_at + interval 1 day where id between 101 and 200;
+      insert into customers select id + 1000, email, first_name, last_name, plan, ltv, updated_at from customers where id between 1 and 10;
+      delete from customers where id between 501 and 505;`);
+    project.writes = [];
+    const [summary] = await runtime.run(['customers-to-crm']);
+    expect(summary!.run!.counters).toMatchObject({
+      created: 10,
+      updated: 100,
+      deleted: 5,
+      unchanged: 895,
+      rejected: 0,
+    });
+    const ops = project.writes.flatMap((b) => b.records.map((r) => r.op));
+    expect(ops.filter((op) => op === 'delete')).toHaveLength(5);
+    expect(ops.filter((op) => op === 'upsert')).toHaveLength(110);
+    expect(without42(await project.destinationRows())).toEqual(without42(await project.expectedRows()));
+  });
+
+  it('stops a mirror run that would delete half the destination, and --force lets it through', async () => {
+    project = await TestProject.create({ customers: 200, mode: 'mirror', cursor: false });
+    runtime = await project.runtime();
+    await runtime.run(['customers-to-crm']);
+    await project.sql('delete from customers where id > 100');
+    project.writes = [];
+    const [stopped] = await runtime.run(['customers-to-crm']);
+    expect(stopped!.status).toBe('stopped');
+    expect(stopped!.reason).toMatch(
+      /would delete 100 of 200 synced records \(50\.0%\), above guardrails\.max_delete_ratio 0\.2; nothing was sent/,
+    );
+    expect(project.writes).toHaveLength(0);
+    expect(await project.destinationRows()).toHaveLength(200);
+
+    const [forced] = await runtime.run(['customers-to-crm'], { force: true });
+    expect(forced!.run!.counters.deleted).toBe(100);
+    expect(await project.destinationRows()).toHaveLength(100);
+  });
+
+  it('stops before sending anything when a mapped column is dropped from the model', async () => {
+    project = await TestProject.create({ customers: 50 });
+    runtime = await project.runtime();
+    await runtime.run(['customers-to-crm']);
+    await project.sql("update customers set plan = 'x', updated_at = updated_at + interval 1 day");
+    await runtime.stop();
+    project.writeConfig({ sql: 'select id, email, first_name, last_name, ltv, updated_at from customers' });
+    project.writes = [];
+    runtime = await project.runtime();
+    const [summary] = await runtime.run(['customers-to-crm']);
+    expect(summary!.status).toBe('stopped');
+    expect(summary!.reason).toMatch(/schema drift: .* no longer has column "plan".*nothing was sent/);
+    expect(project.writes).toHaveLength(0);
+  });
+
+  it('ends with the right state when the process dies between the destination write and the state write', async () => {
+    project = await TestProject.create({ customers: 300 });
+    let crashes = 0;
+    runtime = await project.runtime({
+      wrapState: (state): StateStore => {
+        const wrapped = Object.create(state) as StateStore;
+        wrapped.putRecords = async (syncId, states) => {
+          if (crashes < 2) {
+            crashes++;
+            throw new Error('injected crash after the destination write');
+          }
+          return state.putRecords(syncId, states);
+        };
+        return wrapped;
+      },
+    });
+    const [summary] = await runtime.run(['customers-to-crm']);
+    expect(crashes).toBe(2);
+    expect(summary!.status).toBe('succeeded');
+    expect(without42(await project.destinationRows())).toEqual(without42(await project.expectedRows()));
+    // The redelivered batches were written twice, never lost; state now knows every record.
+    expect(project.recordsWritten()).toBeGreaterThan(300);
+    project.writes = [];
+    const [rerun] = await runtime.run(['customers-to-crm'], { full: true });
+    expect(rerun!.run!.counters).toMatchObject({ queued: 0, unchanged: 300 });
+  });
+
+  it('keeps the newer version when two versions of a record arrive out of order', async () => {
+    project = await TestProject.create({ customers: 5 });
+    runtime = await project.runtime();
+    await runtime.run(['customers-to-crm']);
+    const message = (version: number, plan: string): LaneMessage => ({
+      v: 1,
+      syncId: 'customers-to-crm',
+      runId: String(version),
+      version,
+      object: 'contacts',
+      matchField: 'customer_id',
+      fieldTypes: { customer_id: 'integer', plan: 'string' },
+      attempt: 0,
+      records: [{ key: '3', op: 'upsert', match: 3, fields: { plan: plan }, hash: `h${version}` }],
+    });
+    await runtime.enqueue('crm', [message(100, 'newer')]);
+    await runtime.drain();
+    await runtime.enqueue('crm', [message(99, 'older')]);
+    await runtime.drain();
+    const rows = await project.destinationRows();
+    expect(rows.find((r) => r.customer_id === 3)?.plan).toBe('newer');
+    const state = await runtime.state.getRecords('customers-to-crm', ['3']);
+    expect(state.get('3')).toMatchObject({ version: 100, hash: 'h100' });
+  });
+
+  it('continues a long plan in fresh invocations without losing or repeating a row', async () => {
+    project = await TestProject.create({ customers: 1000, pageSize: 100 });
+    const plans: string[] = [];
+    // Every invocation believes it has 1 s left, below the reserve: it hands over after each page.
+    runtime = await project.runtime({
+      planBudgetMs: () => 1000,
+      onProgress: (event) => {
+        if (event.type === 'plan') plans.push(event.result.status);
+      },
+    });
+    const [summary] = await runtime.run(['customers-to-crm']);
+    expect(plans.length).toBeGreaterThanOrEqual(10);
+    expect(plans.at(-1)).toBe('planned');
+    expect(summary!.run!.counters).toMatchObject({ extracted: 1003, created: 1000, invalid: 3 });
+    expect(await project.destinationRows()).toHaveLength(1000);
+  });
+
+  it('retries what the destination asks to retry, and dead-letters batches that keep failing', async () => {
+    project = await TestProject.create({ customers: 20, maxReceives: 2 });
+    let failing = true;
+    let retried = false;
+    runtime = await project.runtime({
+      wrapDestination: (_lane, connection): DestinationConnection => ({
+        ...connection,
+        write: async (batch) => {
+          if (failing) throw new TransientError('destination down');
+          if (!retried) {
+            retried = true;
+            const [first, ...rest] = batch.records;
+            return [
+              { key: first!.key, status: 'retry', reason: 'try later', afterMs: 10 },
+              ...(await connection.write({ ...batch, records: rest })),
+            ];
+          }
+          return connection.write(batch);
+        },
+      }),
+    });
+    const [failed] = await runtime.run(['customers-to-crm']);
+    expect(failed).toMatchObject({ status: 'failed', deadLetteredMessages: 1 });
+    expect(failed!.run!.status).toBe('failed');
+
+    failing = false;
+    const [healed] = await runtime.run(['customers-to-crm']);
+    expect(healed!.status).toBe('succeeded');
+    // 20 customers plus the row that duplicates id 42, which is a key of its own here.
+    expect(healed!.run!.counters).toMatchObject({ retried: 1, created: 21 });
+    expect(without42(await project.destinationRows())).toEqual(without42(await project.expectedRows()));
+  });
+});
