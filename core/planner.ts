@@ -174,6 +174,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
         await state.putProgress(sync.id, { runId, sequence, full, force, after, watermark });
         await state.addToRun(sync.id, runId, counters);
         await appendInvalidSamples(state, sync.id, runId, invalidSamples);
+        emitPlanMetrics(deps.metrics, sync.id, counters);
         return { status: 'continue', runId, counters };
       }
     }

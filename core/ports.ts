@@ -141,8 +141,10 @@ export interface Clock {
   now(): Date;
 }
 
+/** CloudWatch metrics in namespace `Backflow` (see docs/deploy.md for names and dimensions). */
 export interface Metrics {
   count(name: string, value: number, dimensions: Readonly<Record<string, string>>): void;
+  milliseconds(name: string, value: number, dimensions: Readonly<Record<string, string>>): void;
 }
 
 /** Resolves a secret name to its JSON object. */
@@ -151,4 +153,4 @@ export interface Secrets {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
-export const noMetrics: Metrics = { count: () => {} };
+export const noMetrics: Metrics = { count: () => {}, milliseconds: () => {} };

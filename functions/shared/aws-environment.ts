@@ -24,6 +24,11 @@ export function powertoolsMetrics(target: PowertoolsMetrics): Metrics {
       single.addDimensions(dimensions);
       single.addMetric(name, MetricUnit.Count, value);
     },
+    milliseconds(name, value, dimensions) {
+      const single = target.singleMetric();
+      single.addDimensions(dimensions);
+      single.addMetric(name, MetricUnit.Milliseconds, value);
+    },
   };
 }
 
