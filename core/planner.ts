@@ -87,7 +87,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     });
   }
   try {
-    const fieldTypes = await checkSchema(request, mapping, deps.source);
+    const fieldTypes = await checkSchema(request, mapping, deps.source, state);
     const header = {
       v: 1,
       syncId: sync.id,
@@ -223,9 +223,11 @@ async function checkSchema(
   request: PlanRequest,
   mapping: Mapping,
   source: SourceConnection,
+  state: StateStore,
 ): Promise<Record<string, FieldType>> {
   const described = await source.describe(request.model.sql);
   const columns = new Map(described.map((c) => [c.name, c.type]));
+  const previous = await state.getModelSchema(request.sync.id);
   const needed = [
     request.model.primary_key,
     ...(request.model.cursor ? [request.model.cursor] : []),
@@ -239,6 +241,18 @@ async function checkSchema(
       `schema drift: model of sync ${request.sync.id} no longer has column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `"${c}"`).join(', ')} (has ${names.join(', ')}); nothing was sent. Fix the model SQL or the mappings.`,
     );
   }
+  // A mapped column whose type changed would change every payload, or break the destination's
+  // field: stop and let a person decide (--force accepts the new types).
+  const changed = mapping.columns.filter((c) => previous?.[c] !== undefined && previous[c] !== columns.get(c));
+  if (changed.length > 0 && request.force !== true) {
+    const list = changed.map((c) => `"${c}" ${previous![c]} → ${columns.get(c)}`).join(', ');
+    throw new RunStoppedError(
+      'schema_drift',
+      `schema drift: in the model of sync ${request.sync.id} the type of ${list} changed since the last run; nothing was sent. If intended, rerun with --force.`,
+    );
+  }
+  const current = Object.fromEntries(mapping.columns.map((c) => [c, columns.get(c)!]));
+  if (JSON.stringify(current) !== JSON.stringify(previous)) await state.putModelSchema(request.sync.id, current);
   const types: Record<string, FieldType> = { [mapping.matchField]: columns.get(mapping.matchColumn)! };
   for (const rule of mapping.rules) {
     types[rule.field] = rule.column !== undefined ? columns.get(rule.column)! : valueType(rule.value ?? null);

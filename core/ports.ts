@@ -97,6 +97,10 @@ export interface StateStore {
   putCursor(syncId: string, cursor: Checkpoint): Promise<void>;
   clearCursor(syncId: string): Promise<void>;
 
+  /** Normalized types of the model's columns the last time the sync planned (schema drift). */
+  getModelSchema(syncId: string): Promise<Record<string, string> | undefined>;
+  putModelSchema(syncId: string, schema: Record<string, string>): Promise<void>;
+
   getProgress(syncId: string): Promise<PlanProgress | undefined>;
   putProgress(syncId: string, progress: PlanProgress): Promise<void>;
   clearProgress(syncId: string): Promise<void>;

@@ -137,6 +137,12 @@ export class DynamoStateStore implements StateStore {
   clearCursor(syncId: string): Promise<void> {
     return this.delete(syncId, 'cursor');
   }
+  getModelSchema(syncId: string): Promise<Record<string, string> | undefined> {
+    return this.getJson<Record<string, string>>(syncId, 'schema');
+  }
+  putModelSchema(syncId: string, schema: Record<string, string>): Promise<void> {
+    return this.putJson(syncId, 'schema', schema);
+  }
   getProgress(syncId: string): Promise<PlanProgress | undefined> {
     return this.getJson<PlanProgress>(syncId, 'progress');
   }

@@ -110,6 +110,25 @@ describe('the local runtime, end to end', () => {
     expect(project.writes).toHaveLength(0);
   });
 
+  it('stops when a mapped column changes type, and --force accepts the new type', async () => {
+    project = await TestProject.create({ customers: 50 });
+    runtime = await project.runtime();
+    await runtime.run(['customers-to-crm']);
+    await runtime.stop();
+    project.writeConfig({
+      sql: 'select id, email, first_name, last_name, plan, ltv::varchar as ltv, updated_at from customers',
+    });
+    project.writes = [];
+    runtime = await project.runtime();
+    const [stopped] = await runtime.run(['customers-to-crm']);
+    expect(stopped!.status).toBe('stopped');
+    expect(stopped!.reason).toMatch(/the type of "ltv" number → string changed since the last run; nothing was sent/);
+    expect(project.writes).toHaveLength(0);
+    const [forced] = await runtime.run(['customers-to-crm'], { force: true, full: true });
+    expect(forced!.status).toBe('succeeded');
+    expect(forced!.run!.counters.updated).toBe(50);
+  });
+
   it('ends with the right state when the process dies between the destination write and the state write', async () => {
     project = await TestProject.create({ customers: 300 });
     let crashes = 0;
