@@ -23,6 +23,9 @@ export function formatSummary(summary: SyncSummary): string {
       `  extracted ${n(c.extracted)} · invalid ${n(c.invalid)} · unchanged ${n(c.unchanged)} · queued ${n(c.queued)}${c.deletesQueued ? ` + ${n(c.deletesQueued)} deletes` : ''}`,
       `  created ${n(c.created)} · updated ${n(c.updated)} · deleted ${n(c.deleted)} · rejected ${n(c.rejected)} · retried ${n(c.retried)} · dead-lettered ${n(c.deadLettered + summary.deadLetteredMessages)}${summary.deadLetteredMessages ? ` (${summary.deadLetteredMessages} message(s) in the DLQ)` : ''}`,
     );
+    if (c.queued + c.deletesQueued === 0 && summary.status === 'succeeded') {
+      lines.push(dim('  nothing changed since the last run: nothing was sent'));
+    }
     if (run.invalidSamples.length > 0) {
       lines.push(`  invalid rows (first ${run.invalidSamples.length} of ${n(c.invalid)}):`);
       for (const sample of run.invalidSamples.slice(0, 5)) lines.push(dim(`    ${sample.key}: ${sample.reason}`));
