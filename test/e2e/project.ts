@@ -17,6 +17,8 @@ export interface ProjectOptions {
   readonly maxDeleteRatio?: number;
   readonly pageSize?: number;
   readonly maxReceives?: number;
+  /** Replaces the `crm` destination's options (YAML lines indented by four spaces). */
+  readonly destination?: string;
 }
 
 /** A throwaway project: a seeded DuckDB warehouse, a DuckDB destination, and its backflow.yml. */
@@ -46,8 +48,7 @@ models:
 ${options.cursor === false ? '' : '    cursor: updated_at\n'}    page_size: ${options.pageSize ?? 10000}
 destinations:
   crm:
-    type: duckdb
-    path: crm.duckdb
+${options.destination ?? '    type: duckdb\n    path: crm.duckdb'}
     lane: { max_receives: ${options.maxReceives ?? 5} }
 syncs:
   customers-to-crm:
