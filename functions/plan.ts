@@ -54,9 +54,13 @@ export function createPlanHandler(environment: () => Environment) {
       env.logger.info('plan done', { syncId: sync.id, runId: outcome.run.runId, counters: outcome.run.counters });
       // RunsPlanned feeds the "no successful run in 3 × the schedule interval" alarm.
       env.metrics.count('RunsPlanned', 1, { sync: sync.id });
-      env.metrics.milliseconds('RunDuration', Date.parse(outcome.run.plannedAt ?? '') - Date.parse(outcome.run.startedAt), {
-        sync: sync.id,
-      });
+      env.metrics.milliseconds(
+        'RunDuration',
+        Date.parse(outcome.run.plannedAt ?? '') - Date.parse(outcome.run.startedAt),
+        {
+          sync: sync.id,
+        },
+      );
       return { syncId: sync.id, runId: outcome.run.runId, status: 'planned', counters: outcome.run.counters };
     } catch (error) {
       if (error instanceof RunStoppedError) {
