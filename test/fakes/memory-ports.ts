@@ -1,0 +1,134 @@
+import type { Checkpoint } from '#connectors/sdk/source';
+import type { LaneMessage } from '#core/lane-message';
+import {
+  emptyCounters,
+  type LaneQueue,
+  type PlanProgress,
+  type RecordState,
+  type RecordStateWrite,
+  type RunCounters,
+  type RunRecord,
+  type RunStatus,
+  type StateStore,
+} from '#core/ports';
+
+/** StateStore in memory, with the same version rule as DynamoDB's conditional write. */
+export class MemoryStateStore implements StateStore {
+  readonly records = new Map<string, Map<string, RecordState>>();
+  private readonly items = new Map<string, unknown>();
+  private readonly runs = new Map<string, RunRecord & { invalidSamples: { key: string; reason: string }[] }>();
+  private readonly sequences = new Map<string, number>();
+  private readonly locks = new Map<string, { owner: string; until: number }>();
+
+  private syncRecords(syncId: string): Map<string, RecordState> {
+    let found = this.records.get(syncId);
+    if (!found) this.records.set(syncId, (found = new Map()));
+    return found;
+  }
+
+  async nextSequence(syncId: string) {
+    const next = (this.sequences.get(syncId) ?? 0) + 1;
+    this.sequences.set(syncId, next);
+    return next;
+  }
+  async acquireLock(syncId: string, owner: string, ttlMs: number) {
+    const lock = this.locks.get(syncId);
+    if (lock && lock.owner !== owner && lock.until > Date.now()) return false;
+    this.locks.set(syncId, { owner, until: Date.now() + ttlMs });
+    return true;
+  }
+  async releaseLock(syncId: string, owner: string) {
+    if (this.locks.get(syncId)?.owner === owner) this.locks.delete(syncId);
+  }
+  async getCursor(syncId: string) {
+    return this.items.get(`${syncId}/cursor`) as Checkpoint | undefined;
+  }
+  async putCursor(syncId: string, cursor: Checkpoint) {
+    this.items.set(`${syncId}/cursor`, cursor);
+  }
+  async clearCursor(syncId: string) {
+    this.items.delete(`${syncId}/cursor`);
+  }
+  async getModelSchema(syncId: string) {
+    return this.items.get(`${syncId}/schema`) as Record<string, string> | undefined;
+  }
+  async putModelSchema(syncId: string, schema: Record<string, string>) {
+    this.items.set(`${syncId}/schema`, schema);
+  }
+  async getProgress(syncId: string) {
+    return this.items.get(`${syncId}/progress`) as PlanProgress | undefined;
+  }
+  async putProgress(syncId: string, progress: PlanProgress) {
+    this.items.set(`${syncId}/progress`, progress);
+  }
+  async clearProgress(syncId: string) {
+    this.items.delete(`${syncId}/progress`);
+  }
+  async getRecords(syncId: string, keys: readonly string[]) {
+    const found = new Map<string, RecordState>();
+    for (const key of keys) {
+      const state = this.syncRecords(syncId).get(key);
+      if (state) found.set(key, state);
+    }
+    return found;
+  }
+  async putRecords(syncId: string, states: readonly RecordStateWrite[]) {
+    const superseded: string[] = [];
+    const records = this.syncRecords(syncId);
+    for (const state of states) {
+      const previous = records.get(state.key);
+      if (previous && previous.version > state.version) {
+        superseded.push(state.key);
+        records.set(state.key, { ...previous, dirty: true });
+      } else {
+        records.set(state.key, { ...state });
+      }
+    }
+    return { superseded };
+  }
+  async *listRecords(syncId: string) {
+    yield* this.syncRecords(syncId).values();
+  }
+  async putRun(run: RunRecord) {
+    this.runs.set(`${run.syncId}/${run.runId}`, { ...run, invalidSamples: [], counters: { ...run.counters } });
+  }
+  async addToRun(syncId: string, runId: string, counters: Partial<RunCounters>) {
+    const run = this.runs.get(`${syncId}/${runId}`);
+    if (!run) return;
+    for (const [name, value] of Object.entries(counters)) run.counters[name as keyof RunCounters] += value ?? 0;
+  }
+  async updateRun(syncId: string, runId: string, fields: { status?: RunStatus; error?: string; plannedAt?: string }) {
+    const run = this.runs.get(`${syncId}/${runId}`);
+    if (run) this.runs.set(`${syncId}/${runId}`, { ...run, ...fields });
+  }
+  async addInvalidSamples(syncId: string, runId: string, samples: readonly { key: string; reason: string }[]) {
+    this.runs.get(`${syncId}/${runId}`)?.invalidSamples.push(...samples);
+  }
+  async getRun(syncId: string, runId: string) {
+    return this.runs.get(`${syncId}/${runId}`);
+  }
+  async listRuns(syncId: string, limit: number) {
+    return [...this.runs.values()]
+      .filter((r) => r.syncId === syncId)
+      .reverse()
+      .slice(0, limit);
+  }
+}
+
+/** A LaneQueue that keeps what was sent, with the delay asked for. */
+export class MemoryLaneQueue implements LaneQueue {
+  readonly sent: { lane: string; message: LaneMessage; delaySeconds?: number }[] = [];
+  readonly deadLetters: { lane: string; message: LaneMessage }[] = [];
+  readonly delayed: { lane: string; receiptHandle: string; seconds: number }[] = [];
+  async send(lane: string, messages: readonly LaneMessage[], delaySeconds?: number) {
+    for (const message of messages) this.sent.push({ lane, message, delaySeconds });
+  }
+  async sendToDeadLetter(lane: string, messages: readonly LaneMessage[]) {
+    for (const message of messages) this.deadLetters.push({ lane, message });
+  }
+  async retryLater(lane: string, receiptHandle: string, seconds: number) {
+    this.delayed.push({ lane, receiptHandle, seconds });
+  }
+}
+
+export { emptyCounters };
