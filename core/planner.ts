@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Checkpoint, SourceConnection } from '#connectors/sdk/source';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
 import type { ResolvedSync } from '#core/config/load';
@@ -63,7 +64,10 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   const progress = await state.getProgress(sync.id);
   const sequence = progress?.sequence ?? (await state.nextSequence(sync.id));
   const runId = progress?.runId ?? runIdOf(sequence);
-  if (!(await state.acquireLock(sync.id, runId, LOCK_TTL_MS))) {
+  // The lock belongs to this invocation, not the run: a continuation and a scheduled start of
+  // the same run must never plan side by side.
+  const owner = `${runId}/${randomUUID()}`;
+  if (!(await state.acquireLock(sync.id, owner, LOCK_TTL_MS))) {
     throw new RunStoppedError('locked', `sync ${sync.id} is already running (lock held); try again when it ends`);
   }
   const storedCursor = model.cursor === undefined ? undefined : await state.getCursor(sync.id);
@@ -196,7 +200,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     await state.clearProgress(sync.id);
     throw error;
   } finally {
-    await state.releaseLock(sync.id, runId);
+    await state.releaseLock(sync.id, owner);
   }
 }
 
