@@ -4,6 +4,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { DestinationConnection } from '#connectors/sdk/destination';
+import { DynamoPacer } from '#core/aws/dynamo-pacer';
 import { DynamoStateStore } from '#core/aws/dynamo-state-store';
 import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
 import type { Config } from '#core/config/load';
@@ -115,6 +116,7 @@ export class LocalRuntime {
     const environment: Environment = {
       config,
       state,
+      pacer: new DynamoPacer(aws.dynamodb, aws.table),
       queue,
       secrets,
       clock: systemClock,

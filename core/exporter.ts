@@ -1,9 +1,14 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { DestinationConnection, RecordOutcome } from '#connectors/sdk/destination';
+import { RateLimitedError } from './errors.ts';
 import type { LaneMessage, QueuedRecord } from './lane-message.ts';
+import type { Pacer } from './pacing.ts';
 import type { Clock, LaneQueue, Metrics, RecordState, RecordStateWrite, RunCounters, StateStore } from './ports.ts';
 import { finishRunIfDone } from './runs.ts';
 
 export interface ExportDependencies {
+  /** Shared token bucket of the lane; without it calls are not paced. */
+  readonly pacer?: Pacer;
   readonly state: StateStore;
   readonly queue: LaneQueue;
   readonly clock: Clock;
@@ -16,6 +21,10 @@ export interface ExportOptions {
   readonly lane: string;
   /** Retry rounds for records the destination asked to retry, before they are dead-lettered. */
   readonly maxAttempts?: number;
+  /** The lane's pace (the connector's documented limit or the lane override). */
+  readonly requestsPerSecond?: number;
+  /** Longest a call waits in-process for a token before the message is given back with a delay. */
+  readonly maxInlineWaitMs?: number;
 }
 
 export interface ExportResult {
@@ -52,13 +61,8 @@ export async function exportMessage(
   });
 
   if (fresh.length > 0) {
-    const outcomes = await deps.destination.write({
-      object: message.object,
-      matchField: message.matchField,
-      fieldTypes: message.fieldTypes,
-      records: fresh,
-    });
-    await applyOutcomes(message, fresh, outcomes, options, deps, counters);
+    const outcomes = await deliver(message, fresh, options, deps, counters);
+    if (outcomes) await applyOutcomes(message, fresh, outcomes, options, deps, counters);
   }
   counters.messagesDone = 1;
   await state.addToRun(message.syncId, message.runId, counters);
@@ -69,6 +73,60 @@ export async function exportMessage(
     if (value) deps.metrics.count(`Records${name[0]!.toUpperCase()}${name.slice(1)}`, value, dimensions);
   }
   return { counters };
+}
+
+/** A 429 storm longer than this many give-backs lets SQS count receives again (and dead-letter). */
+const MAX_THROTTLES = 50;
+
+/**
+ * Takes a token from the lane's bucket, then writes. When the pace is spent for longer than a
+ * short in-process wait, or the destination answers 429, the records go back on the lane with a
+ * delay instead: a Lambda never sleeps long, and a throttled message does not use up its receives.
+ * Resolves undefined when the records were given back.
+ */
+async function deliver(
+  message: LaneMessage,
+  records: readonly QueuedRecord[],
+  options: ExportOptions,
+  deps: ExportDependencies,
+  counters: Partial<RunCounters>,
+): Promise<RecordOutcome[] | undefined> {
+  const rate = options.requestsPerSecond;
+  const giveBack = async (delayMs: number, counter: 'paced' | 'throttled') => {
+    const throttles = (message.throttles ?? 0) + (counter === 'throttled' ? 1 : 0);
+    await deps.queue.send(
+      options.lane,
+      [{ ...message, throttles, records }],
+      Math.min(MAX_DELAY_SECONDS, Math.max(1, Math.ceil(delayMs / 1000))),
+    );
+    counters[counter] = (counters[counter] ?? 0) + records.length;
+    counters.messages = (counters.messages ?? 0) + 1;
+    return undefined;
+  };
+  if (deps.pacer && rate) {
+    let waited = 0;
+    for (;;) {
+      const wait = await deps.pacer.take(options.lane, rate);
+      if (wait === 0) break;
+      if (waited + wait > (options.maxInlineWaitMs ?? 2000)) return giveBack(wait, 'paced');
+      await sleep(wait);
+      waited += wait;
+    }
+  }
+  try {
+    return await deps.destination.write({
+      object: message.object,
+      matchField: message.matchField,
+      fieldTypes: message.fieldTypes,
+      records,
+    });
+  } catch (error) {
+    if (!(error instanceof RateLimitedError)) throw error;
+    deps.metrics.count('DestinationThrottles', 1, { lane: options.lane });
+    if (deps.pacer && rate) await deps.pacer.slowDown(options.lane, rate);
+    if ((message.throttles ?? 0) >= MAX_THROTTLES) throw error;
+    return giveBack(error.retryAfterMs ?? 1000, 'throttled');
+  }
 }
 
 /** Older than what is stored, or this very payload already delivered by this run (a redelivery). */

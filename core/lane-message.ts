@@ -21,6 +21,8 @@ export interface LaneMessage {
   readonly fieldTypes: Readonly<Record<string, FieldType>>;
   /** How many times these records were given back for a retry. */
   readonly attempt: number;
+  /** How many times the whole message was given back because of 429s (does not count receives). */
+  readonly throttles?: number;
   readonly records: readonly QueuedRecord[];
 }
 

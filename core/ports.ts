@@ -39,6 +39,10 @@ export interface RunCounters {
   deadLettered: number;
   stale: number;
   superseded: number;
+  /** Records given back to the lane with a delay because the lane's pace was spent. */
+  paced: number;
+  /** Records given back to the lane with a delay because the destination answered 429. */
+  throttled: number;
   /** Messages fully handled by export (delivered, refused or dead-lettered). */
   messagesDone: number;
 }
@@ -58,6 +62,8 @@ export const emptyCounters = (): RunCounters => ({
   deadLettered: 0,
   stale: 0,
   superseded: 0,
+  paced: 0,
+  throttled: 0,
   messagesDone: 0,
 });
 

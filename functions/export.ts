@@ -2,6 +2,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { getDestination } from '#connectors/registry';
 import { ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { exportMessage } from '#core/exporter';
 import { decodeMessage } from '#core/lane-message';
@@ -23,13 +24,20 @@ export function createExportHandler(environment: () => Environment, lane: () => 
   return async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const env = environment();
     const laneName = lane();
-    const maxAttempts = (env.config.destinations[laneName]?.lane.max_receives ?? 5) + 3;
+    const destination = env.config.destinations[laneName];
+    const maxAttempts = (destination?.lane.max_receives ?? 5) + 3;
+    const requestsPerSecond =
+      destination?.lane.requests_per_second ?? getDestination(destination?.type ?? '')?.limits.requestsPerSecond?.value;
     const processor = new BatchProcessor(EventType.SQS);
     const handleRecord = async (record: SQSRecord) => {
       const message = decodeMessage(record.body);
       try {
-        const destination = await env.destination(laneName);
-        await exportMessage(message, { lane: laneName, maxAttempts }, { ...env, destination });
+        const connection = await env.destination(laneName);
+        await exportMessage(
+          message,
+          { lane: laneName, maxAttempts, requestsPerSecond },
+          { ...env, destination: connection },
+        );
       } catch (error) {
         const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
         const retryAfter = error instanceof RateLimitedError ? error.retryAfterMs : undefined;

@@ -4,6 +4,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { DestinationConnection } from '#connectors/sdk/destination';
+import { DynamoPacer } from '#core/aws/dynamo-pacer';
 import { DynamoStateStore } from '#core/aws/dynamo-state-store';
 import { SecretsManagerSecrets } from '#core/aws/secrets-manager';
 import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
@@ -52,9 +53,11 @@ export function awsEnvironment(): Environment {
   const lambda = new LambdaClient({});
   const connections = new Map<string, Promise<DestinationConnection>>();
   const secrets = new SecretsManagerSecrets();
+  const dynamodb = new DynamoDBClient({});
   cached = {
     config,
-    state: new DynamoStateStore(new DynamoDBClient({}), required('BACKFLOW_TABLE')),
+    state: new DynamoStateStore(dynamodb, required('BACKFLOW_TABLE')),
+    pacer: new DynamoPacer(dynamodb, required('BACKFLOW_TABLE')),
     queue: new SqsLaneQueue(new SQSClient({}), (lane) => {
       const urls = lanes[lane];
       if (!urls) throw new ConnectorConfigError(`no lane for destination ${lane} in BACKFLOW_LANES`);

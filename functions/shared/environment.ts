@@ -1,6 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import type { Config } from '#core/config/load';
+import type { Pacer } from '#core/pacing';
 import type { Clock, LaneQueue, Metrics, Secrets, StateStore } from '#core/ports';
 
 /** A plan invocation's payload: from EventBridge Scheduler, the CLI, or the plan function itself. */
@@ -22,6 +23,8 @@ export interface Environment {
   readonly clock: Clock;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Token buckets of the lanes, shared by every exporter of a lane. */
+  readonly pacer: Pacer;
   /** Starts a fresh plan invocation to carry on a run that ran short of time. */
   continuePlan(event: PlanEvent): Promise<void>;
   /** The destination connection of a lane, opened once and reused across invocations. */
