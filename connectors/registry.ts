@@ -4,8 +4,12 @@ import { webhookDestination } from '#connectors/destinations/webhook/index';
 import type { DestinationDefinition } from '#connectors/sdk/destination';
 import type { SourceDefinition } from '#connectors/sdk/source';
 import { duckdbSource } from '#connectors/sources/duckdb/index';
+import { mysqlSource } from '#connectors/sources/mysql/index';
+import { postgresSource } from '#connectors/sources/postgres/index';
 
-const sources = new Map<string, SourceDefinition>([[duckdbSource.type, duckdbSource as unknown as SourceDefinition]]);
+const sources = new Map<string, SourceDefinition>(
+  [duckdbSource, postgresSource, mysqlSource].map((s) => [s.type, s as unknown as SourceDefinition]),
+);
 
 const destinations = new Map<string, DestinationDefinition>(
   [postgresDestination, duckdbDestination, webhookDestination].map((d) => [

@@ -31,6 +31,7 @@ export function isoTimestamp(text: string): string {
 /** Normalized type of a SQL type name (DuckDB, PostgreSQL and MySQL spellings). */
 export function fieldTypeOf(nativeType: string): FieldType {
   const t = nativeType.toUpperCase();
+  if (/\[\d*\]$|^(JSON|STRUCT|MAP|UNION)/.test(t)) return 'json';
   if (
     /^(TINYINT|SMALLINT|INTEGER|INT\d*|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|SERIAL|BIGSERIAL)\b/.test(
       t,
@@ -42,6 +43,19 @@ export function fieldTypeOf(nativeType: string): FieldType {
   if (t === 'DATE') return 'date';
   if (/^TIMESTAMP|^DATETIME/.test(t)) return 'timestamp';
   if (/^(BLOB|BYTEA|BINARY|VARBINARY)/.test(t)) return 'binary';
-  if (/^(JSON|STRUCT|MAP|UNION)|\[\]$/.test(t)) return 'json';
   return 'string';
+}
+
+/**
+ * An integer's text as a number when it is a safe integer (within ±(2^53 − 1)), else the text
+ * itself: ids beyond that must not be silently rounded.
+ */
+export function exactInteger(text: string): number | string {
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : text;
+}
+
+/** Backquoted SQL identifier (MySQL, MariaDB). */
+export function quoteBacktick(name: string): string {
+  return `\`${name.replaceAll('`', '``')}\``;
 }

@@ -19,7 +19,22 @@ export interface ProjectOptions {
   readonly maxReceives?: number;
   /** Replaces the `crm` destination's options (YAML lines indented by four spaces). */
   readonly destination?: string;
+  /** The destination object (default `contacts`). */
+  readonly object?: string;
+  /** Replaces the sync's `match` and `mappings` (YAML lines indented by four spaces). */
+  readonly mapping?: string;
+  /** Extra lane settings, e.g. `requests_per_second: 5, batch_size: 5`. */
+  readonly lane?: string;
 }
+
+const DEFAULT_MAPPING = `    match: { customer_id: id }
+    mappings:
+      email: email
+      first_name: first_name
+      last_name: last_name
+      plan: plan
+      lifetime_value: { column: ltv, nulls: sync }
+      source: { value: e2e }`;
 
 /** A throwaway project: a seeded DuckDB warehouse, a DuckDB destination, and its backflow.yml. */
 export class TestProject {
@@ -49,21 +64,14 @@ ${options.cursor === false ? '' : '    cursor: updated_at\n'}    page_size: ${op
 destinations:
   crm:
 ${options.destination ?? '    type: duckdb\n    path: crm.duckdb'}
-    lane: { max_receives: ${options.maxReceives ?? 5} }
+    lane: { max_receives: ${options.maxReceives ?? 5}${options.lane ? `, ${options.lane}` : ''} }
 syncs:
   customers-to-crm:
     model: customers
     destination: crm
-    object: contacts
+    object: ${options.object ?? 'contacts'}
     mode: ${options.mode ?? 'upsert'}
-    match: { customer_id: id }
-    mappings:
-      email: email
-      first_name: first_name
-      last_name: last_name
-      plan: plan
-      lifetime_value: { column: ltv, nulls: sync }
-      source: { value: e2e }
+${options.mapping ?? DEFAULT_MAPPING}
     guardrails: { max_delete_ratio: ${options.maxDeleteRatio ?? 0.2} }
 `;
     writeFileSync(path.join(this.dir, 'backflow.yml'), yml);

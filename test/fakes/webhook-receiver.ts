@@ -48,6 +48,8 @@ export interface ReceivedRequest {
   readonly path: string;
   readonly headers: IncomingHttpHeaders;
   readonly rawBody: string;
+  /** When it arrived (ms since epoch). */
+  readonly at: number;
   status: number;
 }
 
@@ -73,6 +75,9 @@ export interface WebhookReceiver {
   failNext(n: number, status: number, headers?: Record<string, string>, body?: string): void;
   /** Holds the next `n` requests for `ms` before handling them (they are still applied). */
   delayNext(n: number, ms: number): void;
+  /** Refuses every request with 401 until `restore()`, as an endpoint whose token was revoked. */
+  revoke(): void;
+  restore(): void;
   /** Rewrites the JSON answered for an applied batch; undefined answers `{ results }`. */
   respondWith: ((results: ResultEntry[], batch: ReceivedBatch) => unknown) | undefined;
   stop(): Promise<void>;
@@ -157,6 +162,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
     });
   };
 
+  let revoked = false;
   const handle = async (req: IncomingMessage, res: ServerResponse, request: ReceivedRequest): Promise<void> => {
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       request.status = status;
@@ -168,6 +174,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
     if (delay !== undefined) await wait(delay);
     const failure = failures.shift();
     if (failure) return send(failure.status, failure.body, failure.headers);
+    if (revoked) return send(401, { error: 'token revoked' });
     if (request.rawBody.length > MAX_BODY_BYTES) return send(413, { error: 'body too large' });
     if (req.method !== 'POST') return send(405, { error: 'only POST' }, { allow: 'POST' });
     const retryAfter = takeToken();
@@ -221,6 +228,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
         path: req.url ?? '',
         headers: req.headers,
         rawBody: Buffer.concat(chunks).toString('utf8'),
+        at: Date.now(),
         status: 0,
       };
       requests.push(request);
@@ -250,6 +258,12 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
     },
     delayNext(n, ms) {
       for (let i = 0; i < n; i++) delays.push(ms);
+    },
+    revoke() {
+      revoked = true;
+    },
+    restore() {
+      revoked = false;
     },
     respondWith: undefined,
     async stop() {

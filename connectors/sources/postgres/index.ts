@@ -1,0 +1,499 @@
+import pg from 'pg';
+import { z } from 'zod';
+import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
+import { exactInteger, exactNumber, isoTimestamp, quoteIdent } from '#connectors/sdk/sql';
+import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
+import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#core/errors';
+
+/** Small: a plan reads one page at a time, and a second client serves describe/watermark meanwhile. */
+const POOL_SIZE = 2;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Client-side margin over the server's statement_timeout, for when the network (not the server) hangs. */
+const CLIENT_TIMEOUT_MARGIN_MS = 30_000;
+
+const options = z.strictObject({
+  connection: z.strictObject({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(1).max(65535).default(5432),
+    database: z.string().min(1),
+    user: z.string().min(1),
+    /** Only from the secret (`secretKeys`): never written in backflow.yml. */
+    password: z.string().optional(),
+    /** `true` verifies the server certificate against the system CAs; `ca` is a PEM bundle. */
+    ssl: z
+      .union([z.boolean(), z.strictObject({ rejectUnauthorized: z.boolean().optional(), ca: z.string().optional() })])
+      .optional(),
+  }),
+  /** Server-side cap per statement (`statement_timeout`); 0 disables it. */
+  statement_timeout_ms: z.number().int().min(0).default(300_000),
+  /** Shown in `pg_stat_activity`, so Backflow's sessions are easy to find. */
+  application_name: z.string().min(1).default('backflow'),
+});
+
+/** Values arrive as the server's text: every column is normalized here, by its type OID. */
+const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
+/** The `text[]` parser (OID 1009) splits any array's text into nested arrays of element texts. */
+const parseArray = (pg.types.getTypeParser as (oid: number) => (text: string) => unknown)(1009);
+const parseBytea = pg.types.getTypeParser(17) as (text: string) => Buffer;
+
+interface Scalar {
+  readonly type: FieldType;
+  readonly convert: (text: string) => JsonValue;
+}
+
+const text: Scalar = { type: 'string', convert: (t) => t };
+const int: Scalar = { type: 'integer', convert: exactInteger };
+const float: Scalar = { type: 'number', convert: Number };
+const timestamp: Scalar = { type: 'timestamp', convert: isoTimestamp };
+const json: Scalar = { type: 'json', convert: (t) => JSON.parse(t) as JsonValue };
+
+/** Built-in type OIDs (the same on every PostgreSQL version, and on Redshift); others are text. */
+const SCALARS = new Map<number, Scalar>([
+  [16, { type: 'boolean', convert: (t) => t === 't' || t === 'true' }],
+  [17, { type: 'binary', convert: (t) => parseBytea(t).toString('base64') }],
+  [20, int],
+  [21, int],
+  [23, int],
+  [26, int],
+  [700, float],
+  [701, float],
+  [1700, { type: 'number', convert: exactNumber }],
+  [1082, { type: 'date', convert: (t) => t }],
+  [1114, timestamp],
+  [1184, timestamp],
+  [114, json],
+  [3802, json],
+]);
+
+/** What the catalog says about a type OID. */
+interface PgType {
+  /** Element type of an array type, else 0. */
+  readonly elem: number;
+  /** The type's own name for casts (`timestamptz`, `bpchar`, `public.mood`): never truncating like `character`. */
+  readonly castName: string;
+}
+
+/** A model column: its normalized type, and how its values convert and bind back. */
+interface PgColumn extends ColumnInfo {
+  readonly oid: number;
+  /** `cast($1 as …)` of a checkpoint value compared against this column. */
+  readonly bind: (placeholder: string) => string;
+}
+
+type Converter = (text: string) => JsonValue;
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+]);
+
+/**
+ * Reads models from PostgreSQL (and Redshift) in keyset pages, normalizing every value from the
+ * server's text output by its type OID.
+ */
+export const postgresSource = defineSource({
+  type: 'postgres',
+  optionsSchema: options,
+  secretKeys: ['connection.password'],
+  async connect(opts, context) {
+    const { host, port, database, user, password, ssl } = opts.connection;
+    const where = `${host}:${port}/${database}`;
+    const timeout = opts.statement_timeout_ms;
+    const pool = new pg.Pool({
+      host,
+      port,
+      database,
+      user,
+      password,
+      ssl: typeof ssl === 'object' ? { ...ssl } : ssl,
+      max: POOL_SIZE,
+      application_name: opts.application_name,
+      query_timeout: timeout > 0 ? timeout + CLIENT_TIMEOUT_MARGIN_MS : undefined,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+    });
+    // An idle client losing its server must not crash the process: the next checkout reconnects.
+    pool.on('error', () => {});
+    const ready = new WeakSet<pg.PoolClient>();
+    // SET, not startup options: Redshift and poolers (PgBouncer) refuse unknown startup parameters.
+    const session = [
+      "SET TimeZone TO 'UTC'",
+      "SET DateStyle TO 'ISO, YMD'",
+      'SET extra_float_digits TO 3',
+      `SET statement_timeout TO ${timeout}`,
+      ...(context.tag
+        ? [`SET application_name TO ${literal(`${opts.application_name} ${context.tag}`.slice(0, 63))}`]
+        : []),
+    ].join('; ');
+    let closed = false;
+
+    const fail = (error: unknown, doing?: string): Error => sourceError(error, where, password, doing);
+
+    /** A client with the session pinned to UTC; an error listener keeps a dropped connection from crashing. */
+    const checkout = async (): Promise<{ client: pg.PoolClient; release: (broken?: boolean) => void }> => {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        throw fail(error);
+      }
+      let broken = false;
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
+      const release = (failed = false) => {
+        client.removeListener('error', onError);
+        client.release(broken || failed);
+      };
+      if (!ready.has(client)) {
+        try {
+          await client.query(session);
+          ready.add(client);
+        } catch (error) {
+          release(true);
+          throw fail(error);
+        }
+      }
+      return { client, release };
+    };
+
+    /** Runs one statement; values come back as text, in arrays (column names may repeat). */
+    const query = async (sql: string, params: (string | null)[] = [], doing?: string): Promise<pg.QueryArrayResult> => {
+      const { client, release } = await checkout();
+      try {
+        const result = await client.query<unknown[]>({ text: sql, values: params, types: RAW_TEXT, rowMode: 'array' });
+        release();
+        return result;
+      } catch (error) {
+        // A server error leaves the client usable; anything else (timeout, lost socket) may not.
+        release(!(error instanceof pg.DatabaseError));
+        throw fail(error, doing);
+      }
+    };
+
+    let redshift: Promise<boolean> | undefined;
+    const isRedshift = (): Promise<boolean> => {
+      redshift ??= query('select version()').then(({ rows }) => /redshift/i.test(String(rows[0]?.[0])));
+      redshift.catch(() => {
+        redshift = undefined;
+      });
+      return redshift;
+    };
+
+    const types = new Map<number, PgType>();
+    /** Loads catalog entries of type OIDs not seen yet; returns `format_type(oid, typmod)` of each pair. */
+    const lookup = async (pairs: readonly (readonly [number, number])[]): Promise<Map<string, string>> => {
+      const names = new Map<string, string>();
+      if (pairs.length === 0) return names;
+      // UNION ALL rather than a VALUES list: Redshift has no VALUES in FROM.
+      const values = pairs
+        .map(([oid, typmod]) => `select ${Math.trunc(oid)}::oid as o, ${Math.trunc(typmod)}::int4 as m`)
+        .join(' union all ');
+      const { rows } = await query(
+        `select v.o::int8, v.m, format_type(v.o, v.m), t.typelem::int8, t.typlen, t.typname,
+           case when n.nspname = 'pg_catalog' then quote_ident(t.typname)
+                else quote_ident(n.nspname) || '.' || quote_ident(t.typname) end
+         from (${values}) as v join pg_type t on t.oid = v.o join pg_namespace n on n.oid = t.typnamespace`,
+      );
+      for (const [oid, typmod, native, elem, typlen, typname, castName] of rows as string[][]) {
+        const isArray = Number(elem) !== 0 && Number(typlen) === -1 && String(typname).startsWith('_');
+        types.set(Number(oid), { elem: isArray ? Number(elem) : 0, castName: String(castName) });
+        names.set(`${oid}:${typmod}`, String(native));
+      }
+      return names;
+    };
+
+    const scalarOf = (oid: number): Scalar => SCALARS.get(oid) ?? text;
+
+    const converterOf = (oid: number): Converter => {
+      const scalar = SCALARS.get(oid);
+      if (scalar) return scalar.convert;
+      const elem = types.get(oid)?.elem ?? 0;
+      if (elem === 0) return text.convert;
+      const element = scalarOf(elem).convert;
+      const walk = (value: unknown): JsonValue =>
+        Array.isArray(value) ? value.map(walk) : value === null || value === undefined ? null : element(String(value));
+      return (t) => walk(parseArray(t));
+    };
+
+    /** Turns a result's text rows into normalized rows. */
+    const toRows = async (result: pg.QueryArrayResult): Promise<Row[]> => {
+      const unknown = [...new Set(result.fields.map((f) => f.dataTypeID))].filter(
+        (oid) => !SCALARS.has(oid) && !types.has(oid),
+      );
+      if (unknown.length > 0) await lookup(unknown.map((oid) => [oid, -1] as const));
+      const converters = result.fields.map((f) => converterOf(f.dataTypeID));
+      return result.rows.map((values) => {
+        const row: Row = {};
+        for (const [i, field] of result.fields.entries()) {
+          const value = values[i];
+          row[field.name] = value === null || value === undefined ? null : converters[i]!(String(value));
+        }
+        return row;
+      });
+    };
+
+    const described = new Map<string, Map<string, PgColumn>>();
+    const describe = async (sql: string): Promise<PgColumn[]> => {
+      const result = await query(`select * from (${sql}) as model limit 0`, [], 'the model SQL');
+      const pairs = result.fields.map((f) => [f.dataTypeID, f.dataTypeModifier] as const);
+      const natives = await lookup(pairs);
+      const columns = result.fields.map((f): PgColumn => {
+        const oid = f.dataTypeID;
+        const info = types.get(oid);
+        const type: FieldType = SCALARS.get(oid)?.type ?? (info && info.elem !== 0 ? 'json' : 'string');
+        const castName = info?.castName ?? 'text';
+        return {
+          name: f.name,
+          type,
+          nativeType: natives.get(`${oid}:${f.dataTypeModifier}`) ?? castName,
+          oid,
+          bind: (placeholder) =>
+            oid === 17 ? `decode(${placeholder}, 'base64')` : `cast(${placeholder} as ${castName})`,
+        };
+      });
+      described.set(sql, new Map(columns.map((c) => [c.name, c])));
+      return columns;
+    };
+
+    const columnOf = async (sql: string, name: string): Promise<PgColumn> => {
+      if (!described.has(sql)) await describe(sql);
+      const columns = described.get(sql)!;
+      const found = columns.get(name);
+      if (!found) {
+        throw new ConnectorConfigError(
+          `PostgreSQL ${where}: the model has no column "${name}" (it has ${[...columns.keys()].join(', ')})`,
+        );
+      }
+      return found;
+    };
+
+    /**
+     * Rows whose primary key is null, through a server-side cursor: they have no key order to page
+     * by, and the cursor reads each exactly once while holding one page at a time.
+     */
+    async function* nullKeyPages(sql: string, pk: string, pageSize: number): AsyncGenerator<RowPage> {
+      const { client, release } = await checkout();
+      let open = false;
+      let failed = false;
+      try {
+        await client.query('BEGIN');
+        open = true;
+        await client.query(`DECLARE backflow_null_keys CURSOR FOR select * from (${sql}) as model where ${pk} is null`);
+        for (;;) {
+          const result = await client.query<unknown[]>({
+            text: `FETCH FORWARD ${pageSize} FROM backflow_null_keys`,
+            types: RAW_TEXT,
+            rowMode: 'array',
+          });
+          if (result.rows.length > 0) yield { rows: await toRows(result) };
+          if (result.rows.length < pageSize) break;
+        }
+        await client.query('COMMIT');
+        open = false;
+      } catch (error) {
+        failed = !(error instanceof pg.DatabaseError);
+        throw fail(error, 'the model SQL');
+      } finally {
+        if (open) await client.query('ROLLBACK').catch(() => (failed = true));
+        release(failed);
+      }
+    }
+
+    return {
+      async check() {
+        await query('select 1');
+      },
+
+      async describe(sql) {
+        const columns = await describe(sql);
+        return columns.map(({ name, type, nativeType }) => ({ name, type, nativeType }));
+      },
+
+      async *read(request) {
+        const pkColumn = await columnOf(request.sql, request.primaryKey);
+        const cursorColumn = request.cursor === undefined ? undefined : await columnOf(request.sql, request.cursor);
+        const pk = quoteIdent(request.primaryKey);
+        const cursor = request.cursor === undefined ? undefined : quoteIdent(request.cursor);
+        const size = pageSizeOf(request.pageSize);
+        let after: Checkpoint | undefined = request.after;
+        if (!cursor && !after) yield* nullKeyPages(request.sql, pk, size);
+        for (;;) {
+          const params: (string | null)[] = [];
+          let condition: string;
+          if (cursor && cursorColumn) {
+            condition = `${cursor} is not null`;
+            if (after) {
+              const [c, k] = [cursorColumn.bind('$1'), pkColumn.bind('$2')];
+              // A row comparison walks an index on (cursor, pk) straight to the position. Redshift (from
+              // PostgreSQL 8.0) predates SQL-standard row comparison: it gets the expanded form.
+              condition += (await isRedshift())
+                ? ` and (${cursor} > ${c} or (${cursor} = ${c} and ${pk} > ${k}))`
+                : ` and (${cursor}, ${pk}) > (${c}, ${k})`;
+              params.push(bindValue(after.cursor), bindValue(after.pk));
+            }
+          } else if (after) {
+            condition = `${pk} > ${pkColumn.bind('$1')}`;
+            params.push(bindValue(after.pk));
+          } else {
+            condition = `${pk} is not null`;
+          }
+          const order = cursor ? `${cursor}, ${pk}` : pk;
+          const result = await query(
+            `select * from (${request.sql}) as model where ${condition} order by ${order} limit ${size}`,
+            params,
+            'the model SQL',
+          );
+          const rows = await toRows(result);
+          const last = rows[rows.length - 1];
+          if (!last) return;
+          after = request.cursor
+            ? { cursor: last[request.cursor] ?? null, pk: last[request.primaryKey] ?? null }
+            : { pk: last[request.primaryKey] ?? null };
+          yield { rows, checkpoint: after };
+          if (rows.length < size) return;
+        }
+      },
+
+      async watermark(sql, cursorColumn, primaryKey) {
+        const cursor = quoteIdent(cursorColumn);
+        const pk = quoteIdent(primaryKey);
+        const result = await query(
+          `select ${cursor}, ${pk} from (${sql}) as model where ${cursor} is not null order by ${cursor} desc, ${pk} desc nulls last limit 1`,
+          [],
+          'the model SQL',
+        );
+        const top = (await toRows({ ...result, fields: renamed(result.fields, ['c', 'k']) }))[0];
+        return top ? { cursor: top.c ?? null, pk: top.k ?? null } : undefined;
+      },
+
+      async *readKeys(sql, primaryKey, pageSize) {
+        const column = await columnOf(sql, primaryKey);
+        const pk = quoteIdent(primaryKey);
+        const size = pageSizeOf(pageSize);
+        let last: JsonValue | undefined;
+        for (;;) {
+          const condition = last === undefined ? `${pk} is not null` : `${pk} > ${column.bind('$1')}`;
+          const result = await query(
+            `select ${pk} from (${sql}) as model where ${condition} order by ${pk} limit ${size}`,
+            last === undefined ? [] : [bindValue(last)],
+            'the model SQL',
+          );
+          const keys = (await toRows({ ...result, fields: renamed(result.fields, ['k']) })).map((r) => r.k ?? null);
+          if (keys.length === 0) return;
+          yield keys;
+          last = keys[keys.length - 1];
+          if (keys.length < size) return;
+        }
+      },
+
+      async listTables() {
+        const { rows } = await query(
+          `select table_schema || '.' || table_name from information_schema.tables
+           where table_schema not in ('pg_catalog', 'information_schema') and table_schema not like 'pg\\_%'
+           order by table_schema, table_name`,
+        );
+        return rows.map((r) => String(r[0]));
+      },
+
+      async close() {
+        if (closed) return;
+        closed = true;
+        await pool.end();
+      },
+    };
+  },
+});
+
+function pageSizeOf(size: number): number {
+  if (!Number.isInteger(size) || size < 1)
+    throw new ConnectorConfigError(`page size must be a positive integer, got ${size}`);
+  return size;
+}
+
+/** A checkpoint value as a query parameter: text, which the cast reads back in the column's type. */
+function bindValue(value: JsonValue | undefined): string | null {
+  if (value === null || value === undefined) return null;
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/** The same fields under other names (a column may be selected twice: cursor and key). */
+function renamed(fields: pg.FieldDef[], names: readonly string[]): pg.FieldDef[] {
+  return fields.map((f, i) => ({ ...f, name: names[i] ?? f.name }));
+}
+
+function literal(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+function codeOf(error: unknown): string {
+  const own = (error as { code?: unknown } | null)?.code;
+  if (typeof own === 'string') return own;
+  if (error instanceof AggregateError) return codeOf(error.errors[0]);
+  return '';
+}
+
+/** An error of the driver as one of Backflow's, with what to fix; the password never shows. */
+function sourceError(error: unknown, where: string, password: string | undefined, doing?: string): Error {
+  if (error instanceof BackflowError) return error;
+  const code = codeOf(error);
+  const inner = error instanceof AggregateError ? error.errors[0] : undefined;
+  let detail = errorMessage(error) || (inner ? errorMessage(inner) : '') || code || 'unknown error';
+  if (password) detail = detail.replaceAll(password, '***');
+  const address = where.slice(0, where.lastIndexOf('/'));
+  const message = `PostgreSQL ${where}: ${detail}`;
+  const cause = { cause: error };
+  if (code === '28P01' || code === '28000') {
+    return new AuthError(`${message} (check connection.user, and connection.password in the secret)`, cause);
+  }
+  if (/client password must be a string|SASL/.test(detail)) {
+    return new AuthError(
+      `PostgreSQL ${where}: the server wants a password: put connection.password in the secret`,
+      cause,
+    );
+  }
+  if (error instanceof pg.DatabaseError) {
+    if (code === '3D000') return new ConnectorConfigError(`${message} (check connection.database)`, cause);
+    if (code === '42501') {
+      return new ConnectorConfigError(
+        `${message} (grant the role USAGE on the schema and SELECT on the tables the model reads)`,
+        cause,
+      );
+    }
+    if (code === '57014') {
+      return new TransientError(
+        `${message} (the query ran longer than statement_timeout_ms: raise it, or index the model's cursor and primary key)`,
+        cause,
+      );
+    }
+    if (/^(08|40|53|55|57|58|XX)/.test(code)) return new TransientError(message, cause);
+    // Any other SQLSTATE is the database refusing the statement itself: retrying will not help.
+    return new ConnectorConfigError(doing ? `PostgreSQL ${where}: ${doing} failed: ${detail}` : message, cause);
+  }
+  if (code === 'ECONNREFUSED') {
+    return new TransientError(
+      `PostgreSQL ${where}: connection refused at ${address}: is the server running and listening there? Check connection.host and connection.port`,
+      cause,
+    );
+  }
+  if (code === 'ENOTFOUND') return new ConnectorConfigError(`${message} (check connection.host)`, cause);
+  if (code === 'ETIMEDOUT' || /timeout|timed out/i.test(detail)) {
+    return new TransientError(
+      `${message} (no answer from ${address} in time: check that the network, firewall or security group lets this machine reach it)`,
+      cause,
+    );
+  }
+  if (NETWORK_CODES.has(code)) return new TransientError(message, cause);
+  if (/certificate|SSL|self.signed/i.test(detail)) {
+    return new ConnectorConfigError(`${message} (check connection.ssl)`, cause);
+  }
+  return new TransientError(message, cause);
+}
