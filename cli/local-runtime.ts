@@ -178,7 +178,11 @@ export class LocalRuntime {
         if (run.status === 'exporting' || failed) {
           await this.state.updateRun(syncId, run.runId, {
             status,
-            ...(failed ? { error: `${deadLettered} message(s) dead-lettered on lane ${lane}` } : {}),
+            ...(failed
+              ? {
+                  error: `${run.error ? `${run.error}; ` : ''}${deadLettered} message(s) dead-lettered on lane ${lane}`,
+                }
+              : {}),
           });
           run = await this.state.getRun(syncId, run.runId);
         }

@@ -15,6 +15,8 @@ export interface Bucket {
   readonly at: number;
   /** Current rate in requests per second: the limit, or less after 429s. */
   readonly rate: number;
+  /** When the rate was last halved: one storm of concurrent 429s halves it once. */
+  readonly slowedAt?: number;
 }
 
 /**
@@ -25,6 +27,7 @@ export const BUCKET_CAPACITY = 1;
 /** Each granted request wins back this share of the limit after a slow-down. */
 const INCREASE = 0.02;
 const FLOOR = 0.05;
+const SLOW_DOWN_EVERY_MS = 1000;
 
 /** Pure token-bucket step: the bucket after taking a token at `now`, or the wait for one. */
 export function takeToken(
@@ -37,12 +40,19 @@ export function takeToken(
     ? Math.min(BUCKET_CAPACITY, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * rate)
     : BUCKET_CAPACITY;
   if (tokens < 1) return { granted: false, waitMs: Math.max(1, Math.ceil(((1 - tokens) / rate) * 1000)) };
-  return { granted: true, next: { tokens: tokens - 1, at: now, rate: Math.min(limit, rate + limit * INCREASE) } };
+  return {
+    granted: true,
+    next: { tokens: tokens - 1, at: now, rate: Math.min(limit, rate + limit * INCREASE), slowedAt: bucket?.slowedAt },
+  };
 }
 
+/** Halves the rate, at most once a second, and empties the bucket. */
 export function slowedDown(bucket: Bucket | undefined, limit: number, now: number): Bucket {
-  const rate = Math.max(limit * FLOOR, Math.min(limit, bucket?.rate ?? limit) / 2);
-  return { tokens: 0, at: now, rate };
+  const current = Math.min(limit, bucket?.rate ?? limit);
+  if (bucket?.slowedAt !== undefined && now - bucket.slowedAt < SLOW_DOWN_EVERY_MS) {
+    return { ...bucket, tokens: 0, at: now };
+  }
+  return { tokens: 0, at: now, rate: Math.max(limit * FLOOR, current / 2), slowedAt: now };
 }
 
 /** A single-process pacer (unit tests, and a lane with one exporter). */

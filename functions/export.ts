@@ -53,6 +53,10 @@ export function createExportHandler(environment: () => Environment, lane: () => 
         env.metrics.count(error instanceof RateLimitedError ? 'DestinationThrottles' : 'ExportErrors', 1, {
           lane: laneName,
         });
+        // The run shows the last whole-batch error, so `backflow run` and `status` can say why.
+        await env.state
+          .updateRun(message.syncId, message.runId, { error: `${(error as Error).name}: ${(error as Error).message}` })
+          .catch(() => {});
         await env.queue
           .retryLater(laneName, record.receiptHandle, failureDelaySeconds(receives, retryAfter))
           .catch((e: unknown) => env.logger.warn('could not delay the retry', { error: (e as Error).message }));

@@ -31,7 +31,12 @@ export class DynamoPacer implements Pacer {
     const item = out.Item;
     if (!item) return { bucket: undefined, revision: 0 };
     return {
-      bucket: { tokens: Number(item.tokens?.N), at: Number(item.at?.N), rate: Number(item.rate?.N) },
+      bucket: {
+        tokens: Number(item.tokens?.N),
+        at: Number(item.at?.N),
+        rate: Number(item.rate?.N),
+        slowedAt: item.slowed?.N === undefined ? undefined : Number(item.slowed.N),
+      },
       revision: Number(item.rev?.N ?? 0),
     };
   }

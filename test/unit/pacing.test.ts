@@ -41,7 +41,9 @@ describe('the lane token bucket', () => {
 
   it('halves the rate on a 429 and wins it back additively', () => {
     const slowed = slowedDown({ tokens: 1, at: 0, rate: 10 }, 10, 0);
-    expect(slowed).toEqual({ tokens: 0, at: 0, rate: 5 });
+    expect(slowed).toEqual({ tokens: 0, at: 0, rate: 5, slowedAt: 0 });
+    expect(slowedDown(slowed, 10, 500).rate).toBe(5);
+    expect(slowedDown(slowed, 10, 1000).rate).toBe(2.5);
     expect(slowedDown({ tokens: 0, at: 0, rate: 0.5 }, 10, 0).rate).toBe(0.5);
     let bucket = slowed;
     let now = 0;
