@@ -1,5 +1,6 @@
 import { getDestination, getSource } from '#connectors/registry';
 import type { DestinationConnection, DestinationDefinition } from '#connectors/sdk/destination';
+import { withFormats } from '#connectors/sdk/formats';
 import type { SourceConnection, SourceDefinition } from '#connectors/sdk/source';
 import type { Config, ConnectorConfig } from '#core/config/load';
 import { ConnectorConfigError } from './errors.ts';
@@ -59,7 +60,8 @@ export async function connectDestination(
   const definition = connector && getDestination(connector.type);
   if (!connector || !definition) throw new ConnectorConfigError(`no destination named ${name}`);
   const options = await resolveOptions('destination', connector, definition, secrets);
-  return { connection: await definition.connect(options as never, { projectDir: config.projectDir, tag }), definition };
+  const connection = await definition.connect(options as never, { projectDir: config.projectDir, tag });
+  return { connection: withFormats(connection, definition.formats), definition };
 }
 
 /** Records per destination call: the lane override, else the connector's documented batch size. */

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { ValueFormats } from './formats.ts';
 import type { ConnectorContext, FieldType, JsonValue, SyncMode } from './types.ts';
 
 /** A documented limit of a destination, with the vendor page it comes from. */
@@ -71,12 +72,30 @@ export interface DestinationConnection {
   close(): Promise<void>;
 }
 
+/** An object a destination writes (HubSpot `contacts`, Salesforce `Lead`, a table…). */
+export interface DestinationObject {
+  readonly name: string;
+  readonly description?: string;
+  /** Fields a sync may match on; `['*unique']` when any unique field will do (discovered). */
+  readonly matchKeys: readonly string[];
+  /** What mirror mode does with a record that left the model. */
+  readonly onDelete?: 'delete' | 'archive' | 'unsubscribe';
+}
+
 export interface DestinationDefinition<Schema extends z.ZodObject = z.ZodObject> {
   readonly type: string;
+  /** Name shown to people: "HubSpot". */
+  readonly title?: string;
   readonly optionsSchema: Schema;
   readonly secretKeys: readonly string[];
   readonly modes: readonly SyncMode[];
   readonly limits: DestinationLimits;
+  /** Objects it writes; absent when any name is accepted (database tables, webhooks). */
+  readonly objects?: readonly DestinationObject[];
+  /** Custom objects by name are accepted besides `objects` (HubSpot custom objects, Salesforce `__c`). */
+  readonly customObjects?: boolean;
+  /** Value formats the vendor needs, applied by the SDK before `write`. */
+  readonly formats?: ValueFormats;
   connect(options: z.output<Schema>, context: ConnectorContext): Promise<DestinationConnection>;
 }
 

@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { e164, formatRecord } from '#connectors/sdk/formats';
+
+describe('value formats declared by a connector', () => {
+  const record = {
+    key: '1',
+    op: 'upsert' as const,
+    match: 'a@x.io',
+    fields: {
+      born: '1990-02-03',
+      seen: '2026-01-02T03:04:05.123Z',
+      vip: true,
+      tags: ['a', 'b'],
+      mobile_phone: '0044 (20) 7946-0958',
+      meta: { a: 1 },
+      ltv: 12.5,
+      cleared: null,
+    },
+  };
+  const types = {
+    born: 'date',
+    seen: 'timestamp',
+    vip: 'boolean',
+    tags: 'json',
+    mobile_phone: 'string',
+    meta: 'json',
+    ltv: 'number',
+  } as const;
+
+  it('leaves values alone by default', () => {
+    expect(formatRecord(record, types, {}).fields).toEqual(record.fields);
+  });
+
+  it('formats dates, timestamps, booleans, arrays, phones and numbers as asked', () => {
+    const formatted = formatRecord(record, types, {
+      date: 'epoch-ms-midnight',
+      timestamp: 'epoch-ms',
+      boolean: 'string',
+      array: 'semicolon',
+      phone: 'e164',
+      object: 'string',
+      number: 'string',
+    }).fields;
+    expect(formatted).toEqual({
+      born: Date.UTC(1990, 1, 3),
+      seen: Date.UTC(2026, 0, 2, 3, 4, 5, 123),
+      vip: 'true',
+      tags: 'a;b',
+      mobile_phone: '+442079460958',
+      meta: '{"a":1}',
+      ltv: '12.5',
+      cleared: null,
+    });
+  });
+
+  it('normalizes phone numbers to E.164 digits', () => {
+    expect(e164(' +1 (415) 555-0100 ')).toBe('+14155550100');
+    expect(e164('0033 1 23 45 67 89')).toBe('+33123456789');
+  });
+});
