@@ -28,3 +28,11 @@ export function getDestination(type: string): DestinationDefinition | undefined 
 
 export const sourceTypes = (): string[] => [...sources.keys()];
 export const destinationTypes = (): string[] => [...destinations.keys()];
+
+/**
+ * Adds a destination type at run time. Connectors in this repository are listed above; this is
+ * for tests of a connector in development and for plugins loaded by the embedding program.
+ */
+export function registerDestination(definition: DestinationDefinition | { type: string }): void {
+  destinations.set(definition.type, definition as DestinationDefinition);
+}
