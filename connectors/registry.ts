@@ -6,9 +6,10 @@ import type { SourceDefinition } from '#connectors/sdk/source';
 import { duckdbSource } from '#connectors/sources/duckdb/index';
 import { mysqlSource } from '#connectors/sources/mysql/index';
 import { postgresSource } from '#connectors/sources/postgres/index';
+import { snowflakeSource } from '#connectors/sources/snowflake/index';
 
 const sources = new Map<string, SourceDefinition>(
-  [duckdbSource, postgresSource, mysqlSource].map((s) => [s.type, s as unknown as SourceDefinition]),
+  [duckdbSource, postgresSource, mysqlSource, snowflakeSource].map((s) => [s.type, s as unknown as SourceDefinition]),
 );
 
 const destinations = new Map<string, DestinationDefinition>(

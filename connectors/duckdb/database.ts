@@ -1,7 +1,27 @@
 import path from 'node:path';
-import { type DuckDBConnection, DuckDBInstance, type DuckDBType, DuckDBTypeId } from '@duckdb/node-api';
+import type * as DuckDb from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBInstance, DuckDBType } from '@duckdb/node-api';
 import { exactNumber, fieldTypeOf, isoTimestamp } from '#connectors/sdk/sql';
 import type { ConnectorContext, FieldType, JsonValue, Row } from '#connectors/sdk/types';
+import { ConnectorConfigError } from '#core/errors';
+
+let duckDbModule: Promise<typeof DuckDb> | undefined;
+
+/**
+ * The DuckDB driver, loaded on first use. It is a native module that only the embedded DuckDB
+ * source and destination need: the Lambda bundles leave it out (infra marks it external), so a
+ * static import would crash every function at start, DuckDB in use or not.
+ */
+export function loadDuckDb(): Promise<typeof DuckDb> {
+  duckDbModule ??= import('@duckdb/node-api').catch((error: unknown) => {
+    duckDbModule = undefined;
+    throw new ConnectorConfigError(
+      `the embedded DuckDB connector needs the @duckdb/node-api module, which cannot be loaded here (${(error as Error).message}); DuckDB sources and destinations run locally, not on AWS Lambda`,
+      { cause: error },
+    );
+  });
+  return duckDbModule;
+}
 
 /**
  * Instances stay referenced for the life of the process: DuckDB's instance cache holds them
@@ -17,6 +37,7 @@ export async function openDuckDb(file: string, context: ConnectorContext): Promi
   const resolved = file === ':memory:' ? file : path.resolve(context.projectDir, file);
   let instance = instances.get(resolved);
   if (!instance) {
+    const { DuckDBInstance } = await loadDuckDb();
     instance = DuckDBInstance.fromCache(resolved);
     instances.set(resolved, instance);
     instance.catch(() => instances.delete(resolved));
@@ -38,7 +59,7 @@ export interface DuckColumn {
 }
 
 /** How a DuckDB column's values become Backflow's normalized values. */
-export function duckColumn(name: string, type: DuckDBType): DuckColumn {
+function duckColumn(name: string, type: DuckDBType, ids: typeof DuckDb.DuckDBTypeId): DuckColumn {
   const nativeType = type.toString();
   const alias = (type as { alias?: string }).alias;
   const passthrough = (json: unknown) => json as JsonValue;
@@ -51,37 +72,37 @@ export function duckColumn(name: string, type: DuckDBType): DuckColumn {
     };
   }
   switch (type.typeId) {
-    case DuckDBTypeId.BIGINT:
-    case DuckDBTypeId.HUGEINT:
-    case DuckDBTypeId.UBIGINT:
-    case DuckDBTypeId.UHUGEINT:
-    case DuckDBTypeId.DECIMAL:
+    case ids.BIGINT:
+    case ids.HUGEINT:
+    case ids.UBIGINT:
+    case ids.UHUGEINT:
+    case ids.DECIMAL:
       return {
         name,
         nativeType,
         type: fieldTypeOf(nativeType),
         convert: (json) => (json === null ? null : exactNumber(String(json))),
       };
-    case DuckDBTypeId.FLOAT:
-    case DuckDBTypeId.DOUBLE:
+    case ids.FLOAT:
+    case ids.DOUBLE:
       return {
         name,
         nativeType,
         type: 'number',
         convert: (json) => (typeof json === 'string' ? (Number(json) as JsonValue) : (json as JsonValue)),
       };
-    case DuckDBTypeId.TIMESTAMP:
-    case DuckDBTypeId.TIMESTAMP_S:
-    case DuckDBTypeId.TIMESTAMP_MS:
-    case DuckDBTypeId.TIMESTAMP_NS:
-    case DuckDBTypeId.TIMESTAMP_TZ:
+    case ids.TIMESTAMP:
+    case ids.TIMESTAMP_S:
+    case ids.TIMESTAMP_MS:
+    case ids.TIMESTAMP_NS:
+    case ids.TIMESTAMP_TZ:
       return {
         name,
         nativeType,
         type: 'timestamp',
         convert: (json) => (json === null ? null : isoTimestamp(String(json))),
       };
-    case DuckDBTypeId.BLOB:
+    case ids.BLOB:
       return {
         name,
         nativeType,
@@ -99,9 +120,10 @@ export async function queryRows(
   sql: string,
   params: (string | null)[] = [],
 ): Promise<{ columns: DuckColumn[]; rows: Row[] }> {
+  const { DuckDBTypeId } = await loadDuckDb();
   const reader = await connection.runAndReadAll(sql, params);
   const names = reader.columnNames();
-  const columns = reader.columnTypes().map((t, i) => duckColumn(names[i]!, t));
+  const columns = reader.columnTypes().map((t, i) => duckColumn(names[i]!, t, DuckDBTypeId));
   const json = reader.getRowsJson();
   const needsJs = columns.some((c) => c.type === 'binary');
   const js = needsJs ? reader.getRowsJS() : undefined;

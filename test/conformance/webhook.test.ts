@@ -6,17 +6,13 @@ conformance({
   name: 'webhook',
   async start() {
     const receiver = await startWebhookReceiver({ signingSecret: 'conformance-secret' });
-    let throttles = 0;
     return {
       destination: `    type: webhook\n    url: ${receiver.url}`,
       secret: { signing_secret: 'conformance-secret' },
       fake: {
         stored: (object) => receiver.store.get(object) ?? new Map(),
         writeTimes: () => receiver.requests.filter((r) => r.method === 'POST').map((r) => r.at),
-        throttleNext(n) {
-          throttles += n;
-          receiver.failNext(n, 429, { 'Retry-After': '1' });
-        },
+        throttleNext: (n) => receiver.failNext(n, 429, { 'Retry-After': '1' }),
         revoke: () => receiver.revoke(),
         restore: () => receiver.restore(),
         stop: () => receiver.stop(),

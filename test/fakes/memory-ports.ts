@@ -21,8 +21,8 @@ export class MemoryStateStore implements StateStore {
   private readonly locks = new Map<string, { owner: string; until: number }>();
 
   private syncRecords(syncId: string): Map<string, RecordState> {
-    let found = this.records.get(syncId);
-    if (!found) this.records.set(syncId, (found = new Map()));
+    const found = this.records.get(syncId) ?? new Map<string, RecordState>();
+    this.records.set(syncId, found);
     return found;
   }
 

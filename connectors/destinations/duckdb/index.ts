@@ -1,6 +1,6 @@
-import { type DuckDBConnection, LIST, listValue, VARCHAR } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { z } from 'zod';
-import { openDuckDb } from '#connectors/duckdb/database';
+import { loadDuckDb, openDuckDb } from '#connectors/duckdb/database';
 import {
   defineDestination,
   type FieldInfo,
@@ -342,6 +342,7 @@ async function runStatement(
   group: Group,
   records: readonly OutboundRecord[],
 ): Promise<RecordOutcome[]> {
+  const { LIST, listValue, VARCHAR } = await loadDuckDb();
   const names = [matchField, ...group.fields];
   const params = names.map((name) => {
     const nativeType = table.columns.get(name)?.nativeType;

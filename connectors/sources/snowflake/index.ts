@@ -1,0 +1,305 @@
+import { createPrivateKey } from 'node:crypto';
+import type { Binds, ConnectionOptions } from 'snowflake-sdk';
+import { z } from 'zod';
+import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
+import { quoteIdent } from '#connectors/sdk/sql';
+import type { ConnectorContext, JsonValue, Row } from '#connectors/sdk/types';
+import { ConnectorConfigError } from '#core/errors';
+import { openSession, type SnowflakeSession } from './connection.ts';
+import { bindText, type SnowflakeColumn, snowflakeColumn } from './types.ts';
+
+const options = z.strictObject({
+  /** Account identifier, e.g. `myorg-myaccount` (or the legacy `xy12345.eu-west-1`). */
+  account: z.string().min(1),
+  /** Login name of the Snowflake user Backflow connects as. */
+  username: z.string().min(1),
+  warehouse: z.string().min(1).optional(),
+  role: z.string().min(1).optional(),
+  database: z.string().min(1).optional(),
+  schema: z.string().min(1).optional(),
+  /** `SNOWFLAKE` (password) or `SNOWFLAKE_JWT` (key pair); default from which secret is present. */
+  authenticator: z.enum(['SNOWFLAKE', 'SNOWFLAKE_JWT']).optional(),
+  /** Base URL instead of `https://<account>.snowflakecomputing.com`: private link, or a test double. */
+  access_url: z.url().optional(),
+  /** Milliseconds an HTTP request to Snowflake may take. */
+  timeout_ms: z.number().int().positive().default(60_000),
+  /** Cancels a statement running longer (`STATEMENT_TIMEOUT_IN_SECONDS`); default the account's. */
+  query_timeout_s: z.number().int().positive().optional(),
+  /** Login attempts retried after a network error or a 5xx answer. */
+  login_retries: z.number().int().min(0).max(10).default(2),
+  /** Secret: the user's password. */
+  password: z.string().min(1).optional(),
+  /** Secret: PEM private key (PKCS#8) of a key pair registered with `ALTER USER … SET RSA_PUBLIC_KEY`. */
+  private_key: z.string().min(1).optional(),
+  /** Secret: passphrase of an encrypted private key. */
+  private_key_passphrase: z.string().min(1).optional(),
+});
+
+type Options = z.output<typeof options>;
+
+/**
+ * A PEM key from a secret, checked before any login: literal `\n` sequences (env vars) become
+ * newlines, base64 of a PEM is decoded, and an encrypted key must open with the passphrase.
+ */
+function pemKey(text: string, passphrase: string | undefined): string {
+  const trimmed = text.trim().replaceAll('\\n', '\n');
+  const decoded = Buffer.from(trimmed, 'base64').toString('utf8').trim();
+  const pem = trimmed.startsWith('-----BEGIN') ? trimmed : decoded.startsWith('-----BEGIN') ? decoded : undefined;
+  if (!pem) {
+    throw new ConnectorConfigError(
+      'the Snowflake private_key secret is not a PEM key: it must start with "-----BEGIN PRIVATE KEY-----" (or "-----BEGIN ENCRYPTED PRIVATE KEY-----")',
+    );
+  }
+  try {
+    createPrivateKey({ key: pem, format: 'pem', ...(passphrase !== undefined && { passphrase }) });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const problem =
+      code === 'ERR_OSSL_CRYPTO_INTERRUPTED_OR_CANCELLED' || code === 'ERR_MISSING_PASSPHRASE'
+        ? 'it is encrypted: add private_key_passphrase to the secret'
+        : code === 'ERR_OSSL_BAD_DECRYPT'
+          ? 'private_key_passphrase does not decrypt it'
+          : `it is not a valid PEM private key (${(error as Error).message})`;
+    throw new ConnectorConfigError(`the Snowflake private_key secret cannot be read: ${problem}`);
+  }
+  return `${pem}\n`;
+}
+
+function connectionOptions(opts: Options, context: ConnectorContext): ConnectionOptions {
+  const authenticator = opts.authenticator ?? (opts.private_key ? 'SNOWFLAKE_JWT' : 'SNOWFLAKE');
+  const who = `user "${opts.username}" on account "${opts.account}"`;
+  const base: ConnectionOptions = {
+    account: opts.account,
+    username: opts.username,
+    ...(opts.warehouse && { warehouse: opts.warehouse }),
+    ...(opts.role && { role: opts.role }),
+    ...(opts.database && { database: opts.database }),
+    ...(opts.schema && { schema: opts.schema }),
+    ...(opts.access_url && { accessUrl: opts.access_url.replace(/\/+$/, '') }),
+    timeout: opts.timeout_ms,
+    sfRetryMaxLoginRetries: opts.login_retries,
+    queryTag: (context.tag ?? 'backflow').slice(0, 2000),
+    clientSessionKeepAlive: false,
+    // With fetchAsString the driver would otherwise turn SQL NULL into the text "NULL".
+    representNullAsStringNull: false,
+    application: 'Backflow',
+  };
+  if (authenticator === 'SNOWFLAKE_JWT') {
+    if (!opts.private_key) {
+      throw new ConnectorConfigError(
+        `Snowflake key-pair login of ${who} needs "private_key" in the source's secret (authenticator SNOWFLAKE_JWT)`,
+      );
+    }
+    return {
+      ...base,
+      authenticator: 'SNOWFLAKE_JWT',
+      privateKey: pemKey(opts.private_key, opts.private_key_passphrase),
+      ...(opts.private_key_passphrase && { privateKeyPass: opts.private_key_passphrase }),
+    };
+  }
+  if (!opts.password) {
+    throw new ConnectorConfigError(
+      `Snowflake login of ${who} needs "password" or "private_key" in the source's secret`,
+    );
+  }
+  return { ...base, authenticator: 'SNOWFLAKE', password: opts.password };
+}
+
+/**
+ * Snowflake, read with `snowflake-sdk`: one session per connection, one statement per keyset
+ * page, rows streamed from the result chunks. SQL is generated in the dialect subset Snowflake
+ * shares with DuckDB (the test double runs it there).
+ */
+export const snowflakeSource = defineSource({
+  type: 'snowflake',
+  optionsSchema: options,
+  secretKeys: ['password', 'private_key', 'private_key_passphrase'],
+  async connect(opts, context) {
+    const who = {
+      account: opts.account,
+      username: opts.username,
+      url: opts.access_url ?? `https://${opts.account}.snowflakecomputing.com`,
+    };
+    const session: SnowflakeSession = await openSession({
+      ...who,
+      connection: connectionOptions(opts, context),
+      sessionParameters: {
+        // Timestamps are normalized to UTC; a UTC session makes NTZ/LTZ/TZ comparisons agree.
+        TIMEZONE: 'UTC',
+        TIME_OUTPUT_FORMAT: 'HH24:MI:SS.FF9',
+        STRICT_JSON_OUTPUT: true,
+        ...(opts.query_timeout_s !== undefined && { STATEMENT_TIMEOUT_IN_SECONDS: opts.query_timeout_s }),
+      },
+      deadlineMs: opts.query_timeout_s === undefined ? undefined : opts.query_timeout_s * 1000 + opts.timeout_ms,
+    });
+
+    /** Runs a statement and yields its rows, normalized, in lists of at most `size`. */
+    async function* query(
+      sql: string,
+      binds: Binds,
+      size: number,
+      doing = 'read the model',
+    ): AsyncGenerator<{ columns: SnowflakeColumn[]; rows: Row[] }> {
+      const statement = await session.execute(sql, binds, doing);
+      const columns = (statement.getColumns() ?? []).map(snowflakeColumn);
+      let rows: Row[] = [];
+      for await (const values of session.rows(statement)) {
+        const row: Row = {};
+        for (const [i, column] of columns.entries()) row[column.name] = column.convert(values[i]);
+        rows.push(row);
+        if (rows.length >= size) {
+          yield { columns, rows };
+          rows = [];
+        }
+      }
+      if (rows.length > 0) yield { columns, rows };
+    }
+
+    const all = async (sql: string, doing: string): Promise<Row[]> => {
+      const rows: Row[] = [];
+      for await (const page of query(sql, [], Number.MAX_SAFE_INTEGER, doing)) rows.push(...page.rows);
+      return rows;
+    };
+
+    const described = new Map<string, Map<string, SnowflakeColumn>>();
+    const describeColumns = async (sql: string): Promise<SnowflakeColumn[]> => {
+      const statement = await session.execute(`select * from (${sql}) as model limit 0`, [], 'run the model SQL');
+      const columns = (statement.getColumns() ?? []).map(snowflakeColumn);
+      described.set(sql, new Map(columns.map((c) => [c.name, c])));
+      return columns;
+    };
+    const columnOf = async (sql: string, name: string): Promise<SnowflakeColumn> => {
+      if (!described.has(sql)) await describeColumns(sql);
+      const found = described.get(sql)?.get(name);
+      if (!found) {
+        const names = [...(described.get(sql)?.keys() ?? [])];
+        const hint = names.find((n) => n.toLowerCase() === name.toLowerCase());
+        throw new ConnectorConfigError(
+          `the model has no column "${name}"${hint ? `; did you mean "${hint}"? Snowflake column names are case-sensitive once quoted, and unquoted names are stored in upper case` : ''}`,
+        );
+      }
+      return found;
+    };
+    const keysetCast = async (sql: string, name: string, role: string): Promise<string> => {
+      const column = await columnOf(sql, name);
+      if (!column.castType) {
+        throw new ConnectorConfigError(
+          `the ${role} column "${name}" is ${column.nativeType}, which cannot order keyset pages: use a number, text, date or timestamp column`,
+        );
+      }
+      return column.castType;
+    };
+
+    return {
+      async check() {
+        const statement = await session.execute('select 1 as ok', [], 'run a test query');
+        const state = statement.getSessionState() as
+          | {
+              getCurrentWarehouse(): string | null;
+              getCurrentDatabase(): string | null;
+              getCurrentSchema(): string | null;
+            }
+          | undefined;
+        if (!state) return;
+        const missing = [
+          opts.warehouse && !state.getCurrentWarehouse() && `warehouse "${opts.warehouse}" (GRANT USAGE ON WAREHOUSE)`,
+          opts.database && !state.getCurrentDatabase() && `database "${opts.database}" (GRANT USAGE ON DATABASE)`,
+          opts.schema && !state.getCurrentSchema() && `schema "${opts.schema}" (GRANT USAGE ON SCHEMA)`,
+        ].filter(Boolean);
+        if (missing.length > 0) {
+          throw new ConnectorConfigError(
+            `Snowflake logged in ${who.username} but the session has no ${missing.join(', ')}: it does not exist or the role${opts.role ? ` "${opts.role}"` : ''} may not use it`,
+          );
+        }
+      },
+      async describe(sql): Promise<ColumnInfo[]> {
+        const columns = await describeColumns(sql);
+        return columns.map(({ name, type, nativeType }) => ({ name, type, nativeType }));
+      },
+      async *read(request) {
+        const pk = quoteIdent(request.primaryKey);
+        const cursor = request.cursor === undefined ? undefined : quoteIdent(request.cursor);
+        const pkType = await keysetCast(request.sql, request.primaryKey, 'primary key');
+        const cursorType =
+          request.cursor === undefined ? undefined : await keysetCast(request.sql, request.cursor, 'cursor');
+        const model = `select * from (${request.sql}) as model`;
+        let after: Checkpoint | undefined = request.after;
+        if (!cursor && !after) {
+          // Keyset pages cannot reach rows whose primary key is null: hand them over first.
+          for (let offset = 0; ; offset += request.pageSize) {
+            let count = 0;
+            for await (const { rows } of query(
+              `${model} where ${pk} is null limit ${request.pageSize} offset ${offset}`,
+              [],
+              request.pageSize,
+            )) {
+              count += rows.length;
+              yield { rows };
+            }
+            if (count < request.pageSize) break;
+          }
+        }
+        for (;;) {
+          const binds: (string | null)[] = [];
+          let where: string;
+          if (cursor) {
+            where = `where ${cursor} is not null`;
+            if (after) {
+              // (cursor, pk) > (c, k), spelled out so any engine can prune on the cursor.
+              const c = `cast(? as ${cursorType})`;
+              where += ` and ${cursor} >= ${c} and (${cursor} > ${c} or ${pk} > cast(? as ${pkType}))`;
+              binds.push(bindText(after.cursor), bindText(after.cursor), bindText(after.pk));
+            }
+          } else if (after) {
+            where = `where ${pk} > cast(? as ${pkType})`;
+            binds.push(bindText(after.pk));
+          } else {
+            where = `where ${pk} is not null`;
+          }
+          const order = cursor ? `${cursor}, ${pk}` : pk;
+          const sql = `${model} ${where} order by ${order} limit ${request.pageSize}`;
+          let rows: Row[] = [];
+          for await (const page of query(sql, binds, request.pageSize)) rows = page.rows;
+          if (rows.length === 0) return;
+          const last = rows[rows.length - 1]!;
+          after = cursor
+            ? { cursor: last[request.cursor!] ?? null, pk: last[request.primaryKey] ?? null }
+            : { pk: last[request.primaryKey] ?? null };
+          const page: RowPage = { rows, checkpoint: after };
+          yield page;
+          if (rows.length < request.pageSize) return;
+        }
+      },
+      async watermark(sql, cursorColumn, primaryKey) {
+        const cursor = quoteIdent(cursorColumn);
+        const pk = quoteIdent(primaryKey);
+        await columnOf(sql, cursorColumn);
+        await columnOf(sql, primaryKey);
+        const rows = await all(
+          `select ${cursor} as c, ${pk} as k from (${sql}) as model where ${cursor} is not null order by ${cursor} desc, ${pk} desc nulls last limit 1`,
+          'read the watermark',
+        );
+        const top = rows[0];
+        if (!top) return undefined;
+        const values = Object.values(top);
+        return { cursor: (values[0] ?? null) as JsonValue, pk: (values[1] ?? null) as JsonValue };
+      },
+      async *readKeys(sql, primaryKey, pageSize) {
+        await columnOf(sql, primaryKey);
+        for await (const { rows } of query(`select ${quoteIdent(primaryKey)} from (${sql}) as model`, [], pageSize)) {
+          yield rows.map((row) => Object.values(row)[0] ?? null);
+        }
+      },
+      async listTables() {
+        const rows = await all(
+          "select table_schema || '.' || table_name as name from information_schema.tables where upper(table_schema) <> 'INFORMATION_SCHEMA' order by 1",
+          'list tables',
+        );
+        return rows.map((row) => String(Object.values(row)[0]));
+      },
+      async close() {
+        await session.close();
+      },
+    };
+  },
+});

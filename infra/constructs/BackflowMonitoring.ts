@@ -1,0 +1,320 @@
+import { Annotations, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import {
+  type CustomMetricGroup,
+  DefaultDashboardFactory,
+  type MetricFactory,
+  MetricStatistic,
+  type MetricWithAlarmSupport,
+  MonitoringFacade,
+  SnsAlarmActionStrategy,
+} from 'cdk-monitoring-constructs';
+import { Construct } from 'constructs';
+import type { Config, ResolvedSync } from '#core/config/load';
+import { scheduleIntervalSeconds, stalenessWindow } from '../schedule-interval.ts';
+import { ALARM_THRESHOLDS, type AlarmThresholds } from '../thresholds.ts';
+import type { Lane } from './Lane.ts';
+import type { Planner } from './Planner.ts';
+
+/** The CloudWatch namespace the functions emit their EMF metrics to (functions/shared/aws-environment.ts). */
+export const METRICS_NAMESPACE = 'Backflow';
+
+/**
+ * Powertools adds a `service` dimension (its serviceName) to every metric, and CloudWatch matches
+ * a metric on all its dimensions: an alarm on `{sync}` alone would watch a metric nobody emits.
+ */
+export const METRICS_SERVICE = 'backflow';
+
+/** The dimensions of a per-sync metric. */
+export const syncDimensions = (syncId: string) => ({ service: METRICS_SERVICE, sync: syncId });
+
+/** The dimensions of a per-lane metric. */
+export const laneDimensions = (lane: string) => ({ service: METRICS_SERVICE, lane });
+
+export interface BackflowMonitoringProps {
+  readonly config: Config;
+  readonly lanes: readonly Lane[];
+  readonly planner: Planner;
+  readonly thresholds?: AlarmThresholds;
+  /** Subscribed to the alarm topic when set (it must confirm the subscription e-mail). */
+  readonly alarmEmail?: string;
+}
+
+/**
+ * One CloudWatch dashboard and every alarm of a deployment, built with cdk-monitoring-constructs:
+ * per sync, the record counters, run duration, plan failures, rejection rate and staleness; per
+ * lane, the queues (depth, oldest message, dead letters), the export function, export errors and
+ * the destination's 429s. All alarms notify one KMS-encrypted SNS topic.
+ */
+export class BackflowMonitoring extends Construct {
+  readonly topic: Topic;
+  readonly facade: MonitoringFacade;
+
+  constructor(scope: Construct, id: string, props: BackflowMonitoringProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const thresholds = props.thresholds ?? ALARM_THRESHOLDS;
+
+    // CloudWatch can publish to an encrypted topic only with a customer managed key whose policy
+    // lets it use the key (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger).
+    const key = new Key(this, 'AlarmTopicKey', {
+      description: `Encrypts the alarm notifications of ${stack.stackName}`,
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+    );
+    this.topic = new Topic(this, 'AlarmTopic', {
+      displayName: `Backflow alarms (${stack.stackName})`,
+      masterKey: key,
+      enforceSSL: true,
+    });
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: {
+            'aws:SourceArn': stack.formatArn({ service: 'cloudwatch', resource: 'alarm', resourceName: '*' }),
+          },
+        },
+      }),
+    );
+    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+
+    this.facade = new MonitoringFacade(this, 'Facade', {
+      metricFactoryDefaults: { namespace: METRICS_NAMESPACE },
+      alarmFactoryDefaults: {
+        alarmNamePrefix: stack.stackName,
+        actionsEnabled: true,
+        action: new SnsAlarmActionStrategy({ onAlarmTopic: this.topic }),
+        datapointsToAlarm: 1,
+      },
+      dashboardFactory: new DefaultDashboardFactory(this, 'Dashboards', {
+        dashboardNamePrefix: stack.stackName,
+        createDashboard: true,
+        createSummaryDashboard: false,
+        createAlarmDashboard: false,
+      }),
+    });
+    const metrics = this.facade.createMetricFactory();
+
+    this.facade.addLargeHeader(`Backflow: ${stack.stackName}`);
+    for (const sync of Object.values(props.config.syncs)) this.monitorSync(sync, metrics, thresholds);
+    for (const lane of props.lanes) this.monitorLane(lane, metrics, thresholds);
+    this.facade.monitorLambdaFunction({
+      lambdaFunction: props.planner.plan.function,
+      humanReadableName: 'Plan function',
+      alarmFriendlyName: 'Plan',
+    });
+  }
+
+  private monitorSync(sync: ResolvedSync, metrics: MetricFactory, thresholds: AlarmThresholds): void {
+    const dimensions = syncDimensions(sync.id);
+    const count = (name: string, label: string) => metrics.createMetric(name, MetricStatistic.SUM, label, dimensions);
+    // Periods without a counter mean zero of it: FILL, so one missing counter does not void the rate.
+    const delivered = 'FILL(c, 0) + FILL(u, 0) + FILL(d, 0) + FILL(r, 0)';
+    const rejectionRate = metrics.createMetricMath(
+      `IF(${delivered} > 0, 100 * FILL(r, 0) / (${delivered}), 0)`,
+      {
+        c: count('RecordsCreated', 'created'),
+        u: count('RecordsUpdated', 'updated'),
+        d: count('RecordsDeleted', 'deleted'),
+        r: count('RecordsRejected', 'rejected'),
+      },
+      'Rejected (% of delivered)',
+    );
+    const groups: CustomMetricGroup[] = [
+      {
+        title: 'Records read',
+        metrics: [
+          count('RecordsExtracted', 'Extracted'),
+          count('RecordsInvalid', 'Invalid'),
+          count('RecordsUnchanged', 'Unchanged'),
+          count('RecordsQueued', 'Queued'),
+        ],
+      },
+      {
+        title: 'Records exported',
+        metrics: [
+          count('RecordsCreated', 'Created'),
+          count('RecordsUpdated', 'Updated'),
+          count('RecordsDeleted', 'Deleted'),
+          count('RecordsRejected', 'Rejected'),
+          count('RecordsRetried', 'Retried'),
+          count('RecordsDeadLettered', 'Dead-lettered'),
+        ],
+      },
+      {
+        title: 'Rejection rate',
+        metrics: [
+          {
+            metric: rejectionRate,
+            alarmFriendlyName: 'RejectionRate',
+            addAlarm: {
+              Warning: {
+                threshold: thresholds.rejectionRatePercent,
+                comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+                period: thresholds.rejectionRatePeriod,
+                additionalDescription: `Sync ${sync.id}: the destination refused more than ${thresholds.rejectionRatePercent}% of the records delivered. The run reports list each refused record with its reason.`,
+              },
+            },
+          },
+        ],
+      },
+      {
+        title: 'Runs',
+        metrics: [
+          this.staleness(sync, count('RunsPlanned', 'Planned'), thresholds),
+          count('RunsStopped', 'Stopped'),
+          {
+            metric: count('PlanFailures', 'Failed'),
+            alarmFriendlyName: 'PlanFailures',
+            addAlarm: {
+              Critical: {
+                threshold: thresholds.planFailures,
+                comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+                period: thresholds.planFailuresPeriod,
+                additionalDescription: `Sync ${sync.id}: the plan function failed. Its log group has the error; the next scheduled run retries.`,
+              },
+            },
+          },
+        ],
+      },
+      {
+        title: 'Run duration',
+        metrics: [
+          metrics.createMetric('RunDuration', MetricStatistic.AVERAGE, 'Average', dimensions),
+          metrics.createMetric('RunDuration', MetricStatistic.MAX, 'Longest', dimensions),
+        ],
+      },
+    ];
+    this.facade.monitorCustom({
+      humanReadableName: `Sync ${sync.id}`,
+      alarmFriendlyName: `Sync-${sync.id}`,
+      description: `Model **${sync.model}** → destination **${sync.destination}** (${sync.object}, ${sync.mode})${sync.schedule ? `, ${sync.schedule}` : ', no schedule'}`,
+      metricGroups: groups,
+    });
+  }
+
+  /** RunsPlanned, with the "no successful run in N × the schedule interval" alarm when scheduled. */
+  private staleness(sync: ResolvedSync, runsPlanned: MetricWithAlarmSupport, thresholds: AlarmThresholds) {
+    if (!sync.schedule || !sync.enabled) return runsPlanned;
+    const interval = scheduleIntervalSeconds(sync.schedule);
+    if (interval === undefined) {
+      Annotations.of(this).addWarningV2(
+        'backflow:staleness',
+        `sync ${sync.id}: cannot tell the interval of ${sync.schedule}; it gets no staleness alarm`,
+      );
+      return runsPlanned;
+    }
+    const window = stalenessWindow(interval, thresholds.staleAfterIntervals);
+    if (window.capped) {
+      Annotations.of(this).addWarningV2(
+        'backflow:staleness',
+        `sync ${sync.id}: ${thresholds.staleAfterIntervals} × the interval of ${sync.schedule} is longer than CloudWatch evaluates; its staleness alarm fires after ${(window.periods * window.periodSeconds) / 86_400} days without a run`,
+      );
+    }
+    return {
+      metric: runsPlanned,
+      alarmFriendlyName: 'Stale',
+      addAlarm: {
+        Critical: {
+          threshold: 1,
+          comparisonOperator: ComparisonOperator.LESS_THAN_THRESHOLD,
+          // No datapoint is exactly what a sync that stopped running looks like.
+          treatMissingDataOverride: TreatMissingData.BREACHING,
+          period: Duration.seconds(window.periodSeconds),
+          evaluationPeriods: window.periods,
+          datapointsToAlarm: window.periods,
+          additionalDescription: `Sync ${sync.id}: no successful plan in ${window.periods} periods of ${Duration.seconds(window.periodSeconds).toHumanString()} (schedule ${sync.schedule}). Check the plan function's logs and the PlanFailures and RunsStopped metrics.`,
+        },
+      },
+    };
+  }
+
+  private monitorLane(lane: Lane, metrics: MetricFactory, thresholds: AlarmThresholds): void {
+    const dimensions = laneDimensions(lane.name);
+    this.facade.monitorSqsQueueWithDlq({
+      queue: lane.queue,
+      deadLetterQueue: lane.deadLetterQueue,
+      humanReadableName: `Lane ${lane.name}: queue`,
+      alarmFriendlyName: `Lane-${lane.name}`,
+      addQueueMaxMessageAgeAlarm: {
+        Warning: {
+          maxAgeInSeconds: thresholds.oldestMessageAge.toSeconds(),
+          // SQS stops reporting a queue that stays empty and idle: no data means nothing waits.
+          treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+          alarmDescriptionOverride: `Lane ${lane.name}: a batch has waited more than ${thresholds.oldestMessageAge.toHumanString()} to be delivered. The destination is slow, throttling or failing: see the lane's export errors and 429s.`,
+        },
+      },
+      addDeadLetterQueueMaxSizeAlarm: {
+        Critical: {
+          maxMessageCount: thresholds.deadLetterMessages,
+          treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+          alarmDescriptionOverride: `Lane ${lane.name}: batches reached the dead-letter queue (they failed ${lane.maxReceives} receives, or their records ran out of retries). Fix the cause (export function logs), then redrive them (docs/deploy.md#redrive-a-dead-letter-queue).`,
+        },
+      },
+    });
+    const errors = metrics.createMetric('ExportErrors', MetricStatistic.SUM, 'Export errors', dimensions);
+    const received = lane.queue.metricNumberOfMessagesReceived({ statistic: MetricStatistic.SUM, label: 'Received' });
+    const errorRate = metrics.createMetricMath(
+      'IF(received > 0, 100 * FILL(errors, 0) / received, 0)',
+      { errors, received },
+      'Failed batches (% of received)',
+    );
+    this.facade.monitorCustom({
+      humanReadableName: `Lane ${lane.name}: delivery`,
+      alarmFriendlyName: `Lane-${lane.name}`,
+      metricGroups: [
+        {
+          title: 'Export errors and destination 429s',
+          metrics: [
+            errors,
+            metrics.createMetric('DestinationThrottles', MetricStatistic.SUM, 'Destination 429s', dimensions),
+          ],
+        },
+        {
+          title: 'Export error rate',
+          metrics: [
+            {
+              metric: errorRate,
+              alarmFriendlyName: 'ExportErrorRate',
+              addAlarm: {
+                Warning: {
+                  threshold: thresholds.exportErrorRatePercent,
+                  comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+                  treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+                  period: thresholds.exportErrorRatePeriod,
+                  evaluationPeriods: thresholds.exportErrorRatePeriods,
+                  datapointsToAlarm: thresholds.exportErrorRatePeriods,
+                  additionalDescription: `Lane ${lane.name}: more than ${thresholds.exportErrorRatePercent}% of the batches received failed as a whole. SQS retries them, then dead-letters them; the export function's logs say why.`,
+                },
+              },
+            },
+          ],
+        },
+      ],
+    });
+    this.facade.monitorLambdaFunction({
+      lambdaFunction: lane.exporter.function,
+      humanReadableName: `Lane ${lane.name}: export function`,
+      alarmFriendlyName: `Lane-${lane.name}-Export`,
+    });
+  }
+}
