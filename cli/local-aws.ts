@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import {
@@ -9,8 +10,8 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import dynalite from 'dynalite';
-import { buildApp } from 'fauxqs';
 import type { LaneUrls } from '#core/aws/sqs-lane-queue';
+import { BackflowError } from '#core/errors';
 
 const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
 const region = 'us-east-1';
@@ -24,27 +25,52 @@ export interface LocalAws {
 }
 
 export async function startLocalAws(stateDir: string | undefined, table = 'backflow-state'): Promise<LocalAws> {
-  if (stateDir) mkdirSync(stateDir, { recursive: true });
+  const dynamo = await startLocalDynamo(stateDir, table);
+  // fauxqs is loaded on demand: commands that only read the state do without it.
+  const { buildApp } = await import('fauxqs');
+  const sqsApp = buildApp({ logger: false });
+  try {
+    await sqsApp.listen({ port: 0, host: '127.0.0.1' });
+  } catch (error) {
+    await dynamo.stop();
+    throw error;
+  }
+  const sqsPort = (sqsApp.server.address() as AddressInfo).port;
+  const sqs = new SQSClient({ region, credentials, endpoint: `http://127.0.0.1:${sqsPort}` });
+  return {
+    dynamodb: dynamo.dynamodb,
+    sqs,
+    table,
+    async stop() {
+      sqs.destroy();
+      await sqsApp.close();
+      await dynamo.stop();
+    },
+  };
+}
+
+/** The DynamoDB emulator alone (dynalite, persisted under `stateDir` when given). */
+export async function startLocalDynamo(
+  stateDir: string | undefined,
+  table = 'backflow-state',
+): Promise<Omit<LocalAws, 'sqs'>> {
+  if (stateDir) {
+    mkdirSync(stateDir, { recursive: true });
+    await assertStateFree(path.join(stateDir, 'dynamodb'));
+  }
   const dynamo = dynalite({ createTableMs: 0, ...(stateDir ? { path: path.join(stateDir, 'dynamodb') } : {}) });
   await new Promise<void>((resolve, reject) => {
     dynamo.once('error', reject);
     dynamo.listen(0, '127.0.0.1', () => resolve());
   });
-  const sqsApp = buildApp({ logger: false });
-  await sqsApp.listen({ port: 0, host: '127.0.0.1' });
   const dynamoPort = (dynamo.address() as AddressInfo).port;
-  const sqsPort = (sqsApp.server.address() as AddressInfo).port;
   const dynamodb = new DynamoDBClient({ region, credentials, endpoint: `http://127.0.0.1:${dynamoPort}` });
-  const sqs = new SQSClient({ region, credentials, endpoint: `http://127.0.0.1:${sqsPort}` });
   await ensureTable(dynamodb, table);
   return {
     dynamodb,
-    sqs,
     table,
     async stop() {
       dynamodb.destroy();
-      sqs.destroy();
-      await sqsApp.close();
       await new Promise<void>((resolve) => dynamo.close(() => resolve()));
     },
   };
@@ -122,4 +148,33 @@ export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<{ to
       Number(a.ApproximateNumberOfMessagesNotVisible ?? 0) +
       Number(a.ApproximateNumberOfMessagesDelayed ?? 0),
   };
+}
+
+interface LevelLike {
+  open(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * LevelDB lets one process open a database. dynalite opens it lazily and, when another process
+ * holds it, crashes on the first request; opening it first turns that into an error that says why.
+ */
+async function assertStateFree(dir: string): Promise<void> {
+  const requireFromDynalite = createRequire(createRequire(import.meta.url).resolve('dynalite'));
+  const { Level } = requireFromDynalite('level') as { Level: new (dir: string) => LevelLike };
+  const probe = new Level(dir);
+  try {
+    await probe.open();
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    if (cause?.code === 'LEVEL_LOCKED') {
+      throw new BackflowError(
+        `the local state in ${path.dirname(dir)} is in use by another backflow process (a run still going?): wait for it to finish and try again`,
+        { cause: error },
+      );
+    }
+    throw error;
+  } finally {
+    await probe.close().catch(() => {});
+  }
 }

@@ -1,16 +1,9 @@
+import { createStyle, formatCount as n, type Style } from './io.ts';
 import type { SyncSummary } from './local-runtime.ts';
 
-const tty = process.stdout.isTTY === true && !process.env.NO_COLOR;
-const paint = (code: number) => (text: string) => (tty ? `\u001b[${code}m${text}\u001b[0m` : text);
-export const green = paint(32);
-export const red = paint(31);
-export const yellow = paint(33);
-export const dim = paint(2);
-
-const n = (value: number) => value.toLocaleString('en-US');
-
-/** The per-sync summary printed at the end of `backflow run`. */
-export function formatSummary(summary: SyncSummary): string {
+/** The per-sync summary printed at the end of `backflow run` and local `backflow trigger`. */
+export function formatSummary(summary: SyncSummary, style: Style = createStyle(false)): string {
+  const { green, red, yellow, dim } = style;
   const { run } = summary;
   const mark = summary.status === 'succeeded' ? green('✔') : summary.status === 'stopped' ? yellow('■') : red('✘');
   const lines = [
@@ -30,6 +23,7 @@ export function formatSummary(summary: SyncSummary): string {
       lines.push(`  invalid rows (first ${run.invalidSamples.length} of ${n(c.invalid)}):`);
       for (const sample of run.invalidSamples.slice(0, 5)) lines.push(dim(`    ${sample.key}: ${sample.reason}`));
     }
+    if (c.rejected > 0) lines.push(dim(`  see the refused records: backflow rejections ${summary.syncId}`));
     if (run.error && summary.status !== 'succeeded') lines.push(red(`  ${run.error}`));
   }
   return lines.join('\n');

@@ -31,23 +31,27 @@ const instances = new Map<string, Promise<DuckDBInstance>>();
 
 /**
  * Opens a DuckDB database file shared within the process (DuckDB allows one writer per file),
- * with the session time zone pinned to UTC so timestamps normalize the same everywhere.
+ * with the session time zone pinned to UTC so timestamps normalize the same everywhere, and
+ * relative paths in model SQL (`read_csv('data/x.csv')`) read from the project directory.
+ * `:memory:` is one database per project directory.
  */
 export async function openDuckDb(file: string, context: ConnectorContext): Promise<DuckDBConnection> {
-  const resolved = file === ':memory:' ? file : path.resolve(context.projectDir, file);
-  let instance = instances.get(resolved);
+  const memory = file === ':memory:';
+  const key = memory ? `${context.projectDir}\0:memory:` : path.resolve(context.projectDir, file);
+  let instance = instances.get(key);
   if (!instance) {
     const { DuckDBInstance } = await loadDuckDb();
-    instance = DuckDBInstance.fromCache(resolved);
-    instances.set(resolved, instance);
-    instance.catch(() => instances.delete(resolved));
+    instance = memory ? DuckDBInstance.create(':memory:') : DuckDBInstance.fromCache(key);
+    instances.set(key, instance);
+    instance.catch(() => instances.delete(key));
   }
-  return connectTo(await instance);
+  return connectTo(await instance, context.projectDir);
 }
 
-async function connectTo(instance: DuckDBInstance): Promise<DuckDBConnection> {
+async function connectTo(instance: DuckDBInstance, projectDir: string): Promise<DuckDBConnection> {
   const connection = await instance.connect();
   await connection.run("SET TimeZone = 'UTC'");
+  await connection.run(`SET file_search_path = '${projectDir.replaceAll("'", "''")}'`);
   return connection;
 }
 
