@@ -7,7 +7,6 @@ import { Lane } from './constructs/Lane.ts';
 import { Planner } from './constructs/Planner.ts';
 import { StateTable } from './constructs/StateTable.ts';
 import { deployedConfigText, stageDeployedConfig } from './deployed-config.ts';
-import { cronProblem } from './schedule-interval.ts';
 import type { AlarmThresholds } from './thresholds.ts';
 
 export interface BackflowStackProps extends StackProps {
@@ -86,16 +85,6 @@ export class BackflowStack extends Stack {
     if (dashboard)
       new CfnOutput(this, 'DashboardName', { description: 'CloudWatch dashboard', value: dashboard.dashboardName });
 
-    for (const sync of Object.values(config.syncs)) {
-      for (const [key, expression] of [
-        ['schedule', sync.schedule],
-        ['full_resync', sync.full_resync],
-      ] as const) {
-        const problem = expression === undefined ? undefined : cronProblem(expression);
-        if (problem)
-          Annotations.of(this).addError(`syncs.${sync.id}.${key}: EventBridge would refuse ${expression}: ${problem}`);
-      }
-    }
     const embedded = [...Object.values(config.sources), ...Object.values(config.destinations)].filter(
       (connector) => connector.type === 'duckdb',
     );

@@ -29,7 +29,7 @@ const context = (key: string): string | undefined => {
 };
 new BackflowStack(app, context('stackName') ?? 'Backflow', {
   config,
-  alarmEmail: context('alarmEmail'),
+  alarmEmail: context('alarmEmail') ?? config.monitoring.email,
   description: 'Backflow reverse ETL: state table, lanes, plan schedules, dashboard and alarms',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });

@@ -22,16 +22,6 @@ export function scheduleIntervalSeconds(expression: string): number | undefined 
   return cron ? cronInterval(cron.slice(1) as CronFields) : undefined;
 }
 
-/** Why EventBridge would refuse a cron expression the config schema accepts, if it would. */
-export function cronProblem(expression: string): string | undefined {
-  const cron = CRON.exec(expression);
-  if (!cron) return undefined;
-  const [dayOfMonth, dayOfWeek] = [cron[3]!, cron[5]!];
-  return (dayOfMonth === '?') === (dayOfWeek === '?')
-    ? 'exactly one of day-of-month (3rd field) and day-of-week (5th field) must be "?", e.g. cron(0 6 * * ? *)'
-    : undefined;
-}
-
 type CronFields = [string, string, string, string, string, string];
 type DayTest = (day: Day) => boolean;
 

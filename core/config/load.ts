@@ -6,7 +6,14 @@ import { destinationTypes, getDestination, getSource, sourceTypes } from '#conne
 import { SYNC_MODES, type SyncMode } from '#connectors/sdk/types';
 import { ConfigFileError, type ConfigIssue } from '#core/errors';
 import { locate } from './locate.ts';
-import { configSchema, type LaneConfig, type ModelConfig, type RawConfig, type SyncConfig } from './schema.ts';
+import {
+  configSchema,
+  type LaneConfig,
+  type ModelConfig,
+  type MonitoringConfig,
+  type RawConfig,
+  type SyncConfig,
+} from './schema.ts';
 import { didYouMean } from './suggest.ts';
 
 export interface ConnectorConfig {
@@ -34,6 +41,7 @@ export interface Config {
   readonly models: Readonly<Record<string, ModelConfig>>;
   readonly destinations: Readonly<Record<string, DestinationConfig>>;
   readonly syncs: Readonly<Record<string, ResolvedSync>>;
+  readonly monitoring: MonitoringConfig;
 }
 
 type Path = readonly PropertyKey[];
@@ -161,7 +169,15 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const config = parsed.data;
   const syncs = Object.fromEntries(Object.entries(config.syncs).map(([id, sync]) => [id, { ...sync, id }]));
   const projectDir = path.dirname(path.resolve(file));
-  return { file: path.resolve(file), projectDir, sources, models: config.models, destinations, syncs };
+  return {
+    file: path.resolve(file),
+    projectDir,
+    sources,
+    models: config.models,
+    destinations,
+    syncs,
+    monitoring: config.monitoring ?? {},
+  };
 }
 
 /** The entries of a map section that are themselves maps (others were reported by the schema). */

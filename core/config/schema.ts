@@ -8,14 +8,30 @@ const RATE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
 const CRON = /^cron\((\S+ ){5}\S+\)$/;
 
 /** EventBridge `rate(…)` or `cron(…)`; https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html */
-export const scheduleSchema = z.string().refine((s) => {
-  const rate = RATE.exec(s);
-  if (rate) {
-    const n = Number(rate[1]);
-    return n >= 1 && (n === 1) === !rate[2]!.endsWith('s');
+export const scheduleSchema = z
+  .string()
+  .refine((s) => {
+    const rate = RATE.exec(s);
+    if (rate) {
+      const n = Number(rate[1]);
+      return n >= 1 && (n === 1) === !rate[2]!.endsWith('s');
+    }
+    return CRON.test(s);
+  }, 'expected rate(N minutes|hours|days) or cron(min hour day-of-month month day-of-week year), e.g. rate(15 minutes)')
+  .refine((s) => {
+    const fields = /^cron\((.*)\)$/.exec(s)?.[1]?.split(' ');
+    return !fields || (fields[2] === '?') !== (fields[4] === '?');
+  }, 'exactly one of day-of-month (3rd field) and day-of-week (5th field) must be "?", e.g. cron(0 6 * * ? *)');
+
+/** An IANA time zone name, as EventBridge Scheduler takes it. */
+const timeZoneSchema = z.string().refine((zone) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
   }
-  return CRON.test(s);
-}, 'expected rate(N minutes|hours|days) or cron(min hour day-of-month month day-of-week year), e.g. rate(15 minutes)');
+}, 'expected an IANA time zone such as Europe/Paris or America/New_York');
 
 const connectorBase = z.looseObject({
   type: z.string(),
@@ -56,6 +72,8 @@ export const syncSchema = z.strictObject({
   mappings: z.record(z.string(), mappingSchema).default({}),
   schedule: scheduleSchema.optional(),
   full_resync: scheduleSchema.optional(),
+  /** Time zone of `schedule` and `full_resync` (default UTC). */
+  timezone: timeZoneSchema.optional(),
   guardrails: guardrailsSchema.default({ max_delete_ratio: 0.2 }),
   enabled: z.boolean().default(true),
 });
@@ -69,8 +87,14 @@ export const laneSchema = z.strictObject({
   concurrency: z.number().int().min(1).max(1000).optional(),
 });
 
+export const monitoringSchema = z.strictObject({
+  /** Subscribed to every alarm of the deployed stack. */
+  email: z.email().optional(),
+});
+
 export const configSchema = z.strictObject({
   version: z.literal(1),
+  monitoring: monitoringSchema.optional(),
   sources: z.record(name, connectorBase),
   models: z.record(name, modelSchema),
   destinations: z.record(name, connectorBase.extend({ lane: laneSchema.optional() })),
@@ -82,3 +106,4 @@ export type ModelConfig = z.infer<typeof modelSchema>;
 export type SyncConfig = z.infer<typeof syncSchema>;
 export type MappingConfig = z.infer<typeof mappingSchema>;
 export type LaneConfig = z.infer<typeof laneSchema>;
+export type MonitoringConfig = z.infer<typeof monitoringSchema>;

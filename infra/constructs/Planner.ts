@@ -102,11 +102,15 @@ export class Planner extends Construct {
         'The scheduler target grant (LambdaInvoke, Function.grantInvoke) allows the plan function and its qualified versions and aliases (`<function ARN>:*`); the wildcard is a version qualifier of that one function, never another resource.',
     });
 
-    const timeZone = props.timeZone ?? TimeZone.ETC_UTC;
     const schedule = (syncId: string, kind: string, expression: string, event: PlanEvent, enabled: boolean) =>
       new Schedule(this, `${kind}-${syncId}`, {
         description: `Backflow sync ${syncId}: ${event.full ? 'full resync' : 'plan'} ${expression}`,
-        schedule: ScheduleExpression.expression(expression, timeZone),
+        schedule: ScheduleExpression.expression(
+          expression,
+          props.config.syncs[syncId]?.timezone
+            ? TimeZone.of(props.config.syncs[syncId].timezone)
+            : (props.timeZone ?? TimeZone.ETC_UTC),
+        ),
         target: new LambdaInvoke(fn, { input: ScheduleTargetInput.fromObject(event), role: schedulerRole }),
         enabled,
       });

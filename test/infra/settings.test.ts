@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { DestinationLimits } from '#connectors/sdk/destination';
 import { chooseConfigFile, EXAMPLE_CONFIG } from '../../infra/config-path.ts';
 import { DEFAULT_LANE_CONCURRENCY, laneEventSource } from '../../infra/lane-settings.ts';
-import { cronProblem, scheduleIntervalSeconds, stalenessWindow } from '../../infra/schedule-interval.ts';
+import { scheduleIntervalSeconds, stalenessWindow } from '../../infra/schedule-interval.ts';
 
 const DOC = 'https://example.com/limits';
 const lane = { max_receives: 5 };
@@ -79,15 +79,6 @@ describe('scheduleIntervalSeconds', () => {
   it('cannot tell the interval of a one-off or out-of-range schedule', () => {
     expect(scheduleIntervalSeconds('cron(0 0 1 1 ? 2030)')).toBeUndefined();
     expect(scheduleIntervalSeconds('cron(75 * * * ? *)')).toBeUndefined();
-  });
-});
-
-describe('cronProblem', () => {
-  it('reports a cron whose day-of-month and day-of-week are both set or both "?"', () => {
-    expect(cronProblem('cron(0 6 * * * *)')).toMatch(/exactly one of day-of-month/);
-    expect(cronProblem('cron(0 6 ? * ? *)')).toMatch(/exactly one of day-of-month/);
-    expect(cronProblem('cron(0 6 * * ? *)')).toBeUndefined();
-    expect(cronProblem('rate(5 minutes)')).toBeUndefined();
   });
 });
 

@@ -139,4 +139,26 @@ describe('loading backflow.yml', () => {
     const issues = issuesOf(valid.replace('match: { id: id }', 'match: { id: id, email: email }'));
     expect(issues).toEqual([expect.stringMatching(/syncs\.customers-to-crm\.match: expected exactly one/)]);
   });
+
+  it('checks schedules, time zones and the monitoring email as EventBridge and SNS would', () => {
+    expect(issuesOf(valid.replace('rate(15 minutes)', 'cron(0 6 * * 1 *)'))).toEqual([
+      expect.stringMatching(
+        /schedule: exactly one of day-of-month \(3rd field\) and day-of-week \(5th field\) must be "\?"/,
+      ),
+    ]);
+    expect(issuesOf(valid.replace('rate(15 minutes)', 'rate(1 minutes)'))).toEqual([
+      expect.stringMatching(/schedule: expected rate/),
+    ]);
+    const zoned = valid.replace(
+      'schedule: rate(15 minutes)',
+      'schedule: cron(0 6 * * ? *)\n    timezone: Europe/Paris',
+    );
+    expect(parseConfig(zoned, 'backflow.yml', {}).syncs['customers-to-crm']!.timezone).toBe('Europe/Paris');
+    expect(issuesOf(zoned.replace('Europe/Paris', 'Europe/Pariss'))).toEqual([
+      expect.stringMatching(/timezone: expected an IANA time zone/),
+    ]);
+    const monitored = `monitoring: { email: data@example.com }\n${valid}`;
+    expect(parseConfig(monitored, 'backflow.yml', {}).monitoring.email).toBe('data@example.com');
+    expect(issuesOf(monitored.replace('data@example.com', 'not-an-email'))).toHaveLength(1);
+  });
 });
