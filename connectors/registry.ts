@@ -1,3 +1,4 @@
+import { brazeDestination } from '#connectors/destinations/braze/index';
 import { duckdbDestination } from '#connectors/destinations/duckdb/index';
 import { postgresDestination } from '#connectors/destinations/postgres/index';
 import { webhookDestination } from '#connectors/destinations/webhook/index';
@@ -13,7 +14,7 @@ const sources = new Map<string, SourceDefinition>(
 );
 
 const destinations = new Map<string, DestinationDefinition>(
-  [postgresDestination, duckdbDestination, webhookDestination].map((d) => [
+  [postgresDestination, duckdbDestination, webhookDestination, brazeDestination].map((d) => [
     d.type,
     d as unknown as DestinationDefinition,
   ]),
