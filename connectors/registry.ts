@@ -1,5 +1,6 @@
 import { brazeDestination } from '#connectors/destinations/braze/index';
 import { duckdbDestination } from '#connectors/destinations/duckdb/index';
+import { intercomDestination } from '#connectors/destinations/intercom/index';
 import { postgresDestination } from '#connectors/destinations/postgres/index';
 import { webhookDestination } from '#connectors/destinations/webhook/index';
 import type { DestinationDefinition } from '#connectors/sdk/destination';
@@ -14,7 +15,7 @@ const sources = new Map<string, SourceDefinition>(
 );
 
 const destinations = new Map<string, DestinationDefinition>(
-  [postgresDestination, duckdbDestination, webhookDestination, brazeDestination].map((d) => [
+  [postgresDestination, duckdbDestination, webhookDestination, brazeDestination, intercomDestination].map((d) => [
     d.type,
     d as unknown as DestinationDefinition,
   ]),

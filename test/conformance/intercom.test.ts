@@ -1,0 +1,52 @@
+import { intercomDestination } from '#connectors/destinations/intercom/index';
+import { registerDestination } from '#connectors/registry';
+import type { JsonValue } from '#connectors/sdk/types';
+import { startIntercomFake } from '../fakes/intercom/server.ts';
+import { conformance } from './suite.ts';
+
+registerDestination(intercomDestination);
+
+const TOKEN = 'dG9rOmNvbmZvcm1hbmNlX2ludGVyY29tXzEyMzQ1';
+
+conformance({
+  name: 'intercom',
+  async start() {
+    const fake = await startIntercomFake({
+      token: TOKEN,
+      customAttributes: { plan: 'string', lifetime_value: 'float' },
+    });
+    return {
+      destination: `    type: intercom\n    base_url: ${fake.url}`,
+      secret: { access_token: TOKEN },
+      fake,
+    };
+  },
+  object: 'contacts',
+  mapping: `    match: { external_id: id }
+    mappings:
+      email: email
+      name: first_name
+      plan: { column: plan, nulls: skip }
+      lifetime_value: { column: ltv, nulls: sync }`,
+  matchOf: (row) => String(row.id),
+  expected: (row) => ({
+    email: row.email as JsonValue,
+    name: row.first_name as JsonValue,
+    plan: row.plan as JsonValue,
+    archived: false,
+  }),
+  planField: 'plan',
+  ltvField: 'lifetime_value',
+  // Intercom clears a custom attribute sent as null: the contact no longer has it.
+  isCleared: (value) => value === null || value === undefined,
+  refused: {
+    sql: (id) => `update customers set email = 'not-an-email' where id = ${id}`,
+    reason: /Invalid email address/,
+  },
+  mirror: true,
+  // Mirror mode archives: the contact is kept by Intercom, marked archived.
+  isRemoved: (fake, match) => fake.stored('contacts').get(match)?.archived === true,
+  // The suite counts write calls against requests_per_second, while the lane paces batches: with one
+  // record per batch, each batch makes exactly one write call (plus one search, not a write).
+  lane: { requests_per_second: 7, batch_size: 1 },
+});
