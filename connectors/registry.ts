@@ -1,8 +1,10 @@
 import { brazeDestination } from '#connectors/destinations/braze/index';
 import { duckdbDestination } from '#connectors/destinations/duckdb/index';
 import { intercomDestination } from '#connectors/destinations/intercom/index';
+import { mailchimpDestination } from '#connectors/destinations/mailchimp/index';
 import { postgresDestination } from '#connectors/destinations/postgres/index';
 import { webhookDestination } from '#connectors/destinations/webhook/index';
+import { zendeskDestination } from '#connectors/destinations/zendesk/index';
 import type { DestinationDefinition } from '#connectors/sdk/destination';
 import type { SourceDefinition } from '#connectors/sdk/source';
 import { duckdbSource } from '#connectors/sources/duckdb/index';
@@ -15,7 +17,7 @@ const sources = new Map<string, SourceDefinition>(
 );
 
 const destinations = new Map<string, DestinationDefinition>(
-  [postgresDestination, duckdbDestination, webhookDestination, brazeDestination, intercomDestination].map((d) => [
+  [postgresDestination, duckdbDestination, webhookDestination, brazeDestination, intercomDestination, zendeskDestination, mailchimpDestination].map((d) => [
     d.type,
     d as unknown as DestinationDefinition,
   ]),

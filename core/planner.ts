@@ -307,7 +307,15 @@ async function queueMirrorDeletes(
   for (const record of gone) {
     if (record.match === undefined) continue;
     counters.deletesQueued++;
-    await sender.add(packer.add({ key: record.key, op: 'delete', match: record.match, fields: {} }));
+    await sender.add(
+      packer.add({
+        key: record.key,
+        op: 'delete',
+        match: record.match,
+        fields: {},
+        ...(record.destinationId ? { destinationId: record.destinationId } : {}),
+      }),
+    );
   }
   await sender.add(packer.flush());
   await sender.drain();

@@ -39,6 +39,8 @@ export interface OutboundRecord {
   readonly match: JsonValue;
   /** Mapped fields; a field left out is left untouched, a null clears it. */
   readonly fields: Readonly<Record<string, JsonValue>>;
+  /** The destination's own id from the last delivery, when known (deletes carry it). */
+  readonly destinationId?: string;
 }
 
 export interface WriteBatch {

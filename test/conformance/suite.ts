@@ -124,6 +124,8 @@ export function conformance(target: ConformanceTarget): void {
 
     it('keeps the old value for a null with nulls: skip, and clears it with nulls: sync', async () => {
       const [row] = await project.sql('select * from customers where id = 6');
+      // The value to clear must be there first, or clearing it proves nothing.
+      expect(target.isCleared(fake.stored(target.object).get(target.matchOf(row!))?.[target.ltvField])).toBe(false);
       await project.sql(
         `update customers set plan = null, ltv = null, updated_at = updated_at + interval 1 day where id = 6`,
       );

@@ -1,0 +1,236 @@
+import { createHash } from 'node:crypto';
+import { createHttpClient, HttpError } from '#connectors/sdk/http';
+import type { JsonValue } from '#connectors/sdk/types';
+import { ConnectorConfigError } from '#core/errors';
+import { MAX_PAGE_SIZE, THROTTLE_WAIT_MS } from './limits.ts';
+
+/**
+ * The Mailchimp Marketing API calls Backflow makes, on top of the shared HTTP client.
+ * Conventions (auth, data centres, errors): https://mailchimp.com/developer/marketing/docs/fundamentals/
+ */
+
+/** A subscription status as the API spells it. */
+export const MEMBER_STATUSES = ['subscribed', 'unsubscribed', 'cleaned', 'pending', 'transactional'] as const;
+export type MemberStatus = (typeof MEMBER_STATUSES)[number];
+
+/** An audience field (`GET /lists/{list_id}/merge-fields`). */
+export interface MergeField {
+  readonly tag: string;
+  readonly name: string;
+  /** text, number, address, phone, date, url, imageurl, radio, dropdown, birthday, zip. */
+  readonly type: string;
+  readonly required: boolean;
+  readonly options?: { readonly date_format?: string; readonly choices?: readonly string[] };
+}
+
+/** A member as batch subscribe returns it in `new_members` and `updated_members`. */
+export interface Member {
+  /** MD5 of the lowercased email address: the subscriber hash. */
+  readonly id: string;
+  readonly email_address: string;
+  readonly status: string;
+  readonly tags?: readonly { readonly id?: number; readonly name: string }[];
+}
+
+/** One refused member of a batch subscribe (`errors[]`). */
+export interface BatchMemberError {
+  readonly email_address: string;
+  readonly error: string;
+  /** `ERROR_CONTACT_EXISTS`, `ERROR_GENERIC`. */
+  readonly error_code?: string;
+  readonly field?: string;
+  readonly field_message?: string;
+}
+
+export interface BatchSubscribeResult {
+  readonly new_members: readonly Member[];
+  readonly updated_members: readonly Member[];
+  readonly errors: readonly BatchMemberError[];
+}
+
+/** What batch subscribe takes for one member. */
+export interface MemberInput {
+  readonly email_address: string;
+  readonly status: MemberStatus;
+  readonly merge_fields?: Readonly<Record<string, JsonValue>>;
+}
+
+/**
+ * Mailchimp's error body, RFC 7807 problem details: `type`, `title`, `status`, `detail`, `instance`
+ * and, for validation errors, `errors[]` of `{ field, message }`.
+ * https://mailchimp.com/developer/marketing/docs/errors/
+ */
+export interface Problem {
+  readonly title?: string;
+  readonly status?: number;
+  readonly detail?: string;
+  readonly instance?: string;
+  readonly errors?: readonly { readonly field?: string; readonly message?: string }[];
+}
+
+/**
+ * The data centre an API key belongs to: the suffix after its last dash (`…-us21` → `us21`).
+ * https://mailchimp.com/developer/marketing/docs/fundamentals/#api-structure
+ */
+export function dataCentreOf(apiKey: string): string | undefined {
+  return /-([a-z]+\d+)$/.exec(apiKey)?.[1];
+}
+
+/** `https://<dc>.api.mailchimp.com/3.0`, from the key's data centre. */
+export function apiBaseUrl(apiKey: string): string | undefined {
+  const dc = dataCentreOf(apiKey);
+  return dc ? `https://${dc}.api.mailchimp.com/3.0` : undefined;
+}
+
+/** A member's id in paths: the MD5 hash of the lowercased email address. */
+export function subscriberHash(email: string): string {
+  return createHash('md5').update(email.toLowerCase()).digest('hex');
+}
+
+/** `Title: detail (field: message; …)`, for error messages and rejection reasons. */
+export function describeProblem(body: unknown): string {
+  if (typeof body === 'string') return body.slice(0, 300) || '(no body)';
+  if (body === null || typeof body !== 'object') return String(body);
+  const problem = body as Problem;
+  const fields = (problem.errors ?? [])
+    .map((e) => [e.field, e.message].filter(Boolean).join(': '))
+    .filter((e) => e !== '')
+    .join('; ');
+  const text = [problem.title, problem.detail].filter(Boolean).join(': ') || JSON.stringify(body).slice(0, 300);
+  return fields ? `${text} (${fields})` : text;
+}
+
+export interface MailchimpClientOptions {
+  readonly apiKey: string;
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly fetch?: typeof fetch;
+}
+
+export type TagsResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly status: number; readonly reason: string };
+export type ArchiveResult = 'archived' | 'absent' | { readonly status: number; readonly reason: string };
+
+export function createMailchimpClient(options: MailchimpClientOptions) {
+  // HTTP Basic with any user name and the key as the password.
+  const basic = Buffer.from(`backflow:${options.apiKey}`).toString('base64');
+  const http = createHttpClient({
+    baseUrl: options.baseUrl,
+    vendor: 'Mailchimp',
+    headers: { authorization: `Basic ${basic}` },
+    secrets: [options.apiKey, basic],
+    timeoutMs: options.timeoutMs,
+    // A 429 carries no Retry-After: the connection cap clears when a request in flight ends.
+    retryAfter: () => THROTTLE_WAIT_MS,
+    fetch: options.fetch,
+  });
+  const audience = (listId: string) => `lists/${encodeURIComponent(listId)}`;
+  const notFound = (listId: string) =>
+    new ConnectorConfigError(
+      `Mailchimp has no audience "${listId}" in this account: the object of a mailchimp sync is the audience id (Audience → Settings → Audience name and defaults → Audience ID)`,
+    );
+  /** A whole request refused (other than auth and rate limits): retrying will not help. */
+  const refused = (what: string, error: unknown): never => {
+    if (error instanceof HttpError) {
+      throw new ConnectorConfigError(
+        `Mailchimp refused ${what} (${error.status}): ${http.redact(describeProblem(error.body))}`,
+      );
+    }
+    throw error;
+  };
+
+  return {
+    redact: http.redact,
+
+    /** `GET /ping`: checks the key and the data centre. */
+    async ping(): Promise<void> {
+      await http.request({ path: 'ping' }).catch((e) => refused('the health check', e));
+    },
+
+    /** Every merge field of an audience, page by page (`count`/`offset`, `total_items`). */
+    async mergeFields(listId: string): Promise<MergeField[]> {
+      const fields: MergeField[] = [];
+      for (let offset = 0; ; offset += MAX_PAGE_SIZE) {
+        const response = await http
+          .request<{ merge_fields?: MergeField[]; total_items?: number }>({
+            path: `${audience(listId)}/merge-fields`,
+            query: { count: MAX_PAGE_SIZE, offset },
+            accept: [404],
+          })
+          .catch((e) => refused(`the merge fields of audience ${listId}`, e));
+        if (response.status === 404) throw notFound(listId);
+        const page = response.body.merge_fields ?? [];
+        fields.push(...page);
+        const total = response.body.total_items ?? fields.length;
+        if (page.length === 0 || fields.length >= total) return fields;
+      }
+    },
+
+    /**
+     * `POST /lists/{list_id}`: adds or updates up to 500 members; refused members come back in
+     * `errors[]` of a 200 answer.
+     */
+    async batchSubscribe(
+      listId: string,
+      members: readonly MemberInput[],
+      updateExisting: boolean,
+    ): Promise<BatchSubscribeResult> {
+      const response = await http
+        .request<Partial<BatchSubscribeResult>>({
+          method: 'POST',
+          path: audience(listId),
+          json: { members, update_existing: updateExisting },
+          accept: [404],
+        })
+        .catch((e) => refused(`the batch subscribe to audience ${listId}`, e));
+      if (response.status === 404) throw notFound(listId);
+      return {
+        new_members: response.body.new_members ?? [],
+        updated_members: response.body.updated_members ?? [],
+        errors: response.body.errors ?? [],
+      };
+    },
+
+    /**
+     * `POST /lists/{list_id}/members/{subscriber_hash}/tags`: makes tags active or inactive (204).
+     * https://mailchimp.com/developer/marketing/api/list-member-tags/add-or-remove-member-tags/
+     */
+    async setTags(
+      listId: string,
+      hash: string,
+      tags: readonly { name: string; status: 'active' | 'inactive' }[],
+    ): Promise<TagsResult> {
+      const response = await http
+        .request({
+          method: 'POST',
+          path: `${audience(listId)}/members/${hash}/tags`,
+          json: { tags },
+          accept: [400, 404],
+        })
+        .catch((e) => refused(`the tags of a member of audience ${listId}`, e));
+      if (response.status === 400 || response.status === 404) {
+        return { ok: false, status: response.status, reason: http.redact(describeProblem(response.body)) };
+      }
+      return { ok: true };
+    },
+
+    /**
+     * `DELETE /lists/{list_id}/members/{subscriber_hash}` archives a member (204); permanent deletion
+     * is another call Backflow never makes.
+     * https://mailchimp.com/developer/marketing/api/list-members/archive-list-member/
+     */
+    async archive(listId: string, hash: string): Promise<ArchiveResult> {
+      const response = await http
+        .request({ method: 'DELETE', path: `${audience(listId)}/members/${hash}`, accept: [400, 404, 405] })
+        .catch((e) => refused(`archiving a member of audience ${listId}`, e));
+      if (response.status === 404) return 'absent';
+      if (response.status === 400 || response.status === 405) {
+        return { status: response.status, reason: http.redact(describeProblem(response.body)) };
+      }
+      return 'archived';
+    },
+  };
+}
+
+export type MailchimpClient = ReturnType<typeof createMailchimpClient>;
