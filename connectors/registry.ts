@@ -1,5 +1,6 @@
 import { brazeDestination } from '#connectors/destinations/braze/index';
 import { duckdbDestination } from '#connectors/destinations/duckdb/index';
+import { hubspotDestination } from '#connectors/destinations/hubspot/index';
 import { intercomDestination } from '#connectors/destinations/intercom/index';
 import { mailchimpDestination } from '#connectors/destinations/mailchimp/index';
 import { postgresDestination } from '#connectors/destinations/postgres/index';
@@ -17,10 +18,16 @@ const sources = new Map<string, SourceDefinition>(
 );
 
 const destinations = new Map<string, DestinationDefinition>(
-  [postgresDestination, duckdbDestination, webhookDestination, brazeDestination, intercomDestination, zendeskDestination, mailchimpDestination].map((d) => [
-    d.type,
-    d as unknown as DestinationDefinition,
-  ]),
+  [
+    postgresDestination,
+    duckdbDestination,
+    webhookDestination,
+    brazeDestination,
+    intercomDestination,
+    zendeskDestination,
+    mailchimpDestination,
+    hubspotDestination,
+  ].map((d) => [d.type, d as unknown as DestinationDefinition]),
 );
 
 export function getSource(type: string): SourceDefinition | undefined {

@@ -1,0 +1,212 @@
+import { createHttpClient, type HttpResponse, retryAfterMs } from '#connectors/sdk/http';
+import { ConnectorConfigError, RateLimitedError } from '#core/errors';
+
+/**
+ * The HubSpot calls of the destination, on the shared HTTP client: CRM v3 object batch endpoints,
+ * the properties API and the account details. Auth is a private app's access token, sent as
+ * `Authorization: Bearer <token>`.
+ * https://developers.hubspot.com/docs/api-reference/latest/crm/using-object-apis
+ */
+
+/**
+ * HubSpot's error body. "The fields … should all be treated as optional in any error parsing."
+ * https://developers.hubspot.com/docs/api-reference/error-handling
+ */
+export interface HubSpotError {
+  readonly status?: string;
+  readonly message?: string;
+  readonly category?: string;
+  readonly correlationId?: string;
+  /** Per-error details; `context` values are lists of strings (`propertyName`, `ids`, …). */
+  readonly errors?: readonly {
+    readonly message?: string;
+    readonly code?: string;
+    readonly in?: string;
+    readonly context?: Readonly<Record<string, unknown>>;
+  }[];
+  /** In a multi-status answer, `objectWriteTraceId` names the input an error belongs to. */
+  readonly context?: Readonly<Record<string, unknown>>;
+  /** On a 429: `TEN_SECONDLY_ROLLING`, `SECONDLY` or `DAILY`. */
+  readonly policyName?: string;
+  readonly errorType?: string;
+}
+
+/** A record as the object APIs return it: values are always strings (or null when empty). */
+export interface HubSpotRecord {
+  readonly id: string;
+  readonly properties?: Readonly<Record<string, string | null>>;
+  /** Upsert only: true when the record was created. */
+  readonly new?: boolean;
+  readonly objectWriteTraceId?: string;
+}
+
+/** A property definition from the properties API. */
+export interface HubSpotProperty {
+  readonly name: string;
+  readonly label?: string;
+  /** `string`, `number`, `date`, `datetime`, `bool`, `enumeration`, `phone_number`, … */
+  readonly type: string;
+  /** `text`, `number`, `date`, `booleancheckbox`, `checkbox` (multiple checkboxes), `select`, … */
+  readonly fieldType?: string;
+  readonly hasUniqueValue?: boolean;
+  readonly hubspotDefined?: boolean;
+  readonly calculated?: boolean;
+  readonly archived?: boolean;
+  readonly modificationMetadata?: { readonly readOnlyValue?: boolean };
+}
+
+/** One input of a batch call. */
+export interface BatchInput {
+  readonly id?: string;
+  readonly idProperty?: string;
+  readonly properties?: Readonly<Record<string, string>>;
+  readonly objectWriteTraceId?: string;
+}
+
+/** The answer of a batch call that HubSpot processed (200, 201, 204 or 207 multi-status). */
+export interface BatchDone {
+  readonly kind: 'done';
+  readonly results: readonly HubSpotRecord[];
+  /** Per-input errors of a multi-status answer. */
+  readonly errors: readonly HubSpotError[];
+}
+
+/** HubSpot refused the whole batch (400, 404, 409): nothing in it was written. */
+export interface BatchRefused {
+  readonly kind: 'refused';
+  readonly status: number;
+  readonly error: HubSpotError;
+}
+
+export type BatchAnswer = BatchDone | BatchRefused;
+
+export type BatchAction = 'upsert' | 'create' | 'update' | 'read' | 'archive';
+
+export interface HubSpotClientOptions {
+  readonly baseUrl: string;
+  readonly accessToken: string;
+  readonly timeoutMs?: number;
+  readonly fetch?: typeof fetch;
+}
+
+/**
+ * `423 Locked` answers a large volume of writes to one object in a short time: "Include a delay of
+ * at least 2 seconds between your API requests."
+ */
+const LOCKED_WAIT_MS = 2_000;
+/** Waits per exhausted policy when the answer carries no hint: the window of the policy. */
+const POLICY_WAIT_MS: Readonly<Record<string, number>> = {
+  SECONDLY: 1_000,
+  TEN_SECONDLY_ROLLING: 10_000,
+  // The daily count resets at midnight in the account's time zone: wait the longest a lane can.
+  DAILY: 15 * 60_000,
+};
+
+export function createHubSpotClient(options: HubSpotClientOptions) {
+  const http = createHttpClient({
+    vendor: 'HubSpot',
+    baseUrl: options.baseUrl,
+    headers: { authorization: `Bearer ${options.accessToken}` },
+    secrets: [options.accessToken],
+    timeoutMs: options.timeoutMs,
+    fetch: options.fetch,
+  });
+
+  /** Sends one request; a 429 or 423 becomes a RateLimitedError with HubSpot's policy in it. */
+  const send = async <T>(
+    method: 'GET' | 'POST',
+    path: string,
+    extra: { json?: unknown; query?: Record<string, string>; accept?: readonly number[] } = {},
+  ): Promise<HttpResponse<T>> => {
+    const response = await http.request<T>({
+      method,
+      path,
+      json: extra.json,
+      query: extra.query,
+      accept: [...(extra.accept ?? []), 423, 429],
+    });
+    if (response.status === 429) throw rateLimited(response.headers, response.body, http.redact);
+    if (response.status === 423) {
+      throw new RateLimitedError(
+        `HubSpot ${method} ${path} answered 423 Locked (too many writes to one object in a short time); retry after ${LOCKED_WAIT_MS} ms`,
+        LOCKED_WAIT_MS,
+      );
+    }
+    return response;
+  };
+
+  return {
+    redact: http.redact,
+
+    /** The cheapest authenticated call, open to every token: who the token belongs to. */
+    async accountDetails(): Promise<{ portalId?: number; timeZone?: string }> {
+      return (await send<{ portalId?: number; timeZone?: string }>('GET', '/account-info/v3/details')).body;
+    },
+
+    /**
+     * Every property of an object, custom ones included; the answer is not paginated.
+     * https://developers.hubspot.com/docs/api-reference/legacy/crm/properties/get-properties
+     */
+    async properties(object: string): Promise<HubSpotProperty[]> {
+      const response = await send<{ results?: HubSpotProperty[] } & HubSpotError>(
+        'GET',
+        `/crm/v3/properties/${encodeURIComponent(object)}`,
+        { query: { archived: 'false' }, accept: [400, 404] },
+      );
+      if (response.status >= 400) {
+        throw new ConnectorConfigError(
+          `HubSpot has no object "${object}" (${response.status}: ${http.redact(response.body.message ?? '')}): use contacts, companies, or a custom object's name or objectTypeId`,
+        );
+      }
+      return response.body.results ?? [];
+    },
+
+    /**
+     * `POST /crm/v3/objects/{objectType}/batch/{action}`. A whole-batch refusal (400, 404, 409)
+     * is returned, not thrown, so the caller can find the records at fault.
+     * https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/batch/upsert-contacts
+     */
+    async batch(
+      object: string,
+      action: BatchAction,
+      body: { inputs: readonly BatchInput[]; idProperty?: string; properties?: readonly string[] },
+    ): Promise<BatchAnswer> {
+      const response = await send<{ results?: HubSpotRecord[]; errors?: HubSpotError[] } & HubSpotError>(
+        'POST',
+        `/crm/v3/objects/${encodeURIComponent(object)}/batch/${action}`,
+        { json: body, accept: [207, 400, 404, 409], ...(action === 'read' ? { query: { archived: 'false' } } : {}) },
+      );
+      if (response.status >= 400) {
+        const error = typeof response.body === 'object' && response.body !== null ? response.body : {};
+        return { kind: 'refused', status: response.status, error };
+      }
+      const answer = typeof response.body === 'object' && response.body !== null ? response.body : {};
+      return { kind: 'done', results: answer.results ?? [], errors: answer.errors ?? [] };
+    },
+  };
+}
+
+export type HubSpotClient = ReturnType<typeof createHubSpotClient>;
+
+/**
+ * A 429: the wait comes from `Retry-After` when sent, else the window of the exhausted policy
+ * (`X-HubSpot-RateLimit-Interval-Milliseconds`, or the policy named in the body).
+ * https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines
+ */
+export function rateLimited(headers: Headers, body: unknown, redact: (text: string) => string): RateLimitedError {
+  const error: HubSpotError = typeof body === 'object' && body !== null ? (body as HubSpotError) : {};
+  const policy = error.policyName ?? (headers.get('x-hubspot-ratelimit-daily-remaining') === '0' ? 'DAILY' : undefined);
+  const interval = Number(headers.get('x-hubspot-ratelimit-interval-milliseconds'));
+  const wait =
+    retryAfterMs(headers, Date.now()) ??
+    (policy === 'DAILY' ? POLICY_WAIT_MS.DAILY : undefined) ??
+    (Number.isFinite(interval) && interval > 0 ? interval : undefined) ??
+    POLICY_WAIT_MS[policy ?? ''] ??
+    POLICY_WAIT_MS.TEN_SECONDLY_ROLLING!;
+  const what = policy === 'DAILY' ? 'its daily limit (it resets at midnight in the account time zone)' : policy;
+  const message = error.message ? ` ("${redact(error.message).slice(0, 200)}")` : '';
+  return new RateLimitedError(
+    `HubSpot rate limited the request (429, ${what ?? 'unknown policy'})${message}; retry after ${wait} ms`,
+    wait,
+  );
+}

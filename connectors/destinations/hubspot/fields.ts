@@ -1,0 +1,84 @@
+import type { DestinationObject, FieldInfo } from '#connectors/sdk/destination';
+import type { FieldType } from '#connectors/sdk/types';
+import type { HubSpotClient, HubSpotProperty } from './client.ts';
+
+/**
+ * Field discovery through the properties API, and which properties can identify a record.
+ * https://developers.hubspot.com/docs/api-reference/legacy/crm/properties/get-properties
+ */
+
+/**
+ * The standard objects the destination knows; custom objects are accepted by name or objectTypeId
+ * (`2-123456`). Contacts match on `email` or any unique property; a company's `domain` is not
+ * unique, so companies match on a property created with "unique values" (`hasUniqueValue`).
+ * Mirror mode archives: the records go to the recycling bin, restorable for 90 days.
+ */
+export const HUBSPOT_OBJECTS: readonly DestinationObject[] = [
+  {
+    name: 'contacts',
+    description: 'People; upserted by email or by a unique property',
+    matchKeys: ['email', '*unique'],
+    onDelete: 'archive',
+  },
+  {
+    name: 'companies',
+    description: 'Organisations; upserted by a unique property (domain is not unique)',
+    matchKeys: ['*unique'],
+    onDelete: 'archive',
+  },
+];
+
+/** `contacts` by name or by objectTypeId. */
+export function isContacts(object: string): boolean {
+  return object === 'contacts' || object === '0-1';
+}
+
+/**
+ * Whether a property can be the `idProperty` of an upsert, read or update: a contact's `email`,
+ * or a property whose values HubSpot keeps unique.
+ * https://developers.hubspot.com/docs/api-reference/latest/crm/objects/custom-objects/batch/upsert-custom-objects
+ */
+export function isIdProperty(object: string, property: Pick<HubSpotProperty, 'name' | 'hasUniqueValue'>): boolean {
+  return property.hasUniqueValue === true || (isContacts(object) && property.name === 'email');
+}
+
+/** A property Backflow can write: not calculated, not read-only, not archived. */
+export function isWritable(property: HubSpotProperty): boolean {
+  return !property.calculated && !property.archived && property.modificationMetadata?.readOnlyValue !== true;
+}
+
+/**
+ * The normalized type of a property. Multiple-checkbox enumerations take a list (sent `;`-joined);
+ * dates take a date (sent as midnight UTC in epoch ms), datetimes a timestamp (epoch ms).
+ * https://developers.hubspot.com/docs/api/crm/properties
+ */
+export function fieldTypeOf(property: Pick<HubSpotProperty, 'type' | 'fieldType'>): FieldType {
+  switch (property.type) {
+    case 'number':
+      return 'number';
+    case 'bool':
+      return 'boolean';
+    case 'date':
+      return 'date';
+    case 'datetime':
+      return 'timestamp';
+    case 'enumeration':
+      return property.fieldType === 'checkbox' ? 'json' : 'string';
+    default:
+      return 'string';
+  }
+}
+
+/** The writable properties of an object as fields; HubSpot requires none of them on create. */
+export async function discoverFields(client: HubSpotClient, object: string): Promise<FieldInfo[]> {
+  const properties = await client.properties(object);
+  return properties.filter(isWritable).map(
+    (property): FieldInfo => ({
+      name: property.name,
+      type: fieldTypeOf(property),
+      required: false,
+      kind: property.hubspotDefined === true ? 'known' : 'custom',
+      matchable: isIdProperty(object, property),
+    }),
+  );
+}
