@@ -4,6 +4,7 @@ import { hubspotDestination } from '#connectors/destinations/hubspot/index';
 import { intercomDestination } from '#connectors/destinations/intercom/index';
 import { mailchimpDestination } from '#connectors/destinations/mailchimp/index';
 import { postgresDestination } from '#connectors/destinations/postgres/index';
+import { salesforceDestination } from '#connectors/destinations/salesforce/index';
 import { webhookDestination } from '#connectors/destinations/webhook/index';
 import { zendeskDestination } from '#connectors/destinations/zendesk/index';
 import type { DestinationDefinition } from '#connectors/sdk/destination';

@@ -1,0 +1,142 @@
+import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
+import { createHttpClient } from '#connectors/sdk/http';
+import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
+
+/**
+ * OAuth 2.0 for server-to-server integrations, the two flows Salesforce recommends now that the
+ * username-password flow is being retired:
+ * - client credentials: the external client app's consumer key and secret are exchanged for a token
+ *   that runs as the app's integration user
+ *   (https://help.salesforce.com/s/articleView?id=xcloud.remoteaccess_oauth_client_credentials_flow.htm);
+ * - JWT bearer: a JWT signed RS256 with the key whose certificate the app holds, `iss` the consumer
+ *   key, `sub` the username, `aud` the login server, `exp` within 3 minutes
+ *   (https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm).
+ * Both POST to `/services/oauth2/token`; the answer carries `access_token` and `instance_url` (the
+ * org's API host) but no expiry: a session lasts until the org's timeout, so an API call answered
+ * `401 INVALID_SESSION_ID` asks for a new token once.
+ */
+
+export const TOKEN_PATH = '/services/oauth2/token';
+export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+/** "The validity must be the expiration time of the assertion within 3 minutes". */
+const JWT_LIFETIME_SECONDS = 180;
+
+export type Credentials =
+  | { readonly flow: 'client_credentials'; readonly clientId: string; readonly clientSecret: string }
+  | {
+      readonly flow: 'jwt_bearer';
+      readonly clientId: string;
+      readonly username: string;
+      readonly privateKey: KeyObject;
+      readonly audience: string;
+    };
+
+export interface Session {
+  readonly accessToken: string;
+  /** `https://MyDomainName.my.salesforce.com`: where the REST API of this org answers. */
+  readonly instanceUrl: string;
+}
+
+/** Reads a PEM private key, accepting the `\n` escapes a JSON secret often carries. */
+export function readPrivateKey(pem: string): KeyObject {
+  try {
+    return createPrivateKey(pem.includes('\\n') ? pem.replace(/\\n/g, '\n') : pem);
+  } catch (error) {
+    throw new ConnectorConfigError(
+      `salesforce: private_key is not a PEM private key (${(error as Error).message}); put the key whose certificate the external client app holds`,
+    );
+  }
+}
+
+/**
+ * `aud` of the JWT: `https://login.salesforce.com` for production orgs, `https://test.salesforce.com`
+ * for sandboxes (also when logging in through a sandbox's My Domain), else the login URL itself
+ * (an Experience Cloud site).
+ */
+export function defaultAudience(loginUrl: string): string {
+  const host = new URL(loginUrl).hostname;
+  if (host === 'test.salesforce.com' || host.endsWith('.sandbox.my.salesforce.com'))
+    return 'https://test.salesforce.com';
+  if (host === 'login.salesforce.com' || host.endsWith('.my.salesforce.com')) return 'https://login.salesforce.com';
+  return new URL(loginUrl).origin;
+}
+
+/** The signed assertion of the JWT bearer flow: `base64url(header).base64url(claims).base64url(RS256)`. */
+export function jwtAssertion(
+  credentials: Extract<Credentials, { flow: 'jwt_bearer' }>,
+  nowMs: number = Date.now(),
+): string {
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${encode({ alg: 'RS256' })}.${encode({
+    iss: credentials.clientId,
+    sub: credentials.username,
+    aud: credentials.audience,
+    exp: Math.floor(nowMs / 1000) + JWT_LIFETIME_SECONDS,
+  })}`;
+  const signature = sign('sha256', Buffer.from(unsigned), credentials.privateKey).toString('base64url');
+  return `${unsigned}.${signature}`;
+}
+
+interface TokenAnswer {
+  readonly access_token?: unknown;
+  readonly instance_url?: unknown;
+  readonly error?: unknown;
+  readonly error_description?: unknown;
+}
+
+/** Asks the login server for a session; a refusal is an AuthError that says what to check. */
+export async function requestSession(
+  loginUrl: string,
+  credentials: Credentials,
+  options: { readonly timeoutMs?: number; readonly fetch?: typeof fetch } = {},
+): Promise<Session> {
+  const form = new URLSearchParams();
+  let secret: string;
+  if (credentials.flow === 'client_credentials') {
+    form.set('grant_type', 'client_credentials');
+    form.set('client_id', credentials.clientId);
+    form.set('client_secret', credentials.clientSecret);
+    secret = credentials.clientSecret;
+  } else {
+    secret = jwtAssertion(credentials);
+    form.set('grant_type', JWT_BEARER_GRANT);
+    form.set('assertion', secret);
+  }
+  const http = createHttpClient({
+    baseUrl: loginUrl,
+    vendor: 'Salesforce login',
+    secrets: [secret],
+    timeoutMs: options.timeoutMs,
+    fetch: options.fetch,
+  });
+  const response = await http.request<TokenAnswer>({
+    method: 'POST',
+    path: TOKEN_PATH,
+    body: form.toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    // OAuth errors are 400 (RFC 6749 §5.2), some servers use 401/403: all read as refusals below.
+    accept: [400, 401, 403],
+  });
+  const answer = typeof response.body === 'object' && response.body !== null ? response.body : {};
+  if (response.status === 200 && typeof answer.access_token === 'string' && typeof answer.instance_url === 'string') {
+    return { accessToken: answer.access_token, instanceUrl: answer.instance_url };
+  }
+  const code = typeof answer.error === 'string' ? answer.error : `HTTP ${response.status}`;
+  const description = http.redact(typeof answer.error_description === 'string' ? answer.error_description : '');
+  const said = `${code}${description ? `: ${description}` : ''}`;
+  if (code === 'rate_limit_exceeded') {
+    throw new RateLimitedError(
+      `Salesforce login at ${new URL(loginUrl).origin} is rate limiting token requests (${said})`,
+      60_000,
+    );
+  }
+  throw new AuthError(
+    `Salesforce login at ${new URL(loginUrl).origin} refused the ${credentials.flow.replace('_', ' ')} flow (${said}): ${hint(credentials)}`,
+  );
+}
+
+function hint(credentials: Credentials): string {
+  return credentials.flow === 'client_credentials'
+    ? "check client_id and the client_secret secret, that the external client app enables the client credentials flow with a run-as user, and that login_url is the org's My Domain URL"
+    : 'check client_id, username, the private_key secret (its certificate must be uploaded to the app), that the user is pre-authorized for the app, and login_url (https://test.salesforce.com for sandboxes)';
+}
