@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { z } from 'zod';
+import { databaseConnection } from '#connectors/sdk/database-options';
 import {
   defineDestination,
   type FieldInfo,
@@ -22,18 +23,7 @@ const QUERY_TIMEOUT_MS = 90_000;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 const options = z.strictObject({
-  connection: z.strictObject({
-    host: z.string().min(1).default('127.0.0.1'),
-    port: z.number().int().min(1).max(65535).default(5432),
-    database: z.string().min(1),
-    user: z.string().min(1),
-    /** Only from the secret (`secretKeys`): never written in backflow.yml. */
-    password: z.string().optional(),
-    /** `true` verifies the server certificate against the system CAs; `ca` is a PEM bundle. */
-    ssl: z
-      .union([z.boolean(), z.strictObject({ rejectUnauthorized: z.boolean().optional(), ca: z.string().optional() })])
-      .optional(),
-  }),
+  connection: databaseConnection(5432),
   /** Schema of tables named without one in a sync's `object`. */
   schema: z.string().min(1).default('public'),
 });

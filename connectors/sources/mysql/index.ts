@@ -1,5 +1,6 @@
 import mysql, { type FieldPacket, type PoolConnection } from 'mysql2/promise';
 import { z } from 'zod';
+import { databaseConnection } from '#connectors/sdk/database-options';
 import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
 import { exactInteger, exactNumber, isoTimestamp, quoteBacktick } from '#connectors/sdk/sql';
 import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
@@ -12,18 +13,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const CLIENT_TIMEOUT_MARGIN_MS = 30_000;
 
 const options = z.strictObject({
-  connection: z.strictObject({
-    host: z.string().min(1).default('127.0.0.1'),
-    port: z.number().int().min(1).max(65535).default(3306),
-    database: z.string().min(1),
-    user: z.string().min(1),
-    /** Only from the secret (`secretKeys`): never written in backflow.yml. */
-    password: z.string().optional(),
-    /** `true` verifies the server certificate against the system CAs; `ca` is a PEM bundle. */
-    ssl: z
-      .union([z.boolean(), z.strictObject({ rejectUnauthorized: z.boolean().optional(), ca: z.string().optional() })])
-      .optional(),
-  }),
+  connection: databaseConnection(3306),
   /** Cap per query (server-side `max_execution_time` / `max_statement_time`); 0 disables it. */
   query_timeout_ms: z.number().int().min(0).default(300_000),
 });
