@@ -20,14 +20,15 @@ const sources = new Map<string, SourceDefinition>(
 
 const destinations = new Map<string, DestinationDefinition>(
   [
-    postgresDestination,
-    duckdbDestination,
-    webhookDestination,
+    hubspotDestination,
+    salesforceDestination,
+    mailchimpDestination,
+    zendeskDestination,
     brazeDestination,
     intercomDestination,
-    zendeskDestination,
-    mailchimpDestination,
-    hubspotDestination,
+    webhookDestination,
+    postgresDestination,
+    duckdbDestination,
   ].map((d) => [d.type, d as unknown as DestinationDefinition]),
 );
 

@@ -10,6 +10,7 @@ import {
   type WriteBatch,
 } from '#connectors/sdk/destination';
 import { fieldTypeOf, quoteIdent } from '#connectors/sdk/sql';
+import { groupStatements, type StatementGroup } from '#connectors/sdk/statement-groups';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
 import { BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#core/errors';
 import { duckdbLimits } from './limits.ts';
@@ -52,13 +53,6 @@ interface Target {
 
 interface Table extends Target {
   readonly columns: ReadonlyMap<string, Column>;
-}
-
-/** Records sharing an operation and a field set: one statement writes them all. */
-interface Group {
-  readonly op: RecordOperation;
-  readonly fields: readonly string[];
-  readonly records: OutboundRecord[];
 }
 
 /**
@@ -131,7 +125,7 @@ export const duckdbDestination = defineDestination({
     };
 
     /** The table's known shape, from the cache unless the batch brings a column it lacks. */
-    const ensureTable = async (t: Target, batch: WriteBatch, groups: readonly Group[]): Promise<Table> => {
+    const ensureTable = async (t: Target, batch: WriteBatch, groups: readonly StatementGroup[]): Promise<Table> => {
       const needed = new Map<string, FieldType>([[batch.matchField, batch.fieldTypes[batch.matchField] ?? 'string']]);
       for (const [name, type] of Object.entries(batch.fieldTypes)) needed.set(name, type);
       for (const group of groups) for (const name of group.fields) if (!needed.has(name)) needed.set(name, 'string');
@@ -172,7 +166,7 @@ export const duckdbDestination = defineDestination({
       }
     };
 
-    const run = (table: Table, matchField: string, group: Group, records: readonly OutboundRecord[]) =>
+    const run = (table: Table, matchField: string, group: StatementGroup, records: readonly OutboundRecord[]) =>
       runStatement(connection, table, matchField, group, records);
 
     /**
@@ -183,7 +177,7 @@ export const duckdbDestination = defineDestination({
     const writeGroups = async (
       table: Table,
       matchField: string,
-      groups: readonly Group[],
+      groups: readonly StatementGroup[],
     ): Promise<RecordOutcome[]> => {
       try {
         return await transaction(async () => {
@@ -252,7 +246,7 @@ export const duckdbDestination = defineDestination({
       write: (batch) =>
         serial(async () => {
           const t = target(batch.object);
-          const { rejected, groups } = plan(batch);
+          const { rejected, groups } = groupStatements(batch);
           if (groups.length === 0) return rejected;
           for (let attempt = 0; ; attempt++) {
             try {
@@ -279,44 +273,6 @@ export const duckdbDestination = defineDestination({
   },
 });
 
-/**
- * Splits a batch into statements. Records are grouped by operation and field set (a field absent
- * from a record must stay untouched, so records with different fields need different SETs), and
- * a match value seen again goes to a later round: one statement never touches a row twice, and
- * repeats apply in order, so the last one wins.
- */
-function plan(batch: WriteBatch): { rejected: RecordOutcome[]; groups: Group[] } {
-  const rejected: RecordOutcome[] = [];
-  const rounds: Map<string, Group>[] = [];
-  const seen = new Map<string, number>();
-  for (const record of batch.records) {
-    if (record.match === null || record.match === undefined) {
-      rejected.push({
-        key: record.key,
-        status: 'rejected',
-        reason: 'the match field is empty',
-        field: batch.matchField,
-      });
-      continue;
-    }
-    const id = typeof record.match === 'object' ? JSON.stringify(record.match) : String(record.match);
-    const round = seen.get(id) ?? 0;
-    seen.set(id, round + 1);
-    const fields = record.op === 'delete' ? [] : Object.keys(record.fields).filter((f) => f !== batch.matchField);
-    fields.sort();
-    const signature = `${record.op}\u0000${fields.join('\u0000')}`;
-    rounds[round] ??= new Map();
-    const groups = rounds[round];
-    let group = groups.get(signature);
-    if (!group) {
-      group = { op: record.op, fields, records: [] };
-      groups.set(signature, group);
-    }
-    group.records.push(record);
-  }
-  return { rejected, groups: rounds.flatMap((groups) => [...groups.values()]) };
-}
-
 /** A value as the VARCHAR the statement casts to the column's type. */
 function toText(value: JsonValue | undefined, nativeType: string | undefined): string | null {
   if (value === null || value === undefined) return null;
@@ -339,7 +295,7 @@ async function runStatement(
   connection: DuckDBConnection,
   table: Table,
   matchField: string,
-  group: Group,
+  group: StatementGroup,
   records: readonly OutboundRecord[],
 ): Promise<RecordOutcome[]> {
   const { LIST, listValue, VARCHAR } = await loadDuckDb();
