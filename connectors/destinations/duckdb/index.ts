@@ -5,7 +5,6 @@ import {
   defineDestination,
   type FieldInfo,
   type OutboundRecord,
-  type RecordOperation,
   type RecordOutcome,
   type WriteBatch,
 } from '#connectors/sdk/destination';
