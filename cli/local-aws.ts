@@ -82,21 +82,33 @@ export async function ensureTable(client: DynamoDBClient, table: string): Promis
     await client.send(new DescribeTableCommand({ TableName: table }));
   } catch (error) {
     if (!(error instanceof ResourceNotFoundException)) throw error;
-    await client.send(
-      new CreateTableCommand({
-        TableName: table,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-      }),
-    );
+    await createTable(client, table);
   }
+  // dynalite answers "resource not found" to every call on a table still CREATING, even with
+  // createTableMs 0 (it flips to ACTIVE on a timer): wait for ACTIVE, as the AWS waiter would.
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const out = await client.send(new DescribeTableCommand({ TableName: table }));
+    if (out.Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`the local state table ${table} did not become ACTIVE`);
+}
+
+async function createTable(client: DynamoDBClient, table: string): Promise<void> {
+  await client.send(
+    new CreateTableCommand({
+      TableName: table,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [
+        { AttributeName: 'pk', AttributeType: 'S' },
+        { AttributeName: 'sk', AttributeType: 'S' },
+      ],
+      KeySchema: [
+        { AttributeName: 'pk', KeyType: 'HASH' },
+        { AttributeName: 'sk', KeyType: 'RANGE' },
+      ],
+    }),
+  );
 }
 
 /** A lane: its queue redrives to its DLQ after `maxReceives` receives, as on AWS. */
