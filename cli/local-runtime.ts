@@ -41,6 +41,11 @@ export interface LocalRuntimeOptions {
   /** Fault injection for tests: wrap the state store or a lane's destination connection. */
   readonly wrapState?: (state: StateStore) => StateStore;
   readonly wrapDestination?: (lane: string, connection: DestinationConnection) => DestinationConnection;
+  /**
+   * Pollers per lane (default 1): each one plays a concurrent export invocation that receives up
+   * to 10 messages at a time, as Lambda's SQS pollers do up to the lane's maximum concurrency.
+   */
+  readonly exportConcurrency?: number;
 }
 
 export type ProgressEvent =
@@ -219,6 +224,12 @@ export class LocalRuntime {
   }
 
   private async drainLane(lane: string): Promise<void> {
+    const pollers = Math.max(1, Math.floor(this.options.exportConcurrency ?? 1));
+    await Promise.all(Array.from({ length: pollers }, () => this.pollLane(lane)));
+  }
+
+  /** One poller: delivers until the lane is empty, in flight and delayed messages included. */
+  private async pollLane(lane: string): Promise<void> {
     const urls = this.lanes.get(lane)!;
     for (;;) {
       const delivered = await this.deliverOnce(lane);

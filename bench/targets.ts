@@ -1,0 +1,73 @@
+import type { Table } from './lib/table.ts';
+import type { BenchReport } from './run.ts';
+
+/** The issue's targets, checked against what was measured (timings are reported, never asserted in tests). */
+export interface TargetCheck {
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean | undefined;
+}
+
+export function targetChecks(report: BenchReport): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const delivery = report.delivery;
+  if (delivery) {
+    for (const run of delivery.runs.filter((r) => !r.stateInMemory)) {
+      checks.push({
+        target: `delivery ≥ 90% of the limit, 429s < 1% of requests (${run.label})`,
+        measured: `${(run.ofLimit * 100).toFixed(1)}% of the limit, ${run.requests.pct429}% 429s`,
+        met: run.ofLimit >= 0.9 && run.requests.pct429 < 1,
+      });
+    }
+    // Reports from before this check have no count: they do not count as lost.
+    const lost = delivery.runs.reduce(
+      (n, r) => n + (Number.isFinite(r.receiverMismatches) ? r.receiverMismatches : 0),
+      0,
+    );
+    checks.push({
+      target: "every record delivered with the model's values (every delivery run)",
+      measured: `${lost} missing or different over ${delivery.runs.length} runs`,
+      met: lost === 0,
+    });
+    const rerun = delivery.runs.find((r) => r.rerun)?.rerun;
+    if (rerun) {
+      checks.push({
+        target: 'an unchanged rerun sends zero destination requests',
+        measured: `${rerun.destinationRequests} requests (full re-diff of ${rerun.extracted.toLocaleString('en-US')} rows through the local runtime)`,
+        met: rerun.destinationRequests === 0,
+      });
+    }
+  }
+  const plan = report.plan;
+  if (plan) {
+    const unchanged = plan.phases.filter((p) => p.name.startsWith('rerun'));
+    const messages = unchanged.reduce((n, p) => n + p.messages, 0);
+    checks.push({
+      target: 'an unchanged rerun queues nothing (plan scenario)',
+      measured: `${messages} messages queued over ${unchanged.length} reruns`,
+      met: messages === 0,
+    });
+    checks.push({
+      target: 'map + hash ≥ 100,000 rows/s on one core',
+      measured: `${plan.mapHash.mapAndHash.best.toLocaleString('en-US')} rows/s (best pass; median ${plan.mapHash.mapAndHash.median.toLocaleString('en-US')})`,
+      met: plan.mapHash.mapAndHash.best >= 100_000,
+    });
+  }
+  const memory = report.memory;
+  if (memory) {
+    checks.push({
+      target: `peak RSS of the ${memory.rows.toLocaleString('en-US')}-row plan < 300 MB`,
+      measured: `${memory.child.peakRssMb} MB`,
+      met: memory.rows >= 1_000_000 ? memory.child.peakRssMb < 300 : undefined,
+    });
+  }
+  return checks;
+}
+
+export function targetTable(checks: readonly TargetCheck[]): Table {
+  return {
+    title: 'Targets',
+    headers: ['target', 'measured', 'met'],
+    rows: checks.map((c) => [c.target, c.measured, c.met === undefined ? 'n/a (smaller size)' : c.met ? 'yes' : 'NO']),
+  };
+}
