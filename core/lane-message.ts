@@ -64,12 +64,13 @@ export class MessagePacker {
     return Buffer.byteLength(JSON.stringify(record)) + 1;
   }
 
-  fits(record: QueuedRecord): boolean {
-    return this.envelopeBytes + MessagePacker.sizeOf(record) <= this.maxBytes;
+  /** Whether a record of this size fits in a message at all. */
+  fits(record: QueuedRecord, size = MessagePacker.sizeOf(record)): boolean {
+    return this.envelopeBytes + size <= this.maxBytes;
   }
 
-  add(record: QueuedRecord): LaneMessage | undefined {
-    const size = MessagePacker.sizeOf(record);
+  /** `size` may be passed when the caller measured it already: records are serialized once. */
+  add(record: QueuedRecord, size = MessagePacker.sizeOf(record)): LaneMessage | undefined {
     let full: LaneMessage | undefined;
     if (this.records.length > 0 && (this.records.length >= this.maxRecords || this.bytes + size > this.maxBytes)) {
       full = this.flush();

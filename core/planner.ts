@@ -76,6 +76,10 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   const startedAt = clock.now().toISOString();
   const counters = emptyCounters();
   const invalidSamples: { key: string; reason: string }[] = [];
+  const invalid = (key: string, reason: string) => {
+    counters.invalid++;
+    if (invalidSamples.length < MAX_INVALID_SAMPLES) invalidSamples.push({ key, reason });
+  };
   const mapping = compileMapping(sync);
 
   if (!progress) {
@@ -110,7 +114,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     }
 
     const packer = newPacker();
-    const seen = new Set<string>();
+    const duplicates = new DuplicateKeys(full);
     // A full read goes in primary key order; it remembers where the cursor stood when it began,
     // so the next incremental read picks up whatever changed while it ran.
     const watermark =
@@ -133,16 +137,11 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
         const mapped = mapRow(row, model.primary_key, mapping);
         let reason = mapped.ok ? undefined : mapped.reason;
         const key = mapped.ok ? mapped.record.key : mapped.key;
-        if (mapped.ok && seen.has(key)) reason = `duplicate primary key "${model.primary_key}" = ${key}`;
-        if (mapped.ok && !reason && !packer.fits({ ...mapped.record, op: 'upsert' })) {
-          reason = 'record is larger than one queue message (1 MiB)';
-        }
+        if (mapped.ok && duplicates.seen(key)) reason = `duplicate primary key "${model.primary_key}" = ${key}`;
         if (reason !== undefined || !mapped.ok) {
-          counters.invalid++;
-          if (invalidSamples.length < MAX_INVALID_SAMPLES) invalidSamples.push({ key, reason: reason ?? 'invalid' });
+          invalid(key, reason ?? 'invalid');
           continue;
         }
-        seen.add(key);
         candidates.push({
           ...mapped.record,
           op: operationFor(sync.mode),
@@ -162,8 +161,14 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
             continue;
           }
           const queued: QueuedRecord = previous && previous.status !== 'deleted' ? record : { ...record, isNew: true };
+          // Sized once, and only when queued: unchanged rows are never serialized.
+          const size = MessagePacker.sizeOf(queued);
+          if (!packer.fits(queued, size)) {
+            invalid(record.key, 'record is larger than one queue message (1 MiB)');
+            continue;
+          }
           counters.queued++;
-          await sender.add(packer.add(queued));
+          await sender.add(packer.add(queued, size));
         }
       }
       // Every record of this page is durably queued before the cursor moves past it.
@@ -319,6 +324,29 @@ async function queueMirrorDeletes(
   }
   await sender.add(packer.flush());
   await sender.drain();
+}
+
+/**
+ * Finds repeated primary keys within a run. A full read comes in key order, so a repeat is always
+ * the key just before it and no set of keys is kept (memory stays flat on large models); an
+ * incremental read comes in cursor order and keeps the set of its (usually few) keys.
+ */
+class DuplicateKeys {
+  private previous: string | undefined;
+  private readonly keys: Set<string> | undefined;
+  constructor(keyOrder: boolean) {
+    this.keys = keyOrder ? undefined : new Set();
+  }
+  seen(key: string): boolean {
+    if (this.keys) {
+      if (this.keys.has(key)) return true;
+      this.keys.add(key);
+      return false;
+    }
+    const repeated = key === this.previous;
+    this.previous = key;
+    return repeated;
+  }
 }
 
 /** Collects full messages and sends them ten at a time. */

@@ -4,6 +4,8 @@ import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#c
 import { quoteIdent } from '#connectors/sdk/sql';
 import { ConnectorConfigError } from '#core/errors';
 
+const TOP_N_ROWS = 5000;
+
 const options = z.strictObject({
   /** DuckDB database file, relative to backflow.yml; `:memory:` for models over Parquet/CSV files only. */
   path: z.string().default(':memory:'),
@@ -50,6 +52,10 @@ export const duckdbSource = defineSource({
         const cursor = request.cursor === undefined ? undefined : quoteIdent(request.cursor);
         const pkType = await typeOf(request.sql, request.primaryKey);
         let after: Checkpoint | undefined = request.after;
+        // DuckDB sorts with a bounded top-N only up to a few thousand rows; past that, each page
+        // would sort the whole rest of the model (measured: 499 MB peak for 1M rows at 10,000 a
+        // page, 296 MB and 25% faster at 5,000). Larger page sizes are read in pages of 5,000.
+        const limit = Math.min(request.pageSize, TOP_N_ROWS);
         if (!cursor && !after) {
           // Keyset pages cannot reach rows whose primary key is null: hand them over first.
           for (let offset = 0; ; offset += request.pageSize) {
@@ -78,7 +84,7 @@ export const duckdbSource = defineSource({
             where = `where ${pk} is not null`;
           }
           const order = cursor ? `${cursor}, ${pk}` : pk;
-          const sql = `select * from (${request.sql}) as model ${where} order by ${order} limit ${request.pageSize}`;
+          const sql = `select * from (${request.sql}) as model ${where} order by ${order} limit ${limit}`;
           const { rows } = await queryRows(connection, sql, params);
           if (rows.length === 0) return;
           const last = rows[rows.length - 1]!;
@@ -87,7 +93,7 @@ export const duckdbSource = defineSource({
             : { pk: last[request.primaryKey] ?? null };
           const page: RowPage = { rows, checkpoint: after };
           yield page;
-          if (rows.length < request.pageSize) return;
+          if (rows.length < limit) return;
         }
       },
       async watermark(sql, cursorColumn, primaryKey) {
