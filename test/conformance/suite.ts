@@ -153,7 +153,7 @@ export function conformance(target: ConformanceTarget): void {
 
     it('completes a 429 storm with nothing lost, never faster than the declared pace', async () => {
       await project.sql(
-        `update customers set last_name = last_name || '-x', updated_at = updated_at + interval 3 day where id <> 9`,
+        `update customers set first_name = first_name || 'x', updated_at = updated_at + interval 3 day where id <> 9`,
       );
       fake.throttleNext(5);
       const since = Date.now();
