@@ -8,6 +8,7 @@ import {
   type RecordOutcome,
   type WriteBatch,
 } from '#connectors/sdk/destination';
+import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
 import { fieldTypeOf, quoteIdent } from '#connectors/sdk/sql';
 import { groupStatements, type StatementGroup } from '#connectors/sdk/statement-groups';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
@@ -72,17 +73,6 @@ interface Row {
 }
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-]);
 
 /**
  * Writes into PostgreSQL tables with multi-row `INSERT … ON CONFLICT` statements, creating the
@@ -442,24 +432,19 @@ async function runStatement(
   });
 }
 
-function codeOf(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : '';
-}
-
 /**
  * Errors about one record's values: data exceptions (22), constraint violations (23), a row
  * touched twice by one statement (21000, when two values differ in text but not in the column
  * type), and errors raised by triggers.
  */
 function isDataError(error: unknown): boolean {
-  const code = codeOf(error);
+  const code = driverErrorCode(error);
   return /^2[23]/.test(code) || code === '21000' || code === 'P0001';
 }
 
 /** Undefined table, column, or row type: the table changed since its shape was cached. */
 function isStaleShape(error: unknown): boolean {
-  const code = codeOf(error);
+  const code = driverErrorCode(error);
   return code === '42P01' || code === '42703' || code === '42704';
 }
 
@@ -474,7 +459,7 @@ function reject(record: OutboundRecord, error: unknown): RecordOutcome {
 /** A whole-batch failure as the typed error the engine acts on; the password is never quoted. */
 function batchError(error: unknown, where: string, password: string | undefined): Error {
   if (error instanceof BackflowError) return error;
-  const code = codeOf(error);
+  const code = driverErrorCode(error);
   const inner = error instanceof AggregateError ? error.errors[0] : undefined;
   let detail = errorMessage(error) || (inner ? errorMessage(inner) : '') || code || 'unknown error';
   if (password) detail = detail.replaceAll(password, '***');
@@ -500,7 +485,7 @@ function batchError(error: unknown, where: string, password: string | undefined)
     );
   }
   if (code === 'ENOTFOUND') return new ConnectorConfigError(`${message} (check connection.host)`, cause);
-  if (NETWORK_CODES.has(code) || /^(08|40|53|55|57|58|XX)/.test(code)) return new TransientError(message, cause);
+  if (NETWORK_ERROR_CODES.has(code) || /^(08|40|53|55|57|58|XX)/.test(code)) return new TransientError(message, cause);
   // A SQLSTATE not listed above is the database refusing the statement itself: retrying will not help.
   if (error instanceof pg.DatabaseError) return new ConnectorConfigError(message, cause);
   if (/certificate|SSL|self.signed/i.test(detail))

@@ -1,6 +1,7 @@
 import mysql, { type FieldPacket, type PoolConnection } from 'mysql2/promise';
 import { z } from 'zod';
 import { databaseConnection } from '#connectors/sdk/database-options';
+import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
 import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
 import { exactInteger, exactNumber, isoTimestamp, quoteBacktick } from '#connectors/sdk/sql';
 import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
@@ -71,14 +72,7 @@ interface MyColumn extends ColumnInfo {
 }
 
 const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ECONNABORTED',
+  ...NETWORK_ERROR_CODES,
   'PROTOCOL_CONNECTION_LOST',
   'PROTOCOL_SEQUENCE_TIMEOUT',
   'ER_CON_COUNT_ERROR',
@@ -536,17 +530,10 @@ function isServerError(error: unknown): boolean {
   return typeof (error as { sqlState?: unknown } | null)?.sqlState === 'string';
 }
 
-function codeOf(error: unknown): string {
-  const own = (error as { code?: unknown } | null)?.code;
-  if (typeof own === 'string') return own;
-  if (error instanceof AggregateError) return codeOf(error.errors[0]);
-  return '';
-}
-
 /** An error of the driver as one of Backflow's, with what to fix; the password never shows. */
 function sourceError(error: unknown, where: string, password: string | undefined, doing?: string): Error {
   if (error instanceof BackflowError) return error;
-  const code = codeOf(error);
+  const code = driverErrorCode(error);
   const inner = error instanceof AggregateError ? error.errors[0] : undefined;
   let detail = errorMessage(error) || (inner ? errorMessage(inner) : '') || code || 'unknown error';
   if (password) detail = detail.replaceAll(password, '***');

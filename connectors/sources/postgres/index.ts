@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { z } from 'zod';
 import { databaseConnection } from '#connectors/sdk/database-options';
+import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
 import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
 import { exactInteger, exactNumber, isoTimestamp, quoteIdent } from '#connectors/sdk/sql';
 import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
@@ -71,17 +72,6 @@ interface PgColumn extends ColumnInfo {
 }
 
 type Converter = (text: string) => JsonValue;
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-]);
 
 /**
  * Reads models from PostgreSQL (and Redshift) in keyset pages, normalizing every value from the
@@ -424,17 +414,10 @@ function literal(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
-function codeOf(error: unknown): string {
-  const own = (error as { code?: unknown } | null)?.code;
-  if (typeof own === 'string') return own;
-  if (error instanceof AggregateError) return codeOf(error.errors[0]);
-  return '';
-}
-
 /** An error of the driver as one of Backflow's, with what to fix; the password never shows. */
 function sourceError(error: unknown, where: string, password: string | undefined, doing?: string): Error {
   if (error instanceof BackflowError) return error;
-  const code = codeOf(error);
+  const code = driverErrorCode(error);
   const inner = error instanceof AggregateError ? error.errors[0] : undefined;
   let detail = errorMessage(error) || (inner ? errorMessage(inner) : '') || code || 'unknown error';
   if (password) detail = detail.replaceAll(password, '***');
@@ -481,7 +464,7 @@ function sourceError(error: unknown, where: string, password: string | undefined
       cause,
     );
   }
-  if (NETWORK_CODES.has(code)) return new TransientError(message, cause);
+  if (NETWORK_ERROR_CODES.has(code)) return new TransientError(message, cause);
   if (/certificate|SSL|self.signed/i.test(detail)) {
     return new ConnectorConfigError(`${message} (check connection.ssl)`, cause);
   }
