@@ -46,7 +46,6 @@ export class DryRunStateStore implements StateStore {
     return this.delegate.getCursor(syncId);
   }
   async putCursor(): Promise<void> {}
-  async clearCursor(): Promise<void> {}
 
   getModelSchema(syncId: string): Promise<Record<string, string> | undefined> {
     return this.delegate.getModelSchema(syncId);
@@ -76,14 +75,16 @@ export class DryRunStateStore implements StateStore {
   async putRun(run: RunRecord): Promise<void> {
     this.runs.set(`${run.syncId}/${run.runId}`, { ...run, counters: { ...run.counters } });
   }
-  async addToRun(syncId: string, runId: string, counters: Partial<RunCounters>): Promise<void> {
+  async addToRun(syncId: string, runId: string, counters: Partial<RunCounters>): Promise<RunRecord | undefined> {
     const run = this.runs.get(`${syncId}/${runId}`);
-    if (!run) return;
+    if (!run) return undefined;
     const next = { ...run.counters };
     for (const [name, value] of Object.entries(counters) as [keyof RunCounters, number | undefined][]) {
       if (typeof value === 'number') next[name] += value;
     }
-    this.runs.set(`${syncId}/${runId}`, { ...run, counters: next });
+    const updated = { ...run, counters: next };
+    this.runs.set(`${syncId}/${runId}`, updated);
+    return updated;
   }
   async updateRun(
     syncId: string,

@@ -65,8 +65,7 @@ export async function exportMessage(
     if (outcomes) await applyOutcomes(message, fresh, outcomes, options, deps, counters);
   }
   counters.messagesDone = 1;
-  await state.addToRun(message.syncId, message.runId, counters);
-  await finishRunIfDone(state, message.syncId, message.runId);
+  await finishRunIfDone(state, await state.addToRun(message.syncId, message.runId, counters));
   const dimensions = { sync: message.syncId };
   for (const name of ['created', 'updated', 'deleted', 'rejected', 'retried', 'deadLettered'] as const) {
     const value = counters[name];

@@ -194,9 +194,8 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     await appendInvalidSamples(state, sync.id, runId, invalidSamples);
     await state.updateRun(sync.id, runId, { status: 'exporting', plannedAt: clock.now().toISOString() });
     await state.clearProgress(sync.id);
-    await finishRunIfDone(state, sync.id, runId);
+    const run = await finishRunIfDone(state, await state.getRun(sync.id, runId));
     emitPlanMetrics(deps.metrics, sync.id, counters);
-    const run = await state.getRun(sync.id, runId);
     return { status: 'planned', run: run! };
   } catch (error) {
     const stopped = error instanceof RunStoppedError;

@@ -101,7 +101,6 @@ export interface StateStore {
 
   getCursor(syncId: string): Promise<Checkpoint | undefined>;
   putCursor(syncId: string, cursor: Checkpoint): Promise<void>;
-  clearCursor(syncId: string): Promise<void>;
 
   /** Normalized types of the model's columns the last time the sync planned (schema drift). */
   getModelSchema(syncId: string): Promise<Record<string, string> | undefined>;
@@ -122,7 +121,8 @@ export interface StateStore {
   listRecords(syncId: string): AsyncIterable<RecordState>;
 
   putRun(run: RunRecord): Promise<void>;
-  addToRun(syncId: string, runId: string, counters: Partial<RunCounters>): Promise<void>;
+  /** Adds to the run's counters atomically; resolves the run as it stands after the addition. */
+  addToRun(syncId: string, runId: string, counters: Partial<RunCounters>): Promise<RunRecord | undefined>;
   updateRun(
     syncId: string,
     runId: string,
@@ -131,10 +131,6 @@ export interface StateStore {
   addInvalidSamples(syncId: string, runId: string, samples: readonly { key: string; reason: string }[]): Promise<void>;
   getRun(syncId: string, runId: string): Promise<RunRecord | undefined>;
   listRuns(syncId: string, limit: number): Promise<RunRecord[]>;
-}
-
-export interface SendResult {
-  readonly failed: readonly { id: string; message: string }[];
 }
 
 /** One SQS lane per destination (queue + DLQ). */

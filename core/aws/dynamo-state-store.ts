@@ -134,9 +134,6 @@ export class DynamoStateStore implements StateStore {
   putCursor(syncId: string, cursor: Checkpoint): Promise<void> {
     return this.putJson(syncId, 'cursor', cursor);
   }
-  clearCursor(syncId: string): Promise<void> {
-    return this.delete(syncId, 'cursor');
-  }
   getModelSchema(syncId: string): Promise<Record<string, string> | undefined> {
     return this.getJson<Record<string, string>>(syncId, 'schema');
   }
@@ -264,17 +261,21 @@ export class DynamoStateStore implements StateStore {
     await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
   }
 
-  async addToRun(syncId: string, runId: string, counters: Partial<RunCounters>): Promise<void> {
+  async addToRun(syncId: string, runId: string, counters: Partial<RunCounters>): Promise<RunRecord | undefined> {
     const entries = Object.entries(counters).filter(([, v]) => typeof v === 'number' && v !== 0);
-    if (entries.length === 0) return;
-    await this.client.send(
+    if (entries.length === 0) return this.getRun(syncId, runId);
+    // ALL_NEW hands back the run as the addition left it: the exporter can tell whether the run is
+    // done without reading it again.
+    const out = await this.client.send(
       new UpdateItemCommand({
         TableName: this.table,
         Key: { pk: s(syncPk(syncId)), sk: s(`run#${runId}`) },
         UpdateExpression: `ADD ${entries.map(([k]) => `c_${k} :${k}`).join(', ')}`,
         ExpressionAttributeValues: Object.fromEntries(entries.map(([k, v]) => [`:${k}`, n(v as number)])),
+        ReturnValues: 'ALL_NEW',
       }),
     );
+    return out.Attributes ? toRunRecord(syncId, out.Attributes) : undefined;
   }
 
   async updateRun(

@@ -345,8 +345,3 @@ function keysAt(schema: z.ZodType, p: readonly PropertyKey[]): string[] {
   const def = current?._zod.def as unknown as ZodDefLike | undefined;
   return def?.type === 'object' ? Object.keys(def.shape ?? {}) : [];
 }
-
-/** Resolves a path in the config relative to the project directory. */
-export function projectPath(config: Config, p: string): string {
-  return path.resolve(config.projectDir, p);
-}

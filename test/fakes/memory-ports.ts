@@ -1,15 +1,14 @@
 import type { Checkpoint } from '#connectors/sdk/source';
 import type { LaneMessage } from '#core/lane-message';
-import {
-  emptyCounters,
-  type LaneQueue,
-  type PlanProgress,
-  type RecordState,
-  type RecordStateWrite,
-  type RunCounters,
-  type RunRecord,
-  type RunStatus,
-  type StateStore,
+import type {
+  LaneQueue,
+  PlanProgress,
+  RecordState,
+  RecordStateWrite,
+  RunCounters,
+  RunRecord,
+  RunStatus,
+  StateStore,
 } from '#core/ports';
 
 /** StateStore in memory, with the same version rule as DynamoDB's conditional write. */
@@ -45,9 +44,6 @@ export class MemoryStateStore implements StateStore {
   }
   async putCursor(syncId: string, cursor: Checkpoint) {
     this.items.set(`${syncId}/cursor`, cursor);
-  }
-  async clearCursor(syncId: string) {
-    this.items.delete(`${syncId}/cursor`);
   }
   async getModelSchema(syncId: string) {
     return this.items.get(`${syncId}/schema`) as Record<string, string> | undefined;
@@ -94,8 +90,9 @@ export class MemoryStateStore implements StateStore {
   }
   async addToRun(syncId: string, runId: string, counters: Partial<RunCounters>) {
     const run = this.runs.get(`${syncId}/${runId}`);
-    if (!run) return;
+    if (!run) return undefined;
     for (const [name, value] of Object.entries(counters)) run.counters[name as keyof RunCounters] += value ?? 0;
+    return { ...run, counters: { ...run.counters } };
   }
   async updateRun(syncId: string, runId: string, fields: { status?: RunStatus; error?: string; plannedAt?: string }) {
     const run = this.runs.get(`${syncId}/${runId}`);
@@ -130,5 +127,3 @@ export class MemoryLaneQueue implements LaneQueue {
     this.delayed.push({ lane, receiptHandle, seconds });
   }
 }
-
-export { emptyCounters };
