@@ -5,8 +5,10 @@ import { RunStoppedError } from '#core/errors';
 import type { LaneMessage } from '#core/lane-message';
 import { planSync } from '#core/planner';
 import {
+  type ClaimResult,
   emptyCounters,
   type LaneQueue,
+  type LockResult,
   noMetrics,
   type PlanProgress,
   type RecordState,
@@ -37,8 +39,8 @@ export class DryRunStateStore implements StateStore {
     const [last] = await this.delegate.listRuns(syncId, 1);
     return (last?.sequence ?? 0) + 1;
   }
-  async acquireLock(): Promise<boolean> {
-    return true;
+  async acquireLock(): Promise<LockResult> {
+    return { acquired: true };
   }
   async releaseLock(): Promise<void> {}
 
@@ -65,6 +67,10 @@ export class DryRunStateStore implements StateStore {
   async putRecords(_syncId: string, _states: readonly RecordStateWrite[]): Promise<{ superseded: string[] }> {
     return { superseded: [] };
   }
+  async claimRecords(): Promise<ClaimResult> {
+    throw new Error('a dry run never delivers');
+  }
+  async releaseClaims(): Promise<void> {}
   async *listRecords(syncId: string): AsyncIterable<RecordState> {
     for await (const record of this.delegate.listRecords(syncId)) {
       if (record.status === 'ok') this.synced++;

@@ -1,7 +1,12 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import {
+  DeleteMessageBatchCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import { DynamoPacer } from '#core/aws/dynamo-pacer';
@@ -9,11 +14,14 @@ import { DynamoStateStore } from '#core/aws/dynamo-state-store';
 import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
 import type { Config } from '#core/config/load';
 import { connectDestination } from '#core/connect';
-import type { LaneMessage } from '#core/lane-message';
+import { decodeMessage, type LaneMessage } from '#core/lane-message';
 import {
+  type Clock,
+  emptyCounters,
   type LaneQueue,
   type Metrics,
   noMetrics,
+  type RunCounters,
   type RunRecord,
   type Secrets,
   type StateStore,
@@ -46,6 +54,10 @@ export interface LocalRuntimeOptions {
    * to 10 messages at a time, as Lambda's SQS pollers do up to the lane's maximum concurrency.
    */
   readonly exportConcurrency?: number;
+  /** The engine's clock (retry budgets, claims); tests move it by hand. */
+  readonly clock?: Clock;
+  /** How long an export holds its claim on the keys it delivers (default 25 s, plus a margin). */
+  readonly claimLeaseMs?: number;
 }
 
 export type ProgressEvent =
@@ -65,6 +77,20 @@ export interface SyncSummary {
   readonly run?: RunRecord | undefined;
   readonly deadLetteredMessages: number;
   readonly durationMs: number;
+  /** What the plan did beyond the ordinary (a lock taken over, an interrupted run healed). */
+  readonly notices?: readonly string[];
+}
+
+export interface RedriveSummary {
+  readonly lane: string;
+  /** Messages moved from the dead-letter queue back to the lane. */
+  readonly moved: number;
+  readonly records: number;
+  readonly runs: { syncId: string; runId: string; records: number }[];
+  /** What the export added to those runs' counters while delivering them. */
+  readonly delta: Partial<RunCounters>;
+  /** Messages back in the dead-letter queue afterwards. */
+  readonly deadLettered: number;
 }
 
 export interface RunOptions {
@@ -124,7 +150,7 @@ export class LocalRuntime {
       pacer: new DynamoPacer(aws.dynamodb, aws.table),
       queue,
       secrets,
-      clock: systemClock,
+      clock: options.clock ?? systemClock,
       metrics: options.metrics ?? noMetrics,
       logger,
       async continuePlan(event) {
@@ -156,41 +182,41 @@ export class LocalRuntime {
   async run(syncIds: readonly string[], options: RunOptions = {}): Promise<SyncSummary[]> {
     const started = new Map<string, number>();
     const results = new Map<string, PlanResult>();
+    const notices = new Map<string, string[]>();
     const deadLetterBefore = new Map<string, number>();
     for (const lane of new Set(syncIds.map((id) => this.options.config.syncs[id]!.destination))) {
       deadLetterBefore.set(lane, (await queueDepth(this.aws.sqs, this.lanes.get(lane)!.deadLetterUrl)).total);
     }
     for (const syncId of syncIds) {
       started.set(syncId, Date.now());
+      const healed = await this.healInterrupted(syncId);
       // Queues are in memory locally: if the last run did not finish, its messages may be gone with
       // the process that held them; a full re-diff re-queues whatever state says was not delivered.
       const [last] = await this.state.listRuns(syncId, 1);
-      const healing = last !== undefined && ['planning', 'exporting', 'failed'].includes(last.status);
-      results.set(syncId, await this.plan({ syncId, full: options.full === true || healing, force: options.force }));
+      const healing = last !== undefined && ['planning', 'exporting', 'failed', 'interrupted'].includes(last.status);
+      const result = await this.plan({ syncId, full: options.full === true || healing, force: options.force });
+      results.set(syncId, result);
+      notices.set(syncId, [...healed, ...(result.notices ?? [])]);
     }
     await this.drain();
     const summaries: SyncSummary[] = [];
     for (const syncId of syncIds) {
       const result = results.get(syncId)!;
       const lane = this.options.config.syncs[syncId]!.destination;
+      // Messages SQS itself dead-lettered (an export that kept dying): the engine never saw them.
       const deadLettered =
         (await queueDepth(this.aws.sqs, this.lanes.get(lane)!.deadLetterUrl)).total - (deadLetterBefore.get(lane) ?? 0);
       let run = result.runId ? await this.state.getRun(syncId, result.runId) : undefined;
       let status: SyncSummary['status'] = result.status === 'stopped' ? 'stopped' : 'succeeded';
       if (run && result.status !== 'stopped') {
-        const failed = deadLettered > 0 || run.counters.deadLettered > 0;
-        status = failed ? 'failed' : 'succeeded';
-        if (run.status === 'exporting' || failed) {
+        if (run.status === 'exporting') {
           await this.state.updateRun(syncId, run.runId, {
-            status,
-            ...(failed
-              ? {
-                  error: `${run.error ? `${run.error}; ` : ''}${deadLettered} message(s) dead-lettered on lane ${lane}`,
-                }
-              : {}),
+            status: 'failed',
+            error: `${run.error ? `${run.error}; ` : ''}the export did not finish: ${run.counters.messages - run.counters.messagesDone} message(s) unaccounted for on lane ${lane}`,
           });
           run = await this.state.getRun(syncId, run.runId);
         }
+        status = run?.status === 'succeeded' ? 'succeeded' : 'failed';
       }
       summaries.push({
         syncId,
@@ -199,9 +225,72 @@ export class LocalRuntime {
         run,
         deadLetteredMessages: Math.max(0, deadLettered),
         durationMs: Date.now() - started.get(syncId)!,
+        notices: notices.get(syncId) ?? [],
       });
     }
     return summaries;
+  }
+
+  /**
+   * Queues live in this process's memory: a run still `exporting` when a new process starts lost
+   * its messages with the process that held them. It is marked interrupted; the run that follows
+   * re-reads everything (a full re-diff) and re-sends what the state says was not delivered.
+   */
+  private async healInterrupted(syncId: string): Promise<string[]> {
+    const notices: string[] = [];
+    for (const run of await this.state.listRuns(syncId, 5)) {
+      if (run.status !== 'exporting') continue;
+      await this.state.updateRun(syncId, run.runId, {
+        status: 'interrupted',
+        error:
+          'the local process stopped before its export finished; the next run re-reads the model in full and re-sends what was not delivered',
+      });
+      notices.push(
+        `run ${run.runId} had been interrupted while exporting; this run re-reads the model in full to heal it`,
+      );
+    }
+    return notices;
+  }
+
+  /**
+   * Moves a lane's dead letters back onto it and delivers them. The exporter reopens their runs
+   * and closes them again with what happened; newer versions already delivered are not overwritten.
+   */
+  async redrive(lane: string): Promise<RedriveSummary> {
+    const urls = this.lanes.get(lane);
+    if (!urls) throw new Error(`no local lane for destination ${lane}`);
+    const bodies = await moveAll(this.aws.sqs, urls.deadLetterUrl, urls.queueUrl);
+    const runs = new Map<string, { syncId: string; runId: string; records: number }>();
+    for (const body of bodies) {
+      try {
+        const message = decodeMessage(body);
+        const id = `${message.syncId}/${message.runId}`;
+        const entry = runs.get(id) ?? { syncId: message.syncId, runId: message.runId, records: 0 };
+        entry.records += message.records.length;
+        runs.set(id, entry);
+      } catch {
+        // Not a Backflow message: the export handler reports it.
+      }
+    }
+    const before = new Map<string, RunCounters>();
+    for (const [id, r] of runs)
+      before.set(id, (await this.state.getRun(r.syncId, r.runId))?.counters ?? emptyCounters());
+    await this.drainLane(lane);
+    const delta: Partial<Record<keyof RunCounters, number>> = {};
+    for (const [id, r] of runs) {
+      const after = (await this.state.getRun(r.syncId, r.runId))?.counters ?? emptyCounters();
+      for (const name of Object.keys(after) as (keyof RunCounters)[]) {
+        delta[name] = (delta[name] ?? 0) + after[name] - before.get(id)![name];
+      }
+    }
+    return {
+      lane,
+      moved: bodies.length,
+      records: [...runs.values()].reduce((sum, r) => sum + r.records, 0),
+      runs: [...runs.values()],
+      delta,
+      deadLettered: (await queueDepth(this.aws.sqs, urls.deadLetterUrl)).total,
+    };
   }
 
   /** Invokes the plan handler, and again for each continuation it asks for. */
@@ -271,7 +360,9 @@ export class LocalRuntime {
         awsRegion: 'us-east-1',
       })),
     };
-    const response = await this.exportHandler(lane)(event);
+    // As Lambda would: the invocation's remaining time bounds how long its claims last.
+    const remaining = this.options.claimLeaseMs ?? 25_000;
+    const response = await this.exportHandler(lane)(event, { getRemainingTimeInMillis: () => remaining });
     const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
     const done = event.Records.filter((r) => !failed.has(r.messageId));
     if (done.length > 0) {
@@ -356,6 +447,31 @@ export class LocalRuntime {
       await connection.then((c) => c.close()).catch(() => {});
     }
     await this.aws.stop();
+  }
+}
+
+/** Receives every message of `from`, sends it to `to`, then deletes it from `from`. */
+async function moveAll(sqs: SQSClient, from: string, to: string): Promise<string[]> {
+  const moved: string[] = [];
+  for (;;) {
+    const out = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: from, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }),
+    );
+    const messages = out.Messages ?? [];
+    if (messages.length === 0) return moved;
+    await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: to,
+        Entries: messages.map((m, i) => ({ Id: String(i), MessageBody: m.Body! })),
+      }),
+    );
+    await sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: from,
+        Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+      }),
+    );
+    moved.push(...messages.map((m) => m.Body!));
   }
 }
 

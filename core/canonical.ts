@@ -3,6 +3,8 @@ import type { JsonValue } from '#connectors/sdk/types';
 
 /** JSON with object keys sorted at every depth, so equal values always serialize equally. */
 export function canonicalJson(value: JsonValue): string {
+  // -0 is a value of its own (a double column can hold it): it must not hash like 0.
+  if (value === 0 && Object.is(value, -0)) return '-0';
   if (value === null || typeof value !== 'object') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   const keys = Object.keys(value).sort();

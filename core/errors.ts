@@ -62,6 +62,19 @@ export class TransientError extends BackflowError {
   }
 }
 
+/**
+ * The queue refused some messages for their content (SQS: `InvalidMessageContents` and other
+ * sender faults). `refused` are their indexes in the call; the others were sent.
+ */
+export class MessagesRefusedError extends BackflowError {
+  readonly refused: readonly number[];
+  constructor(message: string, refused: readonly number[]) {
+    super(message);
+    this.name = 'MessagesRefusedError';
+    this.refused = refused;
+  }
+}
+
 /** A connector's options or the destination object are wrong: retrying will not help. */
 export class ConnectorConfigError extends BackflowError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -4,7 +4,7 @@ import { RateLimitedError } from './errors.ts';
 import type { LaneMessage, QueuedRecord } from './lane-message.ts';
 import type { Pacer } from './pacing.ts';
 import type { Clock, LaneQueue, Metrics, RecordState, RecordStateWrite, RunCounters, StateStore } from './ports.ts';
-import { finishRunIfDone } from './runs.ts';
+import { finishRunIfDone, reopenRun } from './runs.ts';
 
 export interface ExportDependencies {
   /** Shared token bucket of the lane; without it calls are not paced. */
@@ -19,8 +19,17 @@ export interface ExportDependencies {
 export interface ExportOptions {
   /** Lane the message came from; retries go back on it. */
   readonly lane: string;
-  /** Retry rounds for records the destination asked to retry, before they are dead-lettered. */
-  readonly maxAttempts?: number;
+  /**
+   * How long records may keep failing — whole-batch failures (connection refused, 5xx, auth) and
+   * records the destination asked to retry — before they are dead-lettered. Default 30 minutes.
+   */
+  readonly retryBudgetMs?: number;
+  /**
+   * How long this invocation may hold its claim on the records it delivers. It must outlast the
+   * longest delivery (on AWS: the invocation's remaining time); when it lapses, another delivery
+   * of the same keys may start.
+   */
+  readonly claimLeaseMs?: number;
   /** The lane's pace (the connector's documented limit or the lane override). */
   readonly requestsPerSecond?: number;
   /** Longest a call waits in-process for a token before the message is given back with a delay. */
@@ -33,27 +42,33 @@ export interface ExportResult {
 
 /** SQS caps DelaySeconds at 15 minutes. */
 const MAX_DELAY_SECONDS = 900;
+export const DEFAULT_RETRY_BUDGET_MS = 30 * 60 * 1000;
+export const DEFAULT_CLAIM_LEASE_MS = 60_000;
+
+type Counters = Partial<RunCounters>;
 
 /**
- * Delivers one lane message: drops what a newer run already delivered, writes the rest, records
- * each outcome in state, and gives retryable records back to the lane with a delay. Whole-batch
- * failures (auth, rate limit, network) are thrown so the caller reports the message as failed
- * and SQS redelivers it — nothing is lost.
+ * Delivers one lane message: drops what a newer run already delivered, claims the rest so no other
+ * version of those keys is written meanwhile, writes them, records each outcome in state, and
+ * gives back what must wait (the lane's pace, a 429, a key another delivery holds) with a delay.
+ * Failures are retried with exponential backoff within the retry budget, then the records are
+ * dead-lettered and counted on the run — the message itself always completes, so SQS's receive
+ * count never decides. Only a failure of the state store or the queue is thrown (SQS redelivers).
  */
 export async function exportMessage(
-  message: LaneMessage,
+  received: LaneMessage,
   options: ExportOptions,
   deps: ExportDependencies,
 ): Promise<ExportResult> {
   const { state } = deps;
-  const counters: Partial<RunCounters> & { stale: number } = { stale: 0 };
+  const counters: Counters & { stale: number } = { stale: 0 };
+  const message = received.deadLetteredAt ? await reopen(received, deps) : received;
   const stored = await state.getRecords(
     message.syncId,
     message.records.map((r) => r.key),
   );
   const fresh = message.records.filter((record) => {
-    const previous = stored.get(record.key);
-    if (isStale(record, previous, message.version)) {
+    if (isStale(record, stored.get(record.key), message.version)) {
       counters.stale++;
       return false;
     }
@@ -61,8 +76,35 @@ export async function exportMessage(
   });
 
   if (fresh.length > 0) {
-    const outcomes = await deliver(message, fresh, options, deps, counters);
-    if (outcomes) await applyOutcomes(message, fresh, outcomes, options, deps, counters);
+    const now = deps.clock.now().getTime();
+    const claim = await state.claimRecords(
+      message.syncId,
+      fresh.map((r) => r.key),
+      message.version,
+      now,
+      now + (options.claimLeaseMs ?? DEFAULT_CLAIM_LEASE_MS),
+    );
+    counters.stale += claim.stale.length;
+    if (claim.busy.length > 0) {
+      // Another version of these keys is being written: wait for it rather than race it.
+      const busy = new Set(claim.busy.map((b) => b.key));
+      const until = Math.max(...claim.busy.map((b) => b.until));
+      await giveBack(
+        message,
+        { records: fresh.filter((r) => busy.has(r.key)) },
+        until - now,
+        options,
+        deps,
+        counters,
+        'deferred',
+      );
+    }
+    const claimed = new Set(claim.claimed);
+    const records = fresh.filter((r) => claimed.has(r.key));
+    if (records.length > 0) {
+      const delivered = await deliver(message, records, options, deps, counters);
+      if (delivered) await applyOutcomes(message, records, delivered, options, deps, counters);
+    }
   }
   counters.messagesDone = 1;
   await finishRunIfDone(state, await state.addToRun(message.syncId, message.runId, counters));
@@ -74,40 +116,46 @@ export async function exportMessage(
   return { counters };
 }
 
-/** A 429 storm longer than this many give-backs lets SQS count receives again (and dead-letter). */
+/** A redriven message: its run is open again and its records get a fresh retry budget. */
+async function reopen(message: LaneMessage, deps: ExportDependencies): Promise<LaneMessage> {
+  await reopenRun(deps.state, message.syncId, message.runId, message.records.length);
+  const { deadLetteredAt: _, failures: __, failingSince: ___, ...rest } = message;
+  return { ...rest, attempt: 0, throttles: 0 };
+}
+
+/** A 429 storm longer than this many give-backs counts as a failure (and spends the retry budget). */
 const MAX_THROTTLES = 50;
 
 /**
  * Takes a token from the lane's bucket, then writes. When the pace is spent for longer than a
  * short in-process wait, or the destination answers 429, the records go back on the lane with a
- * delay instead: a Lambda never sleeps long, and a throttled message does not use up its receives.
- * Resolves undefined when the records were given back.
+ * delay instead: a Lambda never sleeps long. Any other failure of the whole batch is retried
+ * within the budget. Resolves the outcomes, or undefined when the records were given back.
  */
 async function deliver(
   message: LaneMessage,
   records: readonly QueuedRecord[],
   options: ExportOptions,
   deps: ExportDependencies,
-  counters: Partial<RunCounters>,
+  counters: Counters,
 ): Promise<RecordOutcome[] | undefined> {
   const rate = options.requestsPerSecond;
-  const giveBack = async (delayMs: number, counter: 'paced' | 'throttled') => {
-    const throttles = (message.throttles ?? 0) + (counter === 'throttled' ? 1 : 0);
-    await deps.queue.send(
-      options.lane,
-      [{ ...message, throttles, records }],
-      Math.min(MAX_DELAY_SECONDS, Math.max(1, Math.ceil(delayMs / 1000))),
+  const release = () =>
+    deps.state.releaseClaims(
+      message.syncId,
+      records.map((r) => r.key),
+      message.version,
     );
-    counters[counter] = (counters[counter] ?? 0) + records.length;
-    counters.messages = (counters.messages ?? 0) + 1;
-    return undefined;
-  };
   if (deps.pacer && rate) {
     let waited = 0;
     for (;;) {
       const wait = await deps.pacer.take(options.lane, rate);
       if (wait === 0) break;
-      if (waited + wait > (options.maxInlineWaitMs ?? 2000)) return giveBack(wait, 'paced');
+      if (waited + wait > (options.maxInlineWaitMs ?? 2000)) {
+        await release();
+        await giveBack(message, { records }, wait, options, deps, counters, 'paced');
+        return undefined;
+      }
       await sleep(wait);
       waited += wait;
     }
@@ -120,12 +168,84 @@ async function deliver(
       records,
     });
   } catch (error) {
-    if (!(error instanceof RateLimitedError)) throw error;
-    deps.metrics.count('DestinationThrottles', 1, { lane: options.lane });
-    if (deps.pacer && rate) await deps.pacer.slowDown(options.lane, rate);
-    if ((message.throttles ?? 0) >= MAX_THROTTLES) throw error;
-    return giveBack(error.retryAfterMs ?? 1000, 'throttled');
+    await release();
+    if (error instanceof RateLimitedError) {
+      deps.metrics.count('DestinationThrottles', 1, { lane: options.lane });
+      if (deps.pacer && rate) await deps.pacer.slowDown(options.lane, rate);
+      if ((message.throttles ?? 0) < MAX_THROTTLES) {
+        const throttles = (message.throttles ?? 0) + 1;
+        await giveBack(
+          { ...message, throttles },
+          { records },
+          error.retryAfterMs ?? 1000,
+          options,
+          deps,
+          counters,
+          'throttled',
+        );
+        return undefined;
+      }
+    }
+    deps.metrics.count('ExportErrors', 1, { lane: options.lane });
+    const reason = `${(error as Error).name}: ${(error as Error).message}`;
+    await deps.state.updateRun(message.syncId, message.runId, { error: reason });
+    await retryOrDeadLetter(message, records, 0, reason, options, deps, counters);
+    return undefined;
   }
+}
+
+/** Puts records back on the lane after `delayMs`, without spending their retry budget. */
+async function giveBack(
+  message: LaneMessage,
+  part: { records: readonly QueuedRecord[] },
+  delayMs: number,
+  options: ExportOptions,
+  deps: ExportDependencies,
+  counters: Counters,
+  counter: 'paced' | 'throttled' | 'deferred',
+): Promise<void> {
+  await deps.queue.send(options.lane, [{ ...message, records: part.records }], delaySeconds(delayMs));
+  counters[counter] = (counters[counter] ?? 0) + part.records.length;
+  counters.messages = (counters.messages ?? 0) + 1;
+}
+
+function delaySeconds(ms: number): number {
+  return Math.min(MAX_DELAY_SECONDS, Math.max(1, Math.ceil(ms / 1000)));
+}
+
+/**
+ * Records that failed go back on the lane with exponential backoff (at least what the destination
+ * asked for) until they have been failing for the retry budget; then they go to the dead-letter
+ * queue, counted on the run, to wait for a redrive.
+ */
+async function retryOrDeadLetter(
+  message: LaneMessage,
+  records: readonly QueuedRecord[],
+  afterMs: number,
+  reason: string,
+  options: ExportOptions,
+  deps: ExportDependencies,
+  counters: Counters,
+): Promise<void> {
+  const now = deps.clock.now().getTime();
+  const failingSince = message.failingSince ?? now;
+  const failures = (message.failures ?? 0) + 1;
+  const budget = options.retryBudgetMs ?? DEFAULT_RETRY_BUDGET_MS;
+  const backoffMs = Math.max(afterMs, 1000 * 2 ** Math.min(failures - 1, 10));
+  const retry: LaneMessage = { ...message, attempt: message.attempt + 1, failures, failingSince, records };
+  if (now - failingSince + backoffMs > budget) {
+    await deps.queue.sendToDeadLetter(options.lane, [{ ...retry, deadLetteredAt: new Date(now).toISOString() }]);
+    counters.deadLettered = (counters.deadLettered ?? 0) + records.length;
+    counters.messagesDeadLettered = (counters.messagesDeadLettered ?? 0) + 1;
+    const spent = Math.round((now - failingSince) / 1000);
+    await deps.state.updateRun(message.syncId, message.runId, {
+      error: `${records.length} record(s) dead-lettered on lane ${options.lane} after ${failures} failure(s) over ${spent} s (retry budget ${Math.round(budget / 1000)} s): ${reason}`,
+    });
+    return;
+  }
+  await deps.queue.send(options.lane, [retry], delaySeconds(backoffMs));
+  counters.retried = (counters.retried ?? 0) + records.length;
+  counters.messages = (counters.messages ?? 0) + 1;
 }
 
 /** Older than what is stored, or this very payload already delivered by this run (a redelivery). */
@@ -145,12 +265,13 @@ async function applyOutcomes(
   outcomes: readonly RecordOutcome[],
   options: ExportOptions,
   deps: ExportDependencies,
-  counters: Partial<RunCounters>,
+  counters: Counters,
 ): Promise<void> {
   const byKey = new Map(outcomes.map((o) => [o.key, o]));
   const now = deps.clock.now().toISOString();
   const writes: RecordStateWrite[] = [];
   const retries: QueuedRecord[] = [];
+  const reasons = new Set<string>();
   let delayMs = 0;
   const add = (name: keyof RunCounters, n = 1) => {
     counters[name] = (counters[name] ?? 0) + n;
@@ -161,7 +282,7 @@ async function applyOutcomes(
       status: 'retry',
       reason: 'the destination returned no outcome for this record',
     };
-    const base = { key: record.key, version: message.version, updatedAt: now };
+    const base = { key: record.key, version: message.version, updatedAt: now, clearsDirty: true };
     if (outcome.status === 'ok') {
       if (record.op === 'delete') {
         writes.push({ ...base, status: 'deleted', match: record.match });
@@ -182,23 +303,20 @@ async function applyOutcomes(
       add('rejected');
     } else {
       retries.push(record);
+      if (outcome.reason) reasons.add(outcome.reason);
       delayMs = Math.max(delayMs, outcome.afterMs ?? 0);
     }
   }
-  const { superseded } = await deps.state.putRecords(message.syncId, writes);
+  const { superseded } = await deps.state.putRecords(message.syncId, writes, deps.clock.now().getTime());
   if (superseded.length > 0) add('superseded', superseded.length);
 
   if (retries.length > 0) {
-    const retry: LaneMessage = { ...message, attempt: message.attempt + 1, records: retries };
-    if (retry.attempt > (options.maxAttempts ?? 8)) {
-      await deps.queue.sendToDeadLetter(options.lane, [retry]);
-      add('deadLettered', retries.length);
-    } else {
-      // Exponential backoff, at least what the destination asked for, at most SQS's 15 minutes.
-      const backoff = Math.min(MAX_DELAY_SECONDS, Math.max(Math.ceil(delayMs / 1000), 2 ** message.attempt));
-      await deps.queue.send(options.lane, [retry], backoff);
-      add('retried', retries.length);
-      add('messages');
-    }
+    await deps.state.releaseClaims(
+      message.syncId,
+      retries.map((r) => r.key),
+      message.version,
+    );
+    const reason = `the destination asked to retry ${retries.length} record(s)${reasons.size > 0 ? `: ${[...reasons].slice(0, 3).join('; ')}` : ''}`;
+    await retryOrDeadLetter(message, retries, delayMs, reason, options, deps, counters);
   }
 }

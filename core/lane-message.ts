@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { OutboundRecord } from '#connectors/sdk/destination';
 import type { FieldType } from '#connectors/sdk/types';
 
@@ -23,11 +24,42 @@ export interface LaneMessage {
   readonly attempt: number;
   /** How many times the whole message was given back because of 429s (does not count receives). */
   readonly throttles?: number;
+  /** Whole-batch failures of these records so far. */
+  readonly failures?: number;
+  /** When these records first failed (epoch ms): the retry budget counts from here. */
+  readonly failingSince?: number;
+  /** Set when the exporter put the message on the dead-letter queue: a redrive reopens its run. */
+  readonly deadLetteredAt?: string;
   readonly records: readonly QueuedRecord[];
 }
 
+/** A stand-in JSON.stringify writes for -0, replaced by a literal `-0` afterwards. */
+const NEGATIVE_ZERO = `\u0000-0:${randomUUID()}`;
+const NEGATIVE_ZERO_TEXT = JSON.stringify(NEGATIVE_ZERO);
+
+/**
+ * JSON that SQS takes whatever text it holds: SQS allows only #x9, #xA, #xD, #x20–#xD7FF,
+ * #xE000–#xFFFD and #x10000–#x10FFFF in a message body
+ * (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html),
+ * and emulators refuse some of the allowed ones. Every character outside printable ASCII is
+ * written as a `\uXXXX` escape, which JSON.parse turns back into the very same UTF-16 text —
+ * emoji, U+FFFE and unpaired surrogates included. `-0` is written as `-0` (JSON.stringify
+ * writes `0`).
+ */
+export function encodeJson(value: unknown): string {
+  let negativeZero = false;
+  const text = JSON.stringify(value, (_key, v: unknown) => {
+    if (v === 0 && Object.is(v, -0)) {
+      negativeZero = true;
+      return NEGATIVE_ZERO;
+    }
+    return v;
+  }).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return negativeZero ? text.replaceAll(NEGATIVE_ZERO_TEXT, '-0') : text;
+}
+
 export function encodeMessage(message: LaneMessage): string {
-  return JSON.stringify(message);
+  return encodeJson(message);
 }
 
 export function decodeMessage(body: string): LaneMessage {
@@ -55,13 +87,13 @@ export class MessagePacker {
     private readonly maxRecords: number,
     private readonly maxBytes: number = MAX_MESSAGE_BYTES - 1024,
   ) {
-    this.envelopeBytes = Buffer.byteLength(encodeMessage({ ...header, records: [] }));
+    this.envelopeBytes = encodeMessage({ ...header, records: [] }).length;
     this.bytes = this.envelopeBytes;
   }
 
   /** Size a record adds to a message (its JSON plus a comma). */
   static sizeOf(record: QueuedRecord): number {
-    return Buffer.byteLength(JSON.stringify(record)) + 1;
+    return encodeJson(record).length + 1;
   }
 
   /** Whether a record of this size fits in a message at all. */

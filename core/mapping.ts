@@ -29,9 +29,9 @@ export function compileMapping(sync: Pick<SyncConfig, 'object' | 'match' | 'mapp
     return { field, value: m.value, nulls: 'sync' };
   });
   const columns = [...new Set([matchColumn, ...rules.flatMap((r) => (r.column ? [r.column] : []))])];
-  const version = digest(
-    canonicalJson({ object: sync.object, mode: sync.mode, match: sync.match, rules: rules as never }),
-  );
+  // The mode is not part of it: switching upsert ↔ mirror (or update, insert) changes which records
+  // are written, not their payloads, so it must not re-send every unchanged record.
+  const version = digest(canonicalJson({ object: sync.object, match: sync.match, rules: rules as never }));
   return { matchField, matchColumn, rules, version, columns };
 }
 

@@ -3,7 +3,7 @@ import type { Checkpoint, SourceConnection } from '#connectors/sdk/source';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
 import type { ResolvedSync } from '#core/config/load';
 import type { ModelConfig } from '#core/config/schema';
-import { RunStoppedError } from './errors.ts';
+import { MessagesRefusedError, RunStoppedError } from './errors.ts';
 import { type LaneMessage, MessagePacker, type QueuedRecord } from './lane-message.ts';
 import { compileMapping, type Mapping, mapRow, recordHash, recordKey } from './mapping.ts';
 import {
@@ -46,8 +46,13 @@ export interface PlanRequest {
 }
 
 export type PlanOutcome =
-  | { readonly status: 'planned'; readonly run: RunRecord }
-  | { readonly status: 'continue'; readonly runId: string; readonly counters: RunCounters };
+  | { readonly status: 'planned'; readonly run: RunRecord; readonly notices: readonly string[] }
+  | {
+      readonly status: 'continue';
+      readonly runId: string;
+      readonly counters: RunCounters;
+      readonly notices: readonly string[];
+    };
 
 const LOCK_TTL_MS = 20 * 60 * 1000;
 const STATE_BATCH = 100;
@@ -65,11 +70,30 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   const sequence = progress?.sequence ?? (await state.nextSequence(sync.id));
   const runId = progress?.runId ?? runIdOf(sequence);
   // The lock belongs to this invocation, not the run: a continuation and a scheduled start of
-  // the same run must never plan side by side.
+  // the same run must never plan side by side. Its lease is short and renewed while the plan
+  // works, so the lock of a plan whose process died lapses within one lease.
   const owner = `${runId}/${randomUUID()}`;
-  if (!(await state.acquireLock(sync.id, owner, LOCK_TTL_MS))) {
-    throw new RunStoppedError('locked', `sync ${sync.id} is already running (lock held); try again when it ends`);
+  const lease = new LockLease(state, sync.id, owner, (sync.lock_lease_seconds ?? 90) * 1000);
+  const notices: string[] = [];
+  const taken = await lease.acquire(request.force === true);
+  if (!taken.acquired) {
+    const holder = taken.previous;
+    const until = holder ? new Date(holder.until).toISOString() : 'unknown';
+    throw new RunStoppedError(
+      'locked',
+      `sync ${sync.id} is already running (lock held by run ${holder?.owner.split('/')[0] ?? '?'}, lease until ${until}); it is renewed while that plan works, so if its process died the lock lapses by then. Run with --force to take it now.`,
+    );
   }
+  if (taken.previous && taken.previous.owner.split('/')[0] !== runId) {
+    const previousRun = taken.previous.owner.split('/')[0]!;
+    const alive = taken.previous.until >= clock.now().getTime();
+    notices.push(
+      alive
+        ? `took the lock from run ${previousRun} (--force): its lease ran until ${new Date(taken.previous.until).toISOString()}; if that plan is still working it stops at its next page`
+        : `run ${previousRun} had died while planning (its lock lapsed at ${new Date(taken.previous.until).toISOString()}); marked interrupted`,
+    );
+  }
+  lease.start();
   const storedCursor = model.cursor === undefined ? undefined : await state.getCursor(sync.id);
   const full = progress?.full ?? (request.full === true || storedCursor === undefined);
   const force = progress?.force ?? request.force === true;
@@ -83,6 +107,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
   const mapping = compileMapping(sync);
 
   if (!progress) {
+    await markInterrupted(state, sync.id, runId);
     await state.putRun({
       syncId: sync.id,
       runId,
@@ -106,7 +131,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       fieldTypes,
       attempt: 0,
     } as const;
-    const sender = new MessageSender(deps.queue, request.lane, counters);
+    const sender = new MessageSender(deps.queue, request.lane, counters, invalid);
     const newPacker = () => new MessagePacker(header, request.batchSize, request.maxMessageBytes);
 
     if (!progress && full && sync.mode === 'mirror') {
@@ -114,7 +139,9 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     }
 
     const packer = newPacker();
-    const duplicates = new DuplicateKeys(full);
+    const duplicates = new DuplicateKeys(
+      full ? new Map() : await duplicatedInModel(deps.source, model.sql, model.primary_key),
+    );
     // A full read goes in primary key order; it remembers where the cursor stood when it began,
     // so the next incremental read picks up whatever changed while it ran.
     const watermark =
@@ -131,15 +158,20 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       pageSize: model.page_size,
     });
     for await (const page of reads) {
+      lease.check();
       const candidates: QueuedRecord[] = [];
+      const copies = duplicates.inPage(page.rows.map((row) => recordKey(row[model.primary_key])));
       for (const row of page.rows) {
         counters.extracted++;
         const mapped = mapRow(row, model.primary_key, mapping);
-        let reason = mapped.ok ? undefined : mapped.reason;
         const key = mapped.ok ? mapped.record.key : mapped.key;
-        if (mapped.ok && duplicates.seen(key)) reason = `duplicate primary key "${model.primary_key}" = ${key}`;
-        if (reason !== undefined || !mapped.ok) {
-          invalid(key, reason ?? 'invalid');
+        const repeated = mapped.ok ? copies.get(key) : undefined;
+        if (repeated !== undefined) {
+          invalid(key, duplicateReason(model.primary_key, key, repeated));
+          continue;
+        }
+        if (!mapped.ok) {
+          invalid(key, mapped.reason);
           continue;
         }
         candidates.push({
@@ -184,11 +216,12 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
         await state.addToRun(sync.id, runId, counters);
         await appendInvalidSamples(state, sync.id, runId, invalidSamples);
         emitPlanMetrics(deps.metrics, sync.id, counters);
-        return { status: 'continue', runId, counters };
+        return { status: 'continue', runId, counters, notices };
       }
     }
     await sender.add(packer.flush());
     await sender.drain();
+    for (const key of duplicates.notRead()) invalid(key, duplicateReason(model.primary_key, key, 0));
     if (watermark !== undefined) await state.putCursor(sync.id, watermark);
     await state.addToRun(sync.id, runId, counters);
     await appendInvalidSamples(state, sync.id, runId, invalidSamples);
@@ -196,7 +229,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     await state.clearProgress(sync.id);
     const run = await finishRunIfDone(state, await state.getRun(sync.id, runId));
     emitPlanMetrics(deps.metrics, sync.id, counters);
-    return { status: 'planned', run: run! };
+    return { status: 'planned', run: run!, notices };
   } catch (error) {
     const stopped = error instanceof RunStoppedError;
     await state.addToRun(sync.id, runId, counters);
@@ -204,7 +237,69 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
     await state.clearProgress(sync.id);
     throw error;
   } finally {
-    await state.releaseLock(sync.id, owner);
+    await lease.release();
+  }
+}
+
+/**
+ * Runs still `planning` when a new run starts had their invocation die (the lock was free or had
+ * lapsed): they are shown as interrupted, and the state they left is healed by the runs after.
+ */
+async function markInterrupted(state: StateStore, syncId: string, runId: string): Promise<void> {
+  for (const run of await state.listRuns(syncId, 5)) {
+    if (run.runId === runId || run.status !== 'planning') continue;
+    await state.updateRun(syncId, run.runId, {
+      status: 'interrupted',
+      error: `its plan stopped before finishing (process killed, timed out or out of memory); run ${runId} took over`,
+    });
+  }
+}
+
+/**
+ * The sync's plan lock, held with a short lease that a timer renews while the plan works. A plan
+ * that loses it (another run took it with --force) stops at its next page.
+ */
+class LockLease {
+  private timer: NodeJS.Timeout | undefined;
+  private renewing: Promise<void> = Promise.resolve();
+  lost = false;
+  constructor(
+    private readonly state: StateStore,
+    private readonly syncId: string,
+    private readonly owner: string,
+    private readonly leaseMs: number,
+  ) {}
+
+  acquire(force: boolean) {
+    return this.state.acquireLock(this.syncId, this.owner, this.leaseMs, force);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.renewing = this.acquire(false).then(
+        (result) => {
+          if (!result.acquired) this.lost = true;
+        },
+        () => {},
+      );
+    }, this.leaseMs / 3);
+    this.timer.unref();
+  }
+
+  /** Throws when another run took the lock: two plans must never queue side by side. */
+  check(): void {
+    if (this.lost) {
+      throw new RunStoppedError(
+        'locked',
+        `the lock of sync ${this.syncId} was taken by another run (--force); this plan stopped`,
+      );
+    }
+  }
+
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    await this.renewing;
+    await this.state.releaseLock(this.syncId, this.owner);
   }
 }
 
@@ -246,7 +341,9 @@ async function checkSchema(
   if (missing.length > 0) {
     throw new RunStoppedError(
       'schema_drift',
-      `schema drift: model of sync ${request.sync.id} no longer has column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `"${c}"`).join(', ')} (has ${names.join(', ')}); nothing was sent. Fix the model SQL or the mappings.`,
+      previous === undefined
+        ? `the model of sync ${request.sync.id} has no column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `"${c}"`).join(', ')} (it has ${names.join(', ')}); nothing was sent. Fix the mappings, the primary key or cursor, or the model SQL.`
+        : `schema drift: the model of sync ${request.sync.id} no longer has column${missing.length > 1 ? 's' : ''} ${missing.map((c) => `"${c}"`).join(', ')} (it has ${names.join(', ')}); nothing was sent. Fix the model SQL or the mappings.`,
     );
   }
   // A mapped column whose type changed would change every payload, or break the destination's
@@ -325,36 +422,68 @@ async function queueMirrorDeletes(
   await sender.drain();
 }
 
+const MAX_DUPLICATE_KEYS = 10_000;
+
+function duplicateReason(primaryKey: string, key: string, copies: number): string {
+  return `duplicate primary key "${primaryKey}" = ${key}${copies > 1 ? ` (${copies} rows)` : ''}: no copy is sent, and the destination keeps what was last delivered for this key until the model has one row for it`;
+}
+
 /**
- * Finds repeated primary keys within a run. A full read comes in key order, so a repeat is always
- * the key just before it and no set of keys is kept (memory stays flat on large models); an
- * incremental read comes in cursor order and keeps the set of its (usually few) keys.
+ * Keys the whole model holds more than once. An incremental read sees only the rows that changed,
+ * so a copy of a key that did not change would go unseen without this one query.
+ */
+async function duplicatedInModel(
+  source: SourceConnection,
+  sql: string,
+  primaryKey: string,
+): Promise<Map<string, number>> {
+  const keys = new Map<string, number>();
+  for (const value of await source.duplicateKeys(sql, primaryKey, MAX_DUPLICATE_KEYS)) {
+    const key = recordKey(value);
+    if (key !== undefined) keys.set(key, 0);
+  }
+  return keys;
+}
+
+/**
+ * Repeated primary keys: every copy is invalid, none is sent. The source yields every copy of a
+ * key in one page (see `SourceConnection.read`), so counting within a page finds them all on a
+ * full read; an incremental read also checks the keys the model holds more than once.
  */
 class DuplicateKeys {
-  private previous: string | undefined;
-  private readonly keys: Set<string> | undefined;
-  constructor(keyOrder: boolean) {
-    this.keys = keyOrder ? undefined : new Set();
+  private readonly unseen: Set<string>;
+  constructor(private readonly inModel: ReadonlyMap<string, number>) {
+    this.unseen = new Set(inModel.keys());
   }
-  seen(key: string): boolean {
-    if (this.keys) {
-      if (this.keys.has(key)) return true;
-      this.keys.add(key);
-      return false;
+  /** Keys the model holds more than once that the read did not come across. */
+  notRead(): string[] {
+    return [...this.unseen];
+  }
+  /** The keys of a page that are repeated, with the number of rows of each in the page. */
+  inPage(keys: readonly (string | undefined)[]): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const key of keys) if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
+    const repeated = new Map<string, number>();
+    for (const [key, count] of counts) {
+      this.unseen.delete(key);
+      if (count > 1 || this.inModel.has(key)) repeated.set(key, count);
     }
-    const repeated = key === this.previous;
-    this.previous = key;
     return repeated;
   }
 }
 
-/** Collects full messages and sends them ten at a time. */
+/**
+ * Collects full messages and sends them ten at a time. A message the queue refuses for its content
+ * is sent again one record a message, and a record refused on its own is invalid: one bad record
+ * never fails the run, and never holds back the others.
+ */
 class MessageSender {
   private pending: LaneMessage[] = [];
   constructor(
     private readonly queue: LaneQueue,
     private readonly lane: string,
     private readonly counters: RunCounters,
+    private readonly invalid: (key: string, reason: string) => void,
   ) {}
 
   async add(message: LaneMessage | undefined): Promise<void> {
@@ -367,8 +496,37 @@ class MessageSender {
     if (this.pending.length === 0) return;
     const messages = this.pending;
     this.pending = [];
-    await this.queue.send(this.lane, messages);
-    this.counters.messages += messages.length;
+    const refused = await this.send(messages);
+    for (const message of refused) {
+      if (message.records.length === 1) {
+        this.refuse(message);
+        continue;
+      }
+      const singles = message.records.map((record) => ({ ...message, records: [record] }));
+      for (const single of await this.send(singles)) this.refuse(single);
+    }
+  }
+
+  /** Sends messages; resolves those the queue refused for their content. */
+  private async send(messages: LaneMessage[]): Promise<LaneMessage[]> {
+    try {
+      await this.queue.send(this.lane, messages);
+      this.counters.messages += messages.length;
+      return [];
+    } catch (error) {
+      if (!(error instanceof MessagesRefusedError)) throw error;
+      this.counters.messages += messages.length - error.refused.length;
+      this.reason = error.message;
+      return error.refused.map((i) => messages[i]!);
+    }
+  }
+
+  private reason = '';
+  private refuse(message: LaneMessage): void {
+    const record = message.records[0]!;
+    this.counters.queued -= record.op === 'delete' ? 0 : 1;
+    if (record.op === 'delete') this.counters.deletesQueued--;
+    this.invalid(record.key, `the queue refused this record: ${this.reason}`);
   }
 }
 

@@ -19,9 +19,35 @@ export interface RecordState {
   readonly dirty?: boolean | undefined;
 }
 
-export type RecordStateWrite = Omit<RecordState, 'dirty'>;
+export type RecordStateWrite = Omit<RecordState, 'dirty'> & {
+  /**
+   * The delivery started after the record was flagged dirty (it read the flag), so it may clear
+   * it. A flag set while a delivery was already under way survives that delivery's write.
+   */
+  readonly clearsDirty?: boolean | undefined;
+};
 
-export type RunStatus = 'planning' | 'exporting' | 'succeeded' | 'failed' | 'stopped';
+/**
+ * What a claim on records found. A claim lets one version of a record at a time be written to the
+ * destination: without it, two deliveries of one key (a redrive next to a newer run, a retry next
+ * to the next run's message) race, and the destination can end up with the older payload while
+ * the state records the newer one.
+ */
+export interface ClaimResult {
+  /** Claimed for this version: write them, then `putRecords` (which releases the claim). */
+  readonly claimed: string[];
+  /** A newer version is already stored: this delivery is stale and must be dropped. */
+  readonly stale: string[];
+  /** Another version is being delivered right now: try again once its claim has ended. */
+  readonly busy: { key: string; until: number }[];
+}
+
+/**
+ * `planning` → `exporting` → `succeeded` | `failed`. `stopped`: a guardrail, schema drift or a held
+ * lock ended the run before anything was sent. `interrupted`: the invocation that planned it died
+ * (killed, timed out, out of memory); the next run takes over and heals what it left.
+ */
+export type RunStatus = 'planning' | 'exporting' | 'succeeded' | 'failed' | 'stopped' | 'interrupted';
 
 /** Counters of one run; export adds to them as lanes drain. */
 export interface RunCounters {
@@ -36,13 +62,18 @@ export interface RunCounters {
   deleted: number;
   rejected: number;
   retried: number;
+  /** Records put on the dead-letter queue once their retry budget was spent. */
   deadLettered: number;
+  /** Messages put on the dead-letter queue (each holds one or more records). */
+  messagesDeadLettered: number;
   stale: number;
   superseded: number;
   /** Records given back to the lane with a delay because the lane's pace was spent. */
   paced: number;
   /** Records given back to the lane with a delay because the destination answered 429. */
   throttled: number;
+  /** Records given back because another delivery of the same key was in flight. */
+  deferred: number;
   /** Messages fully handled by export (delivered, refused or dead-lettered). */
   messagesDone: number;
 }
@@ -60,10 +91,12 @@ export const emptyCounters = (): RunCounters => ({
   rejected: 0,
   retried: 0,
   deadLettered: 0,
+  messagesDeadLettered: 0,
   stale: 0,
   superseded: 0,
   paced: 0,
   throttled: 0,
+  deferred: 0,
   messagesDone: 0,
 });
 
@@ -92,11 +125,21 @@ export interface PlanProgress {
   readonly watermark?: Checkpoint | undefined;
 }
 
+export interface LockResult {
+  readonly acquired: boolean;
+  /** The lock found in place, when it belonged to another owner. */
+  readonly previous?: { readonly owner: string; readonly until: number } | undefined;
+}
+
 export interface StateStore {
   /** Atomically increments and returns the sync's run sequence. */
   nextSequence(syncId: string): Promise<number>;
-  /** Conditional put: succeeds if free, expired, or already ours. */
-  acquireLock(syncId: string, owner: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Conditional put of the sync's plan lock with a lease of `ttlMs`: succeeds if free, expired, or
+   * already ours (then the lease is renewed). `force` takes it whoever holds it. Resolves whether
+   * it was taken and the lock it replaced, if any (a holder that died leaves an expired lease).
+   */
+  acquireLock(syncId: string, owner: string, ttlMs: number, force?: boolean): Promise<LockResult>;
   releaseLock(syncId: string, owner: string): Promise<void>;
 
   getCursor(syncId: string): Promise<Checkpoint | undefined>;
@@ -116,7 +159,20 @@ export interface StateStore {
    * Writes each state unless a newer version is stored. Returns the keys whose write lost to a
    * newer version; those are marked dirty so the next run re-sends them.
    */
-  putRecords(syncId: string, states: readonly RecordStateWrite[]): Promise<{ superseded: string[] }>;
+  putRecords(syncId: string, states: readonly RecordStateWrite[], now?: number): Promise<{ superseded: string[] }>;
+  /**
+   * Claims keys for delivering `version` until `until` (epoch ms): one key at a time, a claim is
+   * granted when no newer version is stored and no other version holds an unexpired claim.
+   * `putRecords` releases the claims it writes over; `releaseClaims` releases the rest.
+   */
+  claimRecords(
+    syncId: string,
+    keys: readonly string[],
+    version: number,
+    now: number,
+    until: number,
+  ): Promise<ClaimResult>;
+  releaseClaims(syncId: string, keys: readonly string[], version: number): Promise<void>;
   /** Every record state of a sync (all buckets). */
   listRecords(syncId: string): AsyncIterable<RecordState>;
 
@@ -126,7 +182,7 @@ export interface StateStore {
   updateRun(
     syncId: string,
     runId: string,
-    fields: { status?: RunStatus; error?: string; plannedAt?: string },
+    fields: { status?: RunStatus; error?: string | null; plannedAt?: string },
   ): Promise<void>;
   addInvalidSamples(syncId: string, runId: string, samples: readonly { key: string; reason: string }[]): Promise<void>;
   getRun(syncId: string, runId: string): Promise<RunRecord | undefined>;

@@ -3,11 +3,27 @@ import type { RunRecord, StateStore } from './ports.ts';
 /**
  * Marks a run finished once every message it queued has been handled. Called by the planner when
  * planning ends and by the exporter after each message (with the run its counter update returned),
- * so whichever comes last closes the run. Resolves the run as it now stands.
+ * so whichever comes last closes the run: `failed` while records of it wait in the dead-letter
+ * queue, else `succeeded`. Resolves the run as it now stands.
  */
 export async function finishRunIfDone(state: StateStore, run: RunRecord | undefined): Promise<RunRecord | undefined> {
   if (run?.status !== 'exporting' || run.counters.messagesDone < run.counters.messages) return run;
-  const status = run.counters.deadLettered > 0 ? 'failed' : 'succeeded';
-  await state.updateRun(run.syncId, run.runId, { status });
-  return { ...run, status };
+  const failed = run.counters.deadLettered > 0;
+  // A run that got everything through in the end does not keep the error of a retry on the way.
+  await state.updateRun(run.syncId, run.runId, {
+    status: failed ? 'failed' : 'succeeded',
+    ...(failed ? {} : { error: null }),
+  });
+  return { ...run, status: failed ? 'failed' : 'succeeded', ...(failed ? {} : { error: undefined }) };
+}
+
+/**
+ * A dead-lettered message of a run is back on its lane (a redrive): the run is open again until it
+ * is handled, and its records no longer count as dead-lettered. Its closing status is decided anew.
+ */
+export async function reopenRun(state: StateStore, syncId: string, runId: string, records: number): Promise<void> {
+  const run = await state.addToRun(syncId, runId, { messages: 1, deadLettered: -records, messagesDeadLettered: -1 });
+  if (run && run.status !== 'exporting' && run.status !== 'planning') {
+    await state.updateRun(syncId, runId, { status: 'exporting' });
+  }
 }

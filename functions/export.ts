@@ -1,33 +1,31 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { getDestination } from '#connectors/registry';
-import { ConnectorConfigError, RateLimitedError } from '#core/errors';
+import { ConnectorConfigError } from '#core/errors';
 import { exportMessage } from '#core/exporter';
 import { decodeMessage } from '#core/lane-message';
 import { awsEnvironment, logger } from './shared/aws-environment.ts';
 import type { Environment } from './shared/environment.ts';
 
-/** Backoff for a message whose whole batch failed: doubles with each receive, capped at 15 min. */
-export function failureDelaySeconds(receiveCount: number, retryAfterMs?: number): number {
-  const backoff = Math.min(900, 2 ** Math.max(0, receiveCount - 1));
-  return retryAfterMs === undefined ? backoff : Math.min(900, Math.max(1, Math.ceil(retryAfterMs / 1000)));
-}
-
 /**
- * The export function of one lane (`lane` = destination name): delivers each SQS message and
- * reports the messages that failed as a whole in `batchItemFailures`, so SQS retries only those
- * and dead-letters them after the lane's max receives.
+ * The export function of one lane (`lane` = destination name). The engine handles every failure a
+ * destination causes (retries within the budget, then the dead-letter queue, counted on the run),
+ * so a message ends in `batchItemFailures` only when the state store or the queue itself failed:
+ * then SQS redelivers it after the visibility timeout, and dead-letters it after the lane's max
+ * receives.
  */
 export function createExportHandler(environment: () => Environment, lane: () => string) {
-  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  return async (event: SQSEvent, context?: Pick<Context, 'getRemainingTimeInMillis'>): Promise<SQSBatchResponse> => {
     const env = environment();
     const laneName = lane();
     const destination = env.config.destinations[laneName];
-    const maxAttempts = (destination?.lane.max_receives ?? 5) + 3;
     const requestsPerSecond =
       destination?.lane.requests_per_second ?? getDestination(destination?.type ?? '')?.limits.requestsPerSecond?.value;
+    const retryBudgetMs = (destination?.lane.retry_budget_seconds ?? 1800) * 1000;
+    // Claims last as long as this invocation can: when it is gone, another may deliver the keys.
+    const claimLeaseMs = context ? context.getRemainingTimeInMillis() + CLAIM_MARGIN_MS : undefined;
     const processor = new BatchProcessor(EventType.SQS);
     const handleRecord = async (record: SQSRecord) => {
       const message = decodeMessage(record.body);
@@ -35,13 +33,12 @@ export function createExportHandler(environment: () => Environment, lane: () => 
         const connection = await env.destination(laneName);
         await exportMessage(
           message,
-          { lane: laneName, maxAttempts, requestsPerSecond },
+          { lane: laneName, retryBudgetMs, claimLeaseMs, requestsPerSecond },
           { ...env, destination: connection },
         );
       } catch (error) {
         const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
-        const retryAfter = error instanceof RateLimitedError ? error.retryAfterMs : undefined;
-        env.logger.warn('batch failed; SQS will redeliver it', {
+        env.logger.warn('message failed; SQS will redeliver it', {
           lane: laneName,
           syncId: message.syncId,
           runId: message.runId,
@@ -50,15 +47,10 @@ export function createExportHandler(environment: () => Environment, lane: () => 
           error: (error as Error).message,
           errorName: (error as Error).name,
         });
-        env.metrics.count(error instanceof RateLimitedError ? 'DestinationThrottles' : 'ExportErrors', 1, {
-          lane: laneName,
-        });
-        // The run shows the last whole-batch error, so `backflow run` and `status` can say why.
-        await env.state
-          .updateRun(message.syncId, message.runId, { error: `${(error as Error).name}: ${(error as Error).message}` })
-          .catch(() => {});
+        env.metrics.count('ExportErrors', 1, { lane: laneName });
+        // Back off as receives add up, so a state store outage is not hammered.
         await env.queue
-          .retryLater(laneName, record.receiptHandle, failureDelaySeconds(receives, retryAfter))
+          .retryLater(laneName, record.receiptHandle, Math.min(900, 2 ** (receives - 1)))
           .catch((e: unknown) => env.logger.warn('could not delay the retry', { error: (e as Error).message }));
         throw error;
       }
@@ -66,6 +58,9 @@ export function createExportHandler(environment: () => Environment, lane: () => 
     return processPartialResponse(event, handleRecord, processor, { throwOnFullBatchFailure: false });
   };
 }
+
+/** Added to the invocation's remaining time: a claim outlives its holder by this much. */
+const CLAIM_MARGIN_MS = 5_000;
 
 export const handler = middy(
   createExportHandler(awsEnvironment, () => {

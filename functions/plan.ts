@@ -14,6 +14,8 @@ export interface PlanResult {
   readonly status: 'planned' | 'continued' | 'stopped';
   readonly reason?: string;
   readonly counters?: RunCounters;
+  /** What the plan did beyond the ordinary, for a person to read (a lock taken over). */
+  readonly notices?: readonly string[];
 }
 
 /** Leave this much of the Lambda's time to hand over to a fresh invocation. */
@@ -47,10 +49,18 @@ export function createPlanHandler(environment: () => Environment) {
         { state: env.state, queue: env.queue, clock: env.clock, metrics: env.metrics, source },
       );
       if (outcome.status === 'continue') {
+        for (const notice of outcome.notices) env.logger.warn(notice, { syncId: sync.id });
         env.logger.info('plan continues in a fresh invocation', { syncId: sync.id, runId: outcome.runId });
         await env.continuePlan({ syncId: sync.id });
-        return { syncId: sync.id, runId: outcome.runId, status: 'continued', counters: outcome.counters };
+        return {
+          syncId: sync.id,
+          runId: outcome.runId,
+          status: 'continued',
+          counters: outcome.counters,
+          notices: outcome.notices,
+        };
       }
+      for (const notice of outcome.notices) env.logger.warn(notice, { syncId: sync.id });
       env.logger.info('plan done', { syncId: sync.id, runId: outcome.run.runId, counters: outcome.run.counters });
       // RunsPlanned feeds the "no successful run in 3 × the schedule interval" alarm.
       env.metrics.count('RunsPlanned', 1, { sync: sync.id });
@@ -61,7 +71,13 @@ export function createPlanHandler(environment: () => Environment) {
           sync: sync.id,
         },
       );
-      return { syncId: sync.id, runId: outcome.run.runId, status: 'planned', counters: outcome.run.counters };
+      return {
+        syncId: sync.id,
+        runId: outcome.run.runId,
+        status: 'planned',
+        counters: outcome.run.counters,
+        notices: outcome.notices,
+      };
     } catch (error) {
       if (error instanceof RunStoppedError) {
         env.logger.warn('run stopped', { syncId: sync.id, reason: error.reason, message: error.message });

@@ -1,16 +1,8 @@
-import {
-  DeleteMessageBatchCommand,
-  ReceiveMessageCommand,
-  SendMessageBatchCommand,
-  type SQSClient,
-  StartMessageMoveTaskCommand,
-} from '@aws-sdk/client-sqs';
+import { StartMessageMoveTaskCommand } from '@aws-sdk/client-sqs';
 import type { Config } from '#core/config/load';
-import { decodeMessage } from '#core/lane-message';
-import { emptyCounters, type RunCounters } from '#core/ports';
+import type { RunCounters } from '#core/ports';
 import { type CommandContext, flag, pick, positionals, stackFlag } from '../context.ts';
 import { formatCount as n } from '../io.ts';
-import { queueDepth } from '../local-aws.ts';
 import { savedDeadLetters } from '../local-state.ts';
 
 /** `backflow redrive <destination>`: dead letters back onto the lane. */
@@ -21,11 +13,10 @@ export async function redrive(ctx: CommandContext): Promise<number> {
   return flag(ctx, 'remote') ? redriveRemote(ctx, destination.name) : redriveLocal(ctx, config, destination.name);
 }
 
-const COUNTERS = ['created', 'updated', 'deleted', 'rejected', 'retried', 'deadLettered', 'stale'] as const;
-
 /**
  * Locally: the saved dead letters go back to the lane, the local runtime delivers them, and the
- * counters the export added to their runs say what happened.
+ * counters the export added to their runs say what happened. Their runs reopen while they are
+ * delivered and close again: `succeeded` once nothing of them is left in the dead-letter queue.
  */
 async function redriveLocal(ctx: CommandContext, config: Config, lane: string): Promise<number> {
   const saved = savedDeadLetters(config, lane);
@@ -35,48 +26,35 @@ async function redriveLocal(ctx: CommandContext, config: Config, lane: string): 
     return 0;
   }
   let delivered = 0;
-  let total = 0;
   const { LocalRuntime } = await import('../local-runtime.ts');
   const runtime = await LocalRuntime.start({
     config,
     onProgress: (event) => {
       if (event.type !== 'export' || event.lane !== lane) return;
       delivered += event.messages - event.failed;
-      ctx.progress.update(`redriving ${lane}`, Math.min(delivered, total), total);
+      ctx.progress.update(`redriving ${lane}`, Math.min(delivered, saved.length), saved.length);
     },
   });
   try {
-    const urls = runtime.lanes.get(lane)!;
-    const bodies = await moveAll(runtime.aws.sqs, urls.deadLetterUrl, urls.queueUrl);
-    total = bodies.length;
-    const runs = new Map<string, { syncId: string; runId: string; records: number }>();
-    for (const body of bodies) {
-      try {
-        const message = decodeMessage(body);
-        const id = `${message.syncId}/${message.runId}`;
-        const entry = runs.get(id) ?? { syncId: message.syncId, runId: message.runId, records: 0 };
-        entry.records += message.records.length;
-        runs.set(id, entry);
-      } catch {
-        // Not a Backflow message: the export handler will report it.
-      }
-    }
-    const before = new Map<string, RunCounters>();
-    for (const [id, r] of runs)
-      before.set(id, (await runtime.state.getRun(r.syncId, r.runId))?.counters ?? emptyCounters());
-    await runtime.drain();
+    const summary = await runtime.redrive(lane);
     ctx.progress.done();
-    const deadLettered = (await queueDepth(runtime.aws.sqs, urls.deadLetterUrl)).total;
-    const delta: Record<(typeof COUNTERS)[number], number> = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as never;
-    for (const [id, r] of runs) {
-      const after = (await runtime.state.getRun(r.syncId, r.runId))?.counters ?? emptyCounters();
-      for (const c of COUNTERS) delta[c] += after[c] - before.get(id)![c];
-    }
-    const records = [...runs.values()].reduce((sum, r) => sum + r.records, 0);
+    const d = (name: keyof RunCounters) => summary.delta[name] ?? 0;
     if (ctx.json) {
       ctx.io.out(
         JSON.stringify(
-          { destination: lane, moved: bodies.length, records, runs: [...runs.values()], deadLettered, delta },
+          {
+            destination: lane,
+            moved: summary.moved,
+            records: summary.records,
+            runs: await Promise.all(
+              summary.runs.map(async (r) => ({
+                ...r,
+                status: (await runtime.state.getRun(r.syncId, r.runId))?.status,
+              })),
+            ),
+            deadLettered: summary.deadLettered,
+            delta: summary.delta,
+          },
           null,
           2,
         ),
@@ -84,47 +62,28 @@ async function redriveLocal(ctx: CommandContext, config: Config, lane: string): 
     } else {
       const { style } = ctx;
       ctx.io.out(
-        `${deadLettered === 0 ? style.green('✔') : style.red('✘')} redrove ${n(bodies.length)} message(s) (${n(records)} record(s)) from the dead-letter queue of ${lane}`,
+        `${summary.deadLettered === 0 ? style.green('✔') : style.red('✘')} redrove ${n(summary.moved)} message(s) (${n(summary.records)} record(s)) from the dead-letter queue of ${lane}`,
       );
       ctx.io.out(
-        `  created ${n(delta.created)} · updated ${n(delta.updated)} · deleted ${n(delta.deleted)} · rejected ${n(delta.rejected)} · already delivered ${n(delta.stale)}`,
+        `  created ${n(d('created'))} · updated ${n(d('updated'))} · deleted ${n(d('deleted'))} · rejected ${n(d('rejected'))} · skipped as already delivered or superseded by a newer run ${n(d('stale'))}`,
       );
-      for (const r of runs.values())
-        ctx.io.out(style.dim(`  run ${r.runId} of ${r.syncId}: ${n(r.records)} record(s)`));
-      if (deadLettered > 0) {
-        ctx.io.out(style.red(`  ${n(deadLettered)} message(s) failed again and are back in the dead-letter queue`));
+      for (const r of summary.runs) {
+        const run = await runtime.state.getRun(r.syncId, r.runId);
+        ctx.io.out(
+          style.dim(`  run ${r.runId} of ${r.syncId}: ${n(r.records)} record(s), now ${run?.status ?? 'unknown'}`),
+        );
       }
-      if (delta.rejected > 0) ctx.io.out(style.dim(`  refused records: backflow rejections <sync>`));
+      if (summary.deadLettered > 0) {
+        ctx.io.out(
+          style.red(`  ${n(summary.deadLettered)} message(s) failed again and are back in the dead-letter queue`),
+        );
+      }
+      if (d('rejected') > 0) ctx.io.out(style.dim(`  refused records: backflow rejections <sync>`));
     }
-    return deadLettered === 0 ? 0 : 1;
+    return summary.deadLettered === 0 ? 0 : 1;
   } finally {
     ctx.progress.done();
     await runtime.stop();
-  }
-}
-
-/** Receives every message of `from`, sends it to `to`, then deletes it from `from`. */
-async function moveAll(sqs: SQSClient, from: string, to: string): Promise<string[]> {
-  const moved: string[] = [];
-  for (;;) {
-    const out = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: from, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }),
-    );
-    const messages = out.Messages ?? [];
-    if (messages.length === 0) return moved;
-    await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: to,
-        Entries: messages.map((m, i) => ({ Id: String(i), MessageBody: m.Body! })),
-      }),
-    );
-    await sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: from,
-        Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-      }),
-    );
-    moved.push(...messages.map((m) => m.Body!));
   }
 }
 

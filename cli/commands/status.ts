@@ -100,7 +100,8 @@ export async function status(ctx: CommandContext): Promise<number> {
 
 async function syncStatus(state: StateStore, sync: ResolvedSync, limit: number): Promise<SyncStatus> {
   const runs = await state.listRuns(sync.id, limit);
-  const failed = runs.find((r) => r.error !== undefined && r.error !== '');
+  // The error of a run that has since succeeded (healed by a redrive) is history, not news.
+  const failed = runs.find((r) => r.error !== undefined && r.error !== '' && r.status !== 'succeeded');
   return {
     syncId: sync.id,
     model: sync.model,
@@ -122,7 +123,7 @@ export function shortTime(iso: string | undefined): string {
 
 function paintStatus(status: string, style: Style): string {
   if (status === 'succeeded') return style.green(status);
-  if (status === 'failed') return style.red(status);
+  if (status === 'failed' || status === 'interrupted') return style.red(status);
   if (status === 'stopped') return style.yellow(status);
   return style.cyan(status);
 }

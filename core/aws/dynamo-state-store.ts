@@ -13,7 +13,9 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { Checkpoint } from '#connectors/sdk/source';
 import type { JsonValue } from '#connectors/sdk/types';
 import {
+  type ClaimResult,
   emptyCounters,
+  type LockResult,
   type PlanProgress,
   type RecordState,
   type RecordStateWrite,
@@ -66,28 +68,46 @@ export class DynamoStateStore implements StateStore {
     return Number(out.Attributes?.n?.N);
   }
 
-  async acquireLock(syncId: string, owner: string, ttlMs: number): Promise<boolean> {
+  async acquireLock(syncId: string, owner: string, ttlMs: number, force = false): Promise<LockResult> {
     const now = Date.now();
+    const key = { pk: s(syncPk(syncId)), sk: s('lock') };
     try {
-      await this.client.send(
+      const out = await this.client.send(
         new PutItemCommand({
           TableName: this.table,
           Item: {
-            pk: s(syncPk(syncId)),
-            sk: s('lock'),
+            ...key,
             owner: s(owner),
             until: n(now + ttlMs),
             expiresAt: n(Math.ceil((now + ttlMs) / 1000) + 3600),
           },
-          ConditionExpression: 'attribute_not_exists(pk) OR #until < :now OR #owner = :owner',
-          ExpressionAttributeNames: { '#until': 'until', '#owner': 'owner' },
-          ExpressionAttributeValues: { ':now': n(now), ':owner': s(owner) },
+          ...(force
+            ? {}
+            : {
+                ConditionExpression: 'attribute_not_exists(pk) OR #until < :now OR #owner = :owner',
+                ExpressionAttributeNames: { '#until': 'until', '#owner': 'owner' },
+                ExpressionAttributeValues: { ':now': n(now), ':owner': s(owner) },
+              }),
+          ReturnValues: 'ALL_OLD',
         }),
       );
-      return true;
+      const previous = out.Attributes?.owner?.S;
+      return {
+        acquired: true,
+        previous:
+          previous !== undefined && previous !== owner
+            ? { owner: previous, until: Number(out.Attributes?.until?.N ?? 0) }
+            : undefined,
+      };
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const held = await this.client.send(
+        new GetItemCommand({ TableName: this.table, Key: key, ConsistentRead: true }),
+      );
+      return {
+        acquired: false,
+        previous: held.Item ? { owner: held.Item.owner?.S ?? '', until: Number(held.Item.until?.N ?? 0) } : undefined,
+      };
     }
   }
 
@@ -173,17 +193,75 @@ export class DynamoStateStore implements StateStore {
     return found;
   }
 
-  async putRecords(syncId: string, states: readonly RecordStateWrite[]): Promise<{ superseded: string[] }> {
+  async claimRecords(
+    syncId: string,
+    keys: readonly string[],
+    version: number,
+    now: number,
+    until: number,
+  ): Promise<ClaimResult> {
+    const result: ClaimResult = { claimed: [], stale: [], busy: [] };
+    await forEachLimited([...new Set(keys)], WRITE_CONCURRENCY, async (key) => {
+      const Key = { pk: s(recordPk(syncId, key)), sk: s(key) };
+      try {
+        await this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key,
+            UpdateExpression: 'SET c = :v, cu = :until',
+            ConditionExpression:
+              '(attribute_not_exists(#v) OR #v <= :v) AND (attribute_not_exists(c) OR c = :v OR cu < :now)',
+            ExpressionAttributeNames: { '#v': 'v' },
+            ExpressionAttributeValues: { ':v': n(version), ':until': n(until), ':now': n(now) },
+          }),
+        );
+        result.claimed.push(key);
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true }));
+        const stored = Number(out.Item?.v?.N ?? 0);
+        if (stored > version) result.stale.push(key);
+        else result.busy.push({ key, until: Number(out.Item?.cu?.N ?? now) });
+      }
+    });
+    return result;
+  }
+
+  async releaseClaims(syncId: string, keys: readonly string[], version: number): Promise<void> {
+    await forEachLimited([...new Set(keys)], WRITE_CONCURRENCY, async (key) => {
+      try {
+        await this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: { pk: s(recordPk(syncId, key)), sk: s(key) },
+            UpdateExpression: 'REMOVE c, cu',
+            ConditionExpression: 'c = :v',
+            ExpressionAttributeValues: { ':v': n(version) },
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    });
+  }
+
+  async putRecords(
+    syncId: string,
+    states: readonly RecordStateWrite[],
+    now = Date.now(),
+  ): Promise<{ superseded: string[] }> {
     const superseded: string[] = [];
     await forEachLimited(states, WRITE_CONCURRENCY, async (state) => {
+      const Key = { pk: s(recordPk(syncId, state.key)), sk: s(state.key) };
       const names: Record<string, string> = { '#v': 'v', '#s': 's', '#u': 'u' };
       const values: Record<string, AttributeValue> = {
         ':v': n(state.version),
         ':s': s(state.status),
         ':u': s(state.updatedAt),
+        ':now': n(now),
       };
       const set = ['#v = :v', '#s = :s', '#u = :u'];
-      const remove = ['x'];
+      const remove = ['c', 'cu'];
       const optional: [string, string | undefined][] = [
         ['h', state.hash],
         ['r', state.reason],
@@ -198,31 +276,62 @@ export class DynamoStateStore implements StateStore {
           set.push(`#${attribute} = :${attribute}`);
         }
       }
-      try {
-        await this.client.send(
+      // Newer versions win; a claim held by another version means its delivery may be racing
+      // ours (our claim outlived its lease), so ours must not be recorded as what the destination holds.
+      const ordered = '(attribute_not_exists(#v) OR #v <= :v) AND (attribute_not_exists(c) OR c = :v OR cu < :now)';
+      const write = (clearDirty: boolean) =>
+        this.client.send(
           new UpdateItemCommand({
             TableName: this.table,
-            Key: { pk: s(recordPk(syncId, state.key)), sk: s(state.key) },
-            UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
-            ConditionExpression: 'attribute_not_exists(#v) OR #v <= :v',
+            Key,
+            UpdateExpression: `SET ${set.join(', ')} REMOVE ${[...remove, ...(clearDirty ? ['x'] : [])].join(', ')}`,
+            ConditionExpression: clearDirty ? ordered : `${ordered} AND attribute_not_exists(x)`,
             ExpressionAttributeNames: names,
             ExpressionAttributeValues: values,
           }),
         );
+      try {
+        await write(state.clearsDirty === true);
+        return;
       } catch (error) {
         if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        // A newer run's write landed between our read and this write, so the destination may
-        // now hold this older payload: flag the record so the next run sends it again.
-        superseded.push(state.key);
-        await this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: { pk: s(recordPk(syncId, state.key)), sk: s(state.key) },
-            UpdateExpression: 'SET x = :true',
-            ExpressionAttributeValues: { ':true': { BOOL: true } },
-          }),
-        );
       }
+      const out = await this.client.send(new GetItemCommand({ TableName: this.table, Key, ConsistentRead: true }));
+      const item = out.Item ?? {};
+      const newer = Number(item.v?.N ?? 0) > state.version;
+      const claimedByOther =
+        item.c?.N !== undefined && Number(item.c.N) !== state.version && Number(item.cu?.N ?? 0) >= now;
+      if (!newer && !claimedByOther && item.x?.BOOL === true) {
+        // Flagged dirty while this delivery was under way: record it, keep the flag.
+        try {
+          names['#x'] = 'x';
+          await this.client.send(
+            new UpdateItemCommand({
+              TableName: this.table,
+              Key,
+              UpdateExpression: `SET ${set.join(', ')} REMOVE ${remove.join(', ')}`,
+              ConditionExpression: ordered,
+              ExpressionAttributeNames: names,
+              ExpressionAttributeValues: values,
+            }),
+          );
+          return;
+        } catch (error) {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        }
+      }
+      // A newer run's write landed between our read and this write, or another delivery of the
+      // key ran beside ours, so the destination may now hold this older payload: flag the record
+      // so the next run sends it again.
+      superseded.push(state.key);
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key,
+          UpdateExpression: 'SET x = :true',
+          ExpressionAttributeValues: { ':true': { BOOL: true } },
+        }),
+      );
     });
     return { superseded };
   }
@@ -281,17 +390,26 @@ export class DynamoStateStore implements StateStore {
   async updateRun(
     syncId: string,
     runId: string,
-    fields: { status?: RunStatus; error?: string; plannedAt?: string },
+    fields: { status?: RunStatus; error?: string | null; plannedAt?: string },
   ): Promise<void> {
-    const entries = Object.entries(fields).filter(([, v]) => v !== undefined);
-    if (entries.length === 0) return;
+    const entries = Object.entries(fields).filter(([, v]) => v !== undefined && v !== null);
+    const removes = Object.entries(fields)
+      .filter(([, v]) => v === null)
+      .map(([k]) => k);
+    if (entries.length === 0 && removes.length === 0) return;
+    const expression = [
+      ...(entries.length > 0 ? [`SET ${entries.map(([k]) => `#${k} = :${k}`).join(', ')}`] : []),
+      ...(removes.length > 0 ? [`REMOVE ${removes.map((k) => `#${k}`).join(', ')}`] : []),
+    ].join(' ');
     await this.client.send(
       new UpdateItemCommand({
         TableName: this.table,
         Key: { pk: s(syncPk(syncId)), sk: s(`run#${runId}`) },
-        UpdateExpression: `SET ${entries.map(([k]) => `#${k} = :${k}`).join(', ')}`,
-        ExpressionAttributeNames: Object.fromEntries(entries.map(([k]) => [`#${k}`, k])),
-        ExpressionAttributeValues: Object.fromEntries(entries.map(([k, v]) => [`:${k}`, s(String(v))])),
+        UpdateExpression: expression,
+        ExpressionAttributeNames: Object.fromEntries([...entries.map(([k]) => k), ...removes].map((k) => [`#${k}`, k])),
+        ...(entries.length > 0
+          ? { ExpressionAttributeValues: Object.fromEntries(entries.map(([k, v]) => [`:${k}`, s(String(v))])) }
+          : {}),
       }),
     );
   }

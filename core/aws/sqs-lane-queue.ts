@@ -1,5 +1,5 @@
 import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { TransientError } from '#core/errors';
+import { MessagesRefusedError, TransientError } from '#core/errors';
 import { encodeMessage, type LaneMessage, MAX_MESSAGE_BYTES } from '#core/lane-message';
 import type { LaneQueue } from '#core/ports';
 
@@ -37,23 +37,34 @@ export class SqsLaneQueue implements LaneQueue {
   }
 
   private async sendBodies(queueUrl: string, bodies: string[], delaySeconds?: number): Promise<void> {
+    const refused: number[] = [];
+    let reason = '';
+    let offset = 0;
     for (const group of groupForBatch(bodies)) {
       let entries = group.map((body, i) => ({ Id: String(i), MessageBody: body, DelaySeconds: delaySeconds }));
       for (let attempt = 1; entries.length > 0; attempt++) {
         const out = await this.client.send(new SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: entries }));
         const failed = out.Failed ?? [];
         if (failed.length === 0) break;
-        const permanent = failed.find((f) => f.SenderFault);
-        if (permanent || attempt >= SEND_ATTEMPTS) {
-          const first = permanent ?? failed[0]!;
+        // Sender faults are about the message itself: sending it again will not help.
+        for (const f of failed.filter((f) => f.SenderFault)) {
+          refused.push(offset + Number(f.Id));
+          reason = `${f.Code} ${f.Message ?? ''}`.trim();
+        }
+        const retry = new Set(failed.filter((f) => !f.SenderFault).map((f) => f.Id));
+        if (retry.size > 0 && attempt >= SEND_ATTEMPTS) {
+          const first = failed.find((f) => !f.SenderFault)!;
           throw new TransientError(
-            `SQS refused ${failed.length} message(s) on ${queueUrl}: ${first.Code} ${first.Message ?? ''}`,
+            `SQS failed ${retry.size} message(s) on ${queueUrl}: ${first.Code} ${first.Message ?? ''}`,
           );
         }
-        const retry = new Set(failed.map((f) => f.Id));
         entries = entries.filter((e) => retry.has(e.Id));
-        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+        if (entries.length > 0) await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
       }
+      offset += group.length;
+    }
+    if (refused.length > 0) {
+      throw new MessagesRefusedError(`SQS refused ${refused.length} message(s) on ${queueUrl}: ${reason}`, refused);
     }
   }
 }

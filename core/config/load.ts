@@ -120,7 +120,7 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       type: destination.type,
       secret: destination.secret as string | undefined,
       options,
-      lane: (lane as LaneConfig | undefined) ?? { max_receives: 5 },
+      lane: (lane as LaneConfig | undefined) ?? { max_receives: 5, retry_budget_seconds: 1800 },
     };
   }
 

@@ -75,12 +75,30 @@ export const syncSchema = z.strictObject({
   /** Time zone of `schedule` and `full_resync` (default UTC). */
   timezone: timeZoneSchema.optional(),
   guardrails: guardrailsSchema.default({ max_delete_ratio: 0.2 }),
+  /**
+   * Lease of the sync's plan lock, in seconds: the plan renews it while it works, so a plan whose
+   * process died (killed, timed out) blocks the next run for at most this long.
+   */
+  lock_lease_seconds: z.number().int().min(10).max(3600).default(90),
   enabled: z.boolean().default(true),
 });
 
 export const laneSchema = z.strictObject({
-  /** SQS receives before a message is dead-lettered. */
+  /**
+   * SQS receives before SQS itself dead-letters a message: a backstop for messages whose export
+   * invocation keeps dying (crash, timeout). Failures Backflow sees are governed by the retry budget.
+   */
   max_receives: z.number().int().min(1).max(1000).default(5),
+  /**
+   * How long records may keep failing (destination down, 5xx, auth refused, asked to retry) before
+   * they are dead-lettered, in seconds. Retries back off exponentially up to 15 minutes apart.
+   */
+  retry_budget_seconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(14 * 24 * 3600)
+    .default(1800),
   /** Records per destination call; defaults to the connector's documented batch size. */
   batch_size: z.number().int().min(1).optional(),
   requests_per_second: z.number().positive().optional(),

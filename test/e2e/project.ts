@@ -17,6 +17,8 @@ export interface ProjectOptions {
   readonly maxDeleteRatio?: number;
   readonly pageSize?: number;
   readonly maxReceives?: number;
+  /** The lane's retry budget in seconds (default 1800). */
+  readonly retryBudgetSeconds?: number;
   /** Replaces the `crm` destination's options (YAML lines indented by four spaces). */
   readonly destination?: string;
   /** The destination object (default `contacts`). */
@@ -64,7 +66,7 @@ ${options.cursor === false ? '' : '    cursor: updated_at\n'}    page_size: ${op
 destinations:
   crm:
 ${options.destination ?? '    type: duckdb\n    path: crm.duckdb'}
-    lane: { max_receives: ${options.maxReceives ?? 5}${options.lane ? `, ${options.lane}` : ''} }
+    lane: { max_receives: ${options.maxReceives ?? 5}, retry_budget_seconds: ${options.retryBudgetSeconds ?? 1800}${options.lane ? `, ${options.lane}` : ''} }
 syncs:
   customers-to-crm:
     model: customers
@@ -112,12 +114,12 @@ ${options.mapping ?? DEFAULT_MAPPING}
     }
   }
 
-  /** What the destination should hold: the valid model rows, mapped. */
+  /** What the destination should hold: the valid model rows, mapped; a repeated key is never sent. */
   async expectedRows(): Promise<Row[]> {
     return this.sql(`
       select id as customer_id, email, first_name, last_name, plan, ltv as lifetime_value
       from customers where id is not null
-      qualify row_number() over (partition by id order by updated_at, email) = 1
+      qualify count(*) over (partition by id) = 1
       order by id`);
   }
 

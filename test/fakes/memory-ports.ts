@@ -1,7 +1,9 @@
 import type { Checkpoint } from '#connectors/sdk/source';
 import type { LaneMessage } from '#core/lane-message';
 import type {
+  ClaimResult,
   LaneQueue,
+  LockResult,
   PlanProgress,
   RecordState,
   RecordStateWrite,
@@ -18,6 +20,7 @@ export class MemoryStateStore implements StateStore {
   private readonly runs = new Map<string, RunRecord & { invalidSamples: { key: string; reason: string }[] }>();
   private readonly sequences = new Map<string, number>();
   private readonly locks = new Map<string, { owner: string; until: number }>();
+  private readonly claims = new Map<string, { version: number; until: number }>();
 
   private syncRecords(syncId: string): Map<string, RecordState> {
     const found = this.records.get(syncId) ?? new Map<string, RecordState>();
@@ -30,11 +33,12 @@ export class MemoryStateStore implements StateStore {
     this.sequences.set(syncId, next);
     return next;
   }
-  async acquireLock(syncId: string, owner: string, ttlMs: number) {
+  async acquireLock(syncId: string, owner: string, ttlMs: number, force = false): Promise<LockResult> {
     const lock = this.locks.get(syncId);
-    if (lock && lock.owner !== owner && lock.until > Date.now()) return false;
+    const previous = lock && lock.owner !== owner ? { ...lock } : undefined;
+    if (!force && lock && lock.owner !== owner && lock.until >= Date.now()) return { acquired: false, previous };
     this.locks.set(syncId, { owner, until: Date.now() + ttlMs });
-    return true;
+    return { acquired: true, previous };
   }
   async releaseLock(syncId: string, owner: string) {
     if (this.locks.get(syncId)?.owner === owner) this.locks.delete(syncId);
@@ -68,16 +72,38 @@ export class MemoryStateStore implements StateStore {
     }
     return found;
   }
-  async putRecords(syncId: string, states: readonly RecordStateWrite[]) {
+  async claimRecords(syncId: string, keys: readonly string[], version: number, now: number, until: number) {
+    const result: ClaimResult = { claimed: [], stale: [], busy: [] };
+    for (const key of new Set(keys)) {
+      const stored = this.syncRecords(syncId).get(key);
+      const claim = this.claims.get(`${syncId}/${key}`);
+      if (stored && stored.version > version) result.stale.push(key);
+      else if (claim && claim.version !== version && claim.until >= now) result.busy.push({ key, until: claim.until });
+      else {
+        this.claims.set(`${syncId}/${key}`, { version, until });
+        result.claimed.push(key);
+      }
+    }
+    return result;
+  }
+  async releaseClaims(syncId: string, keys: readonly string[], version: number) {
+    for (const key of keys) {
+      if (this.claims.get(`${syncId}/${key}`)?.version === version) this.claims.delete(`${syncId}/${key}`);
+    }
+  }
+  async putRecords(syncId: string, states: readonly RecordStateWrite[], now = Date.now()) {
     const superseded: string[] = [];
     const records = this.syncRecords(syncId);
-    for (const state of states) {
+    for (const { clearsDirty, ...state } of states) {
       const previous = records.get(state.key);
-      if (previous && previous.version > state.version) {
+      const claim = this.claims.get(`${syncId}/${state.key}`);
+      const racing = claim !== undefined && claim.version !== state.version && claim.until >= now;
+      if ((previous && previous.version > state.version) || racing) {
         superseded.push(state.key);
-        records.set(state.key, { ...previous, dirty: true });
+        records.set(state.key, { ...(previous ?? state), dirty: true });
       } else {
-        records.set(state.key, { ...state });
+        if (claim?.version === state.version) this.claims.delete(`${syncId}/${state.key}`);
+        records.set(state.key, { ...state, ...(previous?.dirty && !clearsDirty ? { dirty: true } : {}) });
       }
     }
     return { superseded };
@@ -94,9 +120,18 @@ export class MemoryStateStore implements StateStore {
     for (const [name, value] of Object.entries(counters)) run.counters[name as keyof RunCounters] += value ?? 0;
     return { ...run, counters: { ...run.counters } };
   }
-  async updateRun(syncId: string, runId: string, fields: { status?: RunStatus; error?: string; plannedAt?: string }) {
+  async updateRun(
+    syncId: string,
+    runId: string,
+    fields: { status?: RunStatus; error?: string | null; plannedAt?: string },
+  ) {
     const run = this.runs.get(`${syncId}/${runId}`);
-    if (run) this.runs.set(`${syncId}/${runId}`, { ...run, ...fields });
+    if (!run) return;
+    const { error, ...rest } = fields;
+    const next = { ...run, ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) };
+    if (error === null) delete (next as { error?: string }).error;
+    else if (error !== undefined) next.error = error;
+    this.runs.set(`${syncId}/${runId}`, next);
   }
   async addInvalidSamples(syncId: string, runId: string, samples: readonly { key: string; reason: string }[]) {
     this.runs.get(`${syncId}/${runId}`)?.invalidSamples.push(...samples);

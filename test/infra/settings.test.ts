@@ -8,7 +8,7 @@ import { DEFAULT_LANE_CONCURRENCY, laneEventSource } from '../../infra/lane-sett
 import { scheduleIntervalSeconds, stalenessWindow } from '../../infra/schedule-interval.ts';
 
 const DOC = 'https://example.com/limits';
-const lane = { max_receives: 5 };
+const lane = { max_receives: 5, retry_budget_seconds: 1800 };
 
 describe('laneEventSource', () => {
   it('takes up to 10 messages, no window and the default concurrency when the destination documents no rate', () => {
