@@ -155,6 +155,20 @@ describe('the local runtime, end to end', () => {
     expect(rerun!.run!.counters).toMatchObject({ queued: 0, unchanged: 299 });
   });
 
+  it('delivers any text the warehouse holds: emoji, noncharacters, control characters, right-to-left marks', async () => {
+    project = await TestProject.create({ customers: 30 });
+    await project.sql(`
+      update customers set first_name = 'thumbs 👍 ' || chr(65534) || chr(65535) || chr(1) || chr(8238) || 'é漢字'
+      where id between 1 and 25`);
+    runtime = await project.runtime();
+    const [summary] = await runtime.run(['customers-to-crm']);
+    // 30 customers, the extra row of key 42 (a key of its own here) and two rows without a key.
+    expect(summary).toMatchObject({ status: 'succeeded', run: { counters: { invalid: 2, created: 31 } } });
+    const rows = await project.destinationRows();
+    expect(rows.find((r) => r.customer_id === 7)?.first_name).toBe('thumbs 👍 \uFFFE\uFFFF\u0001\u202Eé漢字');
+    expect(rows).toEqual(await project.expectedRows());
+  });
+
   it('keeps the newer version when two versions of a record arrive out of order', async () => {
     project = await TestProject.create({ customers: 5 });
     runtime = await project.runtime();

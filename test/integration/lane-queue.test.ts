@@ -1,7 +1,8 @@
-import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, type SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureLane, type LocalAws, queueDepth, startLocalAws } from '#cli/local-aws';
 import { SqsLaneQueue } from '#core/aws/sqs-lane-queue';
+import { MessagesRefusedError } from '#core/errors';
 import { decodeMessage, type LaneMessage } from '#core/lane-message';
 
 const message = (i: number, size = 10): LaneMessage => ({
@@ -40,6 +41,43 @@ describe('SQS lanes on fauxqs', () => {
       for (const m of out.Messages) seen.push(decodeMessage(m.Body!).records[0]!.key);
     }
     expect(seen.sort()).toEqual(sent.map((m) => m.records[0]!.key).sort());
+  });
+
+  it('carries any text a warehouse holds, -0 included, in bodies SQS accepts', async () => {
+    const lane = await ensureLane(aws.sqs, 'text', 2, 1);
+    const texts = new SqsLaneQueue(aws.sqs, () => lane);
+    const nasty = 'thumbs 👍 \uFFFE\uFFFF lone \uD800 rtl \u202Eabc ctl \u0000\u0001\u001F\u007F é 漢字';
+    const sent: LaneMessage = {
+      ...message(1),
+      records: [{ key: 'k👍', op: 'upsert', match: nasty, fields: { t: nasty, z: -0 } }],
+    };
+    await texts.send('text', [sent]);
+    const out = await aws.sqs.send(new ReceiveMessageCommand({ QueueUrl: lane.queueUrl, MaxNumberOfMessages: 1 }));
+    const body = out.Messages![0]!.Body!;
+    expect(body).toMatch(/^[\x20-\x7e]*$/);
+    const record = decodeMessage(body).records[0]!;
+    expect(record).toMatchObject({ key: 'k👍', match: nasty, fields: { t: nasty } });
+    expect(Object.is(record.fields.z, -0)).toBe(true);
+  });
+
+  it('names the messages SQS refuses for their content and sends the others', async () => {
+    const lane = await ensureLane(aws.sqs, 'refusing', 2, 1);
+    // fauxqs refuses raw characters outside the Basic Multilingual Plane: a client that writes one
+    // into a body plays a message SQS refuses for its content.
+    const client = Object.create(aws.sqs) as SQSClient;
+    client.send = ((command: SendMessageBatchCommand) => {
+      for (const entry of command.input.Entries ?? []) {
+        if (entry.MessageBody?.includes('REFUSE')) entry.MessageBody += ' raw 👍';
+      }
+      return aws.sqs.send(command);
+    }) as SQSClient['send'];
+    const refusing = new SqsLaneQueue(client, () => lane);
+    const bad = { ...message(1), records: [{ ...message(1).records[0]!, key: 'REFUSE' }] };
+    const error = await refusing.send('refusing', [message(0), bad, message(2)]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MessagesRefusedError);
+    expect((error as MessagesRefusedError).refused).toEqual([1]);
+    expect((error as Error).message).toMatch(/SQS refused 1 message\(s\)/);
+    expect((await queueDepth(aws.sqs, lane.queueUrl)).total).toBe(2);
   });
 
   it('dead-letters a message after the lane maximum of receives', async () => {
