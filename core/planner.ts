@@ -54,7 +54,6 @@ export type PlanOutcome =
       readonly notices: readonly string[];
     };
 
-const LOCK_TTL_MS = 20 * 60 * 1000;
 const STATE_BATCH = 100;
 const MAX_INVALID_SAMPLES = 20;
 

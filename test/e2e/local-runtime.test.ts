@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { LocalRuntime } from '#cli/local-runtime';
 import type { DestinationConnection } from '#connectors/sdk/destination';
-import type { Row } from '#connectors/sdk/types';
 import { TransientError } from '#core/errors';
 import type { LaneMessage } from '#core/lane-message';
 import type { StateStore } from '#core/ports';
