@@ -130,9 +130,85 @@ describe('loading backflow.yml', () => {
     ]);
   });
 
-  it('reports YAML syntax errors with their line', () => {
-    const issues = issuesOf('version: 1\nsources:\n  a: [unclosed\n');
-    expect(issues[0]).toMatch(/^\d+:\d+ /);
+  describe('YAML syntax errors', () => {
+    // Each broken document yields exactly the YAML problem, where it can be fixed: no schema
+    // check runs on it (that cascaded into "required"/"unknown key" lines), no parser echo.
+    const cases: [string, string, string][] = [
+      [
+        'a key indented less than its siblings',
+        valid.replace('    primary_key: id', '   primary_key: id'),
+        '8:4 : this key is not lined up with the keys above it: indent it with as many spaces as the other keys of its map',
+      ],
+      [
+        'a line indented more than the key above it',
+        valid.replace('    sql: select', '      sql: select'),
+        '6:13 : "warehouse" is followed by line 7, which is indented more: a key takes a value on its own line or a nested block below it, not both; check the indentation of line 7',
+      ],
+      [
+        'an unclosed quote (reported where it opens, not at the end of the file)',
+        valid.replace('object: contacts', 'object: "contacts'),
+        '19:13 : unclosed " quote: the value that starts here never ends; close it with " on the same line',
+      ],
+      [
+        'an unclosed bracket (reported at the bracket, not at the next key)',
+        valid.replace('match: { id: id }', 'match: { id: id'),
+        '21:12 : the map opened by "{" does not end where YAML expects: close it with "}", and indent each line that continues it more than its key',
+      ],
+      [
+        'an unclosed list in a map',
+        valid.replace('match: { id: id }', 'match: { id: [a, b }'),
+        '21:18 : the list opened by "[" does not end where YAML expects: close it with "]", and indent each line that continues it more than its key',
+      ],
+      [
+        'a tab in the indentation (the parser adds 7 echoes of it)',
+        valid.replace('    object: contacts', '\tobject: contacts'),
+        '19:1 : a tab in the indentation: YAML indents with spaces only; replace the tab with spaces',
+      ],
+      [
+        'a duplicate key, at the second one',
+        valid.replace('    mode: upsert', '    mode: upsert\n    mode: insert'),
+        '21:5 : duplicate key "mode": it is already set on line 20 of the same map; keep one of the two',
+      ],
+      [
+        'a stray ":" in a value',
+        valid.replace('object: contacts', 'object: contacts: x'),
+        '19:13 : a second ": " on one line: quote a value that contains ": " (for example "contacts: x")',
+      ],
+      [
+        'a stray ":" alone on a line (valid YAML: an empty key)',
+        valid.replace('    object: contacts', '    object: contacts\n    :'),
+        '20:5 : ":" without a key before it: write the key (key: value) or remove the ":"',
+      ],
+      [
+        'a ":" without a space after it',
+        valid.replace('    object: contacts', '    object:contacts'),
+        '19:5 : "object:contacts" runs on into line 20 and YAML reads both as one key: a key and its ":" must be on one line, with a space after the ":" (key: value); check the indentation of line 20',
+      ],
+      [
+        'a stray "}" (the parser adds 21 echoes of it)',
+        valid.replace('match: { id: id }', 'match: { id: id }}'),
+        '21:22 : "}" closes nothing: remove it, or open its "{" before',
+      ],
+    ];
+    it.each(cases)('%s', (_name, text, issue) => {
+      expect(issuesOf(text)).toEqual([issue]);
+    });
+
+    it('reports every duplicate key, in the order of the file, and nothing else', () => {
+      const text = valid
+        .replace('    mode: upsert', '    mode: upsert\n    mode: insert')
+        .replace('    cursor: updated_at', '    cursor: updated_at\n    sql: select 1');
+      expect(issuesOf(text)).toEqual([
+        '10:5 : duplicate key "sql": it is already set on line 7 of the same map; keep one of the two',
+        '22:5 : duplicate key "mode": it is already set on line 21 of the same map; keep one of the two',
+      ]);
+    });
+
+    it('prints each problem as file:line:column and the message', () => {
+      expect(() => parseConfig(valid.replace('object: contacts', 'object: "contacts'), 'backflow.yml', {})).toThrow(
+        'Invalid config (1 problem):\n  backflow.yml:19:13 unclosed " quote',
+      );
+    });
   });
 
   it('rejects a mode the destination does not support and more than one match key', () => {
