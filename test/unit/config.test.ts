@@ -223,7 +223,7 @@ describe('loading backflow.yml', () => {
       ),
     ]);
     expect(issuesOf(valid.replace('rate(15 minutes)', 'rate(1 minutes)'))).toEqual([
-      expect.stringMatching(/schedule: expected rate/),
+      '26:15 syncs.customers-to-crm.schedule: rate: a value of 1 takes the singular unit: rate(1 minute)',
     ]);
     const zoned = valid.replace(
       'schedule: rate(15 minutes)',
@@ -236,5 +236,130 @@ describe('loading backflow.yml', () => {
     const monitored = `monitoring: { email: data@example.com }\n${valid}`;
     expect(parseConfig(monitored, 'backflow.yml', {}).monitoring.email).toBe('data@example.com');
     expect(issuesOf(monitored.replace('data@example.com', 'not-an-email'))).toHaveLength(1);
+  });
+
+  describe('schedules, field by field as EventBridge Scheduler reads them', () => {
+    const at = (schedule: string) => valid.replace('rate(15 minutes)', schedule);
+    const where = '26:15 syncs.customers-to-crm.schedule: ';
+
+    it.each([
+      ['cron(0 25 * * ? *)', ['hours field: 25 is out of range 0-23']],
+      [
+        'cron(99 99 99 99 ? 9999)',
+        [
+          'minutes field: 99 is out of range 0-59',
+          'hours field: 99 is out of range 0-23',
+          'day-of-month field: 99 is out of range 1-31',
+          'month field: 99 is out of range 1-12 or JAN-DEC',
+          'year field: 9999 is out of range 1970-2199',
+        ],
+      ],
+      [
+        'cron(a b c d ? f)',
+        [
+          'minutes field: "a" is not a minute (0-59)',
+          'hours field: "b" is not an hour (0-23)',
+          'day-of-month field: "c" is not a day of the month (1-31)',
+          'month field: "d" is not a month (1-12 or JAN-DEC)',
+          'year field: "f" is not a year (1970-2199)',
+        ],
+      ],
+      ['cron(0 6 ? * MON-FRX *)', ['day-of-week field: "FRX" is not a day of the week (1-7 or SUN-SAT)']],
+      ['cron(0 6 * * ? 1969)', ['year field: 1969 is out of range 1970-2199']],
+      ['cron(0 6 * * ? 2030-2020)', ['year field: range "2030-2020" runs backwards: write the earlier year first']],
+      ['cron(0/75 * * * ? *)', ['minutes field: step "75" of "0/75" is out of range 1-59']],
+      ['cron(? 6 * * ? *)', ['minutes field: "?" is not allowed (the wildcards of this field are , - * /)']],
+      ['cron(0 6 ? * */2 *)', ['day-of-week field: "/" is not allowed (the wildcards of this field are , - * ? L #)']],
+      ['cron(0 6 * 1#2 ? *)', ['month field: "#" is not allowed (the wildcards of this field are , - * /)']],
+      ['cron(0 6 * * ? L)', ['year field: "L" is not a year (1970-2199)']],
+      [
+        'cron(0 6 L-2 * ? *)',
+        [
+          'day-of-month field: "L-2" is not valid: L and W stand alone in the field, as L (last day), LW (last weekday) or nW (weekday nearest day n, e.g. 15W)',
+        ],
+      ],
+      ['cron(0 6 32W * ? *)', ['day-of-month field: 32 is out of range 1-31']],
+      [
+        'cron(0 6 ? * 3#1,6#3 *)',
+        [
+          'day-of-week field: "3#1,6#3" is not valid: L and # stand alone in the field, as L (Saturday), nL (last day n of the month, e.g. 6L) or n#k (k-th day n of the month, e.g. 2#1)',
+        ],
+      ],
+      ['cron(0 6 ? * 2#6 *)', ['day-of-week field: "2#6": the week after "#" is out of range 1-5']],
+      ['cron(0 6 ? * 8L *)', ['day-of-week field: 8 is out of range 1-7 or SUN-SAT']],
+      ['cron(0 6 1,,2 * ? *)', ['day-of-month field: empty value in "1,,2"']],
+      [
+        'cron(0 6 * * 1 *)',
+        [
+          'exactly one of day-of-month (3rd field) and day-of-week (5th field) must be "?", e.g. cron(0 6 * * ? *) or cron(0 6 ? * MON *)',
+        ],
+      ],
+      [
+        'cron(0 6 ? * ? *)',
+        [
+          'exactly one of day-of-month (3rd field) and day-of-week (5th field) must be "?", e.g. cron(0 6 * * ? *) or cron(0 6 ? * MON *)',
+        ],
+      ],
+      [
+        'cron(0 6 * * ?)',
+        [
+          'cron: expected 6 fields (minutes hours day-of-month month day-of-week year), got 5; the 6th is the year, e.g. cron(0 6 * * ? *)',
+        ],
+      ],
+      ['rate(5 minute)', ['rate: a value above 1 takes the plural unit: rate(5 minutes)']],
+      ['rate(0 minutes)', ['rate: the value must be a whole number of 1 or more, got "0"']],
+      ['rate(5 mins)', ['rate: the unit must be minute(s), hour(s) or day(s), got "mins"']],
+      [
+        'every 15 minutes',
+        ['expected rate(value unit) or cron(minutes hours day-of-month month day-of-week year), e.g. rate(15 minutes)'],
+      ],
+    ])('rejects %s, naming the field, at the schedule value', (schedule, messages) => {
+      expect(issuesOf(at(schedule))).toEqual(messages.map((m) => `${where}${m}`));
+    });
+
+    it('checks full_resync the same way', () => {
+      const text = valid.replace(
+        '    schedule: rate(15 minutes)',
+        '    schedule: rate(15 minutes)\n    full_resync: cron(0 25 * * ? *)',
+      );
+      expect(issuesOf(text)).toEqual([
+        '27:18 syncs.customers-to-crm.full_resync: hours field: 25 is out of range 0-23',
+      ]);
+    });
+
+    // The examples of https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cron-expressions.html
+    // and eb-rate-expressions.html, and each wildcard where AWS allows it.
+    it.each([
+      'cron(0 10 * * ? *)',
+      'cron(15 12 * * ? *)',
+      'cron(0 18 ? * MON-FRI *)',
+      'cron(0 8 1 * ? *)',
+      'cron(0/15 * * * ? *)',
+      'cron(0/10 * ? * MON-FRI *)',
+      'cron(0/5 8-17 ? * MON-FRI *)',
+      'cron(0/30 20-2 ? * MON-FRI *)',
+      'cron(0 12 * * ? *)',
+      'cron(5,35 14 * * ? *)',
+      'cron(15 10 ? * 6L 2019-2022)',
+      'cron(0 9 ? * 2#1 *)',
+      'cron(0 0 L * ? *)',
+      'cron(0 0 LW * ? *)',
+      'cron(0 0 3W * ? *)',
+      'cron(0 0 ? * L *)',
+      'cron(0 0 ? * FRIL *)',
+      'cron(30 0 1 JAN,APR,JUL,OCT ? *)',
+      'cron(0 0 1 1-12/3 ? *)',
+      'cron(*/5 * * * ? *)',
+      'cron(0 0 1/7 * ? *)',
+      'cron(0 6 ? * mon-fri 2026,2028-2030)',
+      'rate(1 minute)',
+      'rate(5 minutes)',
+      'rate(1 hour)',
+      'rate(12 hours)',
+      'rate(1 day)',
+      'rate(7 days)',
+    ])('accepts %s', (schedule) => {
+      expect(parseConfig(at(schedule), 'backflow.yml', {}).syncs['customers-to-crm']!.schedule).toBe(schedule);
+    });
   });
 });
