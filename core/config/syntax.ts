@@ -35,13 +35,11 @@ const LOCAL_ERRORS = new Set(['DUPLICATE_KEY']);
 export function syntaxProblems(doc: Document.Parsed, counter: LineCounter, text: string): SyntaxProblem[] {
   // A stable sort: the parser lists several errors found at one offset cause first.
   const errors = [...doc.errors].sort((a, b) => a.pos[0] - b.pos[0]);
-  const problems: SyntaxProblem[] = [];
+  const broken = errors.findIndex((error) => !LOCAL_ERRORS.has(error.code));
   const context = { doc, counter, text, errors };
-  for (const error of errors) {
-    problems.push(describe(error, context));
-    if (!LOCAL_ERRORS.has(error.code)) return problems;
-  }
-  problems.push(...emptyKeys(doc, counter, text));
+  const problems = errors.slice(0, broken < 0 ? undefined : broken + 1).map((error) => describe(error, context));
+  if (broken < 0) problems.push(...emptyKeys(doc, counter, text));
+  // Placed where they can be fixed, problems may now come in another order than the errors.
   return problems.sort((a, b) => a.line - b.line || a.column - b.column);
 }
 
