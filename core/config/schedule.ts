@@ -44,7 +44,11 @@ export type ParsedSchedule =
   | { readonly ok: true; readonly schedule: Schedule }
   | { readonly ok: false; readonly errors: readonly string[] };
 
-const UNIT_SECONDS: Record<string, number> = { minute: 60, hour: 3600, day: 86_400 };
+const UNIT_SECONDS = new Map([
+  ['minute', 60],
+  ['hour', 3600],
+  ['day', 86_400],
+]);
 const MONTHS = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'];
 const WEEKDAYS = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
 
@@ -102,7 +106,7 @@ function parseRate(body: string): ParsedSchedule {
     errors.push(`rate: the value must be a whole number of 1 or more, got "${valueText}"`);
   }
   const singular = unit.replace(/s$/, '');
-  if (UNIT_SECONDS[singular] === undefined) {
+  if (!UNIT_SECONDS.has(singular)) {
     errors.push(`rate: the unit must be minute(s), hour(s) or day(s), got "${unit}"`);
   } else if (errors.length === 0 && value === 1 && unit !== singular) {
     errors.push(`rate: a value of 1 takes the singular unit: rate(1 ${singular})`);
@@ -110,7 +114,7 @@ function parseRate(body: string): ParsedSchedule {
     errors.push(`rate: a value above 1 takes the plural unit: rate(${value} ${singular}s)`);
   }
   if (errors.length > 0) return { ok: false, errors };
-  return { ok: true, schedule: { kind: 'rate', seconds: value * UNIT_SECONDS[singular]! } };
+  return { ok: true, schedule: { kind: 'rate', seconds: value * UNIT_SECONDS.get(singular)! } };
 }
 
 function parseCron(body: string): ParsedSchedule {

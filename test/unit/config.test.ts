@@ -309,6 +309,7 @@ describe('loading backflow.yml', () => {
       ['rate(5 minute)', ['rate: a value above 1 takes the plural unit: rate(5 minutes)']],
       ['rate(0 minutes)', ['rate: the value must be a whole number of 1 or more, got "0"']],
       ['rate(5 mins)', ['rate: the unit must be minute(s), hour(s) or day(s), got "mins"']],
+      ['rate(5 constructors)', ['rate: the unit must be minute(s), hour(s) or day(s), got "constructors"']],
       [
         'every 15 minutes',
         ['expected rate(value unit) or cron(minutes hours day-of-month month day-of-week year), e.g. rate(15 minutes)'],
