@@ -27,12 +27,32 @@ export function formatSummary(summary: SyncSummary, style: Style = createStyle(f
     if (c.queued + c.deletesQueued === 0 && summary.status === 'succeeded') {
       lines.push(dim('  nothing changed since the last run: nothing was sent'));
     }
-    if (run.invalidSamples.length > 0) {
-      lines.push(`  invalid rows (first ${run.invalidSamples.length} of ${n(c.invalid)}):`);
-      for (const sample of run.invalidSamples.slice(0, 5)) lines.push(dim(`    ${sample.key}: ${sample.reason}`));
-    }
+    lines.push(...formatInvalidRows(c.invalid, run.invalidSamples, style));
     if (c.rejected > 0) lines.push(dim(`  see the refused records: backflow rejections ${summary.syncId}`));
     if (run.error && summary.status !== 'succeeded') lines.push(red(`  ${run.error}`));
   }
   return lines.join('\n');
+}
+
+/** How many invalid rows a summary lists: enough to see the reasons, not a listing. */
+const LISTED_INVALID_ROWS = 5;
+
+/**
+ * The invalid rows of a run or a plan: a heading with the total and how many are listed, then
+ * exactly those. The listed rows are the first samples the run kept, which are the first invalid
+ * rows read; the run keeps a limited number of samples, so the total says how many there were.
+ */
+export function formatInvalidRows(
+  invalid: number,
+  samples: readonly { readonly key: string; readonly reason: string }[],
+  style: Style = createStyle(false),
+): string[] {
+  // Never more rows than the counter says there are, should a sample have been appended twice.
+  const listed = samples.slice(0, Math.min(LISTED_INVALID_ROWS, invalid));
+  if (listed.length === 0) return [];
+  const shown = listed.length === invalid ? 'all shown' : `showing the first ${n(listed.length)}`;
+  return [
+    `  invalid rows: ${n(invalid)} (${shown})`,
+    ...listed.map((sample) => style.dim(`    ${sample.key}: ${sample.reason}`)),
+  ];
 }

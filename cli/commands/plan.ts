@@ -7,6 +7,7 @@ import { type CommandContext, flag, pick, positionals } from '../context.ts';
 import { type DryRunResult, dryRunPlan } from '../dry-run.ts';
 import { formatCount as n, type Style } from '../io.ts';
 import { openLocalState } from '../local-state.ts';
+import { formatInvalidRows } from '../output.ts';
 import type { Progress } from '../progress.ts';
 import { renderPairs } from '../table.ts';
 
@@ -206,10 +207,8 @@ function formatPlan(
     }
   }
   lines.push(renderPairs(verdict, { indent: '  ', style }));
-  if (result.invalidSamples.length > 0) {
-    lines.push('', `  invalid rows (first ${result.invalidSamples.length} of ${n(c?.invalid ?? 0)}):`);
-    for (const s of result.invalidSamples.slice(0, 5)) lines.push(style.dim(`    ${s.key}: ${s.reason}`));
-  }
+  const invalidRows = formatInvalidRows(c?.invalid ?? 0, result.invalidSamples, style);
+  if (invalidRows.length > 0) lines.push('', ...invalidRows);
   if (c && t && t.creates + t.updates + t.deletes === 0 && result.verdict.status === 'pass') {
     lines.push('', style.dim('  nothing to send: a run now would not call the destination'));
   } else if (c) {

@@ -15,6 +15,7 @@ import {
   type SyncConfig,
 } from './schema.ts';
 import { didYouMean } from './suggest.ts';
+import { syntaxProblems } from './syntax.ts';
 
 export interface ConnectorConfig {
   readonly name: string;
@@ -71,10 +72,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
     issues.push({ file: display, line: pos.line, column: pos.column, path: p.map(String).join('.'), message });
   };
 
-  for (const error of doc.errors) {
-    const pos = error.linePos?.[0] ?? { line: 1, col: 1 };
-    issues.push({ file: display, line: pos.line, column: pos.col, path: '', message: error.message.split('\n')[0]! });
-  }
+  // The schema is checked only on a sound document: on a broken one, every key the parser lost
+  // would come back as a misleading "required" or "unknown key" problem.
+  for (const problem of syntaxProblems(doc, counter, text)) issues.push({ file: display, path: '', ...problem });
   if (issues.length > 0) throw new ConfigFileError(issues);
 
   const raw = interpolate(doc.toJS() as unknown, [], env, at);

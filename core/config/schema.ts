@@ -1,27 +1,18 @@
 import { z } from 'zod';
 import { SYNC_MODES } from '#connectors/sdk/types';
+import { parseSchedule } from './schedule.ts';
 
 /** A name used as a map key in backflow.yml (sync ids end up in DynamoDB keys and queue names). */
 const name = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected letters, digits, "_" or "-" (at most 64)');
 
-const RATE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
-const CRON = /^cron\((\S+ ){5}\S+\)$/;
-
-/** EventBridge `rate(…)` or `cron(…)`; https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html */
-export const scheduleSchema = z
-  .string()
-  .refine((s) => {
-    const rate = RATE.exec(s);
-    if (rate) {
-      const n = Number(rate[1]);
-      return n >= 1 && (n === 1) === !rate[2]!.endsWith('s');
-    }
-    return CRON.test(s);
-  }, 'expected rate(N minutes|hours|days) or cron(min hour day-of-month month day-of-week year), e.g. rate(15 minutes)')
-  .refine((s) => {
-    const fields = /^cron\((.*)\)$/.exec(s)?.[1]?.split(' ');
-    return !fields || (fields[2] === '?') !== (fields[4] === '?');
-  }, 'exactly one of day-of-month (3rd field) and day-of-week (5th field) must be "?", e.g. cron(0 6 * * ? *)');
+/**
+ * An EventBridge Scheduler `rate(…)` or `cron(…)`, checked field by field by the parser the
+ * infrastructure uses too (core/config/schedule.ts cites AWS's rules).
+ */
+export const scheduleSchema = z.string().superRefine((expression, ctx) => {
+  const parsed = parseSchedule(expression);
+  if (!parsed.ok) for (const message of parsed.errors) ctx.addIssue({ code: 'custom', message });
+});
 
 /** An IANA time zone name, as EventBridge Scheduler takes it. */
 const timeZoneSchema = z.string().refine((zone) => {

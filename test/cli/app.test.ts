@@ -6,6 +6,7 @@ import { runCli } from '#cli/app';
 import { COMMANDS } from '#cli/commands';
 import { DryRunQueue, DryRunStateStore } from '#cli/dry-run';
 import { colorEnabled, createStyle, memoryIo, visibleLength } from '#cli/io';
+import { formatInvalidRows } from '#cli/output';
 import { Progress } from '#cli/progress';
 import { renderTable } from '#cli/table';
 import type { LaneMessage } from '#core/lane-message';
@@ -130,6 +131,25 @@ syncs:
     const plain = table.split('\n').map((line) => line.replaceAll(style.green('ok'), 'ok'));
     expect(visibleLength(style.green('ok'))).toBe(2);
     expect(plain).toEqual(['name      count', 'ok        1,200', 'rejected      3']);
+  });
+
+  it('lists exactly the invalid rows its heading announces, whatever the run kept', () => {
+    const samples = (count: number) =>
+      Array.from({ length: count }, (_, i) => ({ key: String(i + 1), reason: 'primary key "id" is null' }));
+    const listed = (count: number) => samples(count).map((s) => `    ${s.key}: ${s.reason}`);
+    // The reported defect: 12 invalid, 12 samples kept, "(first 12 of 12)" over 5 lines.
+    expect(formatInvalidRows(12, samples(12))).toEqual(['  invalid rows: 12 (showing the first 5)', ...listed(5)]);
+    // More invalid rows than the run keeps samples of (the planner keeps 20).
+    expect(formatInvalidRows(1234, samples(20))).toEqual(['  invalid rows: 1,234 (showing the first 5)', ...listed(5)]);
+    // Fewer than a listing, and exactly a listing.
+    expect(formatInvalidRows(3, samples(3))).toEqual(['  invalid rows: 3 (all shown)', ...listed(3)]);
+    expect(formatInvalidRows(5, samples(5))).toEqual(['  invalid rows: 5 (all shown)', ...listed(5)]);
+    // Fewer samples than rows (the first 2 were kept): the heading says 2 of 12 are listed.
+    expect(formatInvalidRows(12, samples(2))).toEqual(['  invalid rows: 12 (showing the first 2)', ...listed(2)]);
+    // Never more lines than invalid rows, nor a heading over nothing.
+    expect(formatInvalidRows(2, samples(3))).toEqual(['  invalid rows: 2 (all shown)', ...listed(2)]);
+    expect(formatInvalidRows(0, [])).toEqual([]);
+    expect(formatInvalidRows(4, [])).toEqual([]);
   });
 
   it('dry-run ports read through and keep every write to themselves', async () => {

@@ -72,6 +72,8 @@ describe('scheduleIntervalSeconds', () => {
     ['cron(0 3 ? * SUN *)', 7 * 86_400],
     // January 31 to March 1 (leap year 2024 counted): the longest month-end gap is 31 days.
     ['cron(0 0 L * ? *)', 31 * 86_400],
+    // AWS's example of a wrapping range (10:00 pm to 2:00 am): Friday 23:30 to Monday 00:00.
+    ['cron(0/30 20-2 ? * MON-FRI *)', 2 * 86_400 + 1800],
   ])('%s fires at least every %i s', (expression, seconds) => {
     expect(scheduleIntervalSeconds(expression)).toBe(seconds);
   });

@@ -130,9 +130,85 @@ describe('loading backflow.yml', () => {
     ]);
   });
 
-  it('reports YAML syntax errors with their line', () => {
-    const issues = issuesOf('version: 1\nsources:\n  a: [unclosed\n');
-    expect(issues[0]).toMatch(/^\d+:\d+ /);
+  describe('YAML syntax errors', () => {
+    // Each broken document yields exactly the YAML problem, where it can be fixed: no schema
+    // check runs on it (that cascaded into "required"/"unknown key" lines), no parser echo.
+    const cases: [string, string, string][] = [
+      [
+        'a key indented less than its siblings',
+        valid.replace('    primary_key: id', '   primary_key: id'),
+        '8:4 : this key is not lined up with the keys above it: indent it with as many spaces as the other keys of its map',
+      ],
+      [
+        'a line indented more than the key above it',
+        valid.replace('    sql: select', '      sql: select'),
+        '6:13 : "warehouse" is followed by line 7, which is indented more: a key takes a value on its own line or a nested block below it, not both; check the indentation of line 7',
+      ],
+      [
+        'an unclosed quote (reported where it opens, not at the end of the file)',
+        valid.replace('object: contacts', 'object: "contacts'),
+        '19:13 : unclosed " quote: the value that starts here never ends; close it with " on the same line',
+      ],
+      [
+        'an unclosed bracket (reported at the bracket, not at the next key)',
+        valid.replace('match: { id: id }', 'match: { id: id'),
+        '21:12 : the map opened by "{" does not end where YAML expects: close it with "}", and indent each line that continues it more than its key',
+      ],
+      [
+        'an unclosed list in a map',
+        valid.replace('match: { id: id }', 'match: { id: [a, b }'),
+        '21:18 : the list opened by "[" does not end where YAML expects: close it with "]", and indent each line that continues it more than its key',
+      ],
+      [
+        'a tab in the indentation (the parser adds 7 echoes of it)',
+        valid.replace('    object: contacts', '\tobject: contacts'),
+        '19:1 : a tab in the indentation: YAML indents with spaces only; replace the tab with spaces',
+      ],
+      [
+        'a duplicate key, at the second one',
+        valid.replace('    mode: upsert', '    mode: upsert\n    mode: insert'),
+        '21:5 : duplicate key "mode": it is already set on line 20 of the same map; keep one of the two',
+      ],
+      [
+        'a stray ":" in a value',
+        valid.replace('object: contacts', 'object: contacts: x'),
+        '19:13 : a second ": " on one line: quote a value that contains ": " (for example "contacts: x")',
+      ],
+      [
+        'a stray ":" alone on a line (valid YAML: an empty key)',
+        valid.replace('    object: contacts', '    object: contacts\n    :'),
+        '20:5 : ":" without a key before it: write the key (key: value) or remove the ":"',
+      ],
+      [
+        'a ":" without a space after it',
+        valid.replace('    object: contacts', '    object:contacts'),
+        '19:5 : "object:contacts" runs on into line 20 and YAML reads both as one key: a key and its ":" must be on one line, with a space after the ":" (key: value); check the indentation of line 20',
+      ],
+      [
+        'a stray "}" (the parser adds 21 echoes of it)',
+        valid.replace('match: { id: id }', 'match: { id: id }}'),
+        '21:22 : "}" closes nothing: remove it, or open its "{" before',
+      ],
+    ];
+    it.each(cases)('%s', (_name, text, issue) => {
+      expect(issuesOf(text)).toEqual([issue]);
+    });
+
+    it('reports every duplicate key, in the order of the file, and nothing else', () => {
+      const text = valid
+        .replace('    mode: upsert', '    mode: upsert\n    mode: insert')
+        .replace('    cursor: updated_at', '    cursor: updated_at\n    sql: select 1');
+      expect(issuesOf(text)).toEqual([
+        '10:5 : duplicate key "sql": it is already set on line 7 of the same map; keep one of the two',
+        '22:5 : duplicate key "mode": it is already set on line 21 of the same map; keep one of the two',
+      ]);
+    });
+
+    it('prints each problem as file:line:column and the message', () => {
+      expect(() => parseConfig(valid.replace('object: contacts', 'object: "contacts'), 'backflow.yml', {})).toThrow(
+        'Invalid config (1 problem):\n  backflow.yml:19:13 unclosed " quote',
+      );
+    });
   });
 
   it('rejects a mode the destination does not support and more than one match key', () => {
@@ -147,7 +223,7 @@ describe('loading backflow.yml', () => {
       ),
     ]);
     expect(issuesOf(valid.replace('rate(15 minutes)', 'rate(1 minutes)'))).toEqual([
-      expect.stringMatching(/schedule: expected rate/),
+      '26:15 syncs.customers-to-crm.schedule: rate: a value of 1 takes the singular unit: rate(1 minute)',
     ]);
     const zoned = valid.replace(
       'schedule: rate(15 minutes)',
@@ -160,5 +236,131 @@ describe('loading backflow.yml', () => {
     const monitored = `monitoring: { email: data@example.com }\n${valid}`;
     expect(parseConfig(monitored, 'backflow.yml', {}).monitoring.email).toBe('data@example.com');
     expect(issuesOf(monitored.replace('data@example.com', 'not-an-email'))).toHaveLength(1);
+  });
+
+  describe('schedules, field by field as EventBridge Scheduler reads them', () => {
+    const at = (schedule: string) => valid.replace('rate(15 minutes)', schedule);
+    const where = '26:15 syncs.customers-to-crm.schedule: ';
+
+    it.each([
+      ['cron(0 25 * * ? *)', ['hours field: 25 is out of range 0-23']],
+      [
+        'cron(99 99 99 99 ? 9999)',
+        [
+          'minutes field: 99 is out of range 0-59',
+          'hours field: 99 is out of range 0-23',
+          'day-of-month field: 99 is out of range 1-31',
+          'month field: 99 is out of range 1-12 or JAN-DEC',
+          'year field: 9999 is out of range 1970-2199',
+        ],
+      ],
+      [
+        'cron(a b c d ? f)',
+        [
+          'minutes field: "a" is not a minute (0-59)',
+          'hours field: "b" is not an hour (0-23)',
+          'day-of-month field: "c" is not a day of the month (1-31)',
+          'month field: "d" is not a month (1-12 or JAN-DEC)',
+          'year field: "f" is not a year (1970-2199)',
+        ],
+      ],
+      ['cron(0 6 ? * MON-FRX *)', ['day-of-week field: "FRX" is not a day of the week (1-7 or SUN-SAT)']],
+      ['cron(0 6 * * ? 1969)', ['year field: 1969 is out of range 1970-2199']],
+      ['cron(0 6 * * ? 2030-2020)', ['year field: range "2030-2020" runs backwards: write the earlier year first']],
+      ['cron(0/75 * * * ? *)', ['minutes field: step "75" of "0/75" is out of range 1-59']],
+      ['cron(? 6 * * ? *)', ['minutes field: "?" is not allowed (the wildcards of this field are , - * /)']],
+      ['cron(0 6 ? * */2 *)', ['day-of-week field: "/" is not allowed (the wildcards of this field are , - * ? L #)']],
+      ['cron(0 6 * 1#2 ? *)', ['month field: "#" is not allowed (the wildcards of this field are , - * /)']],
+      ['cron(0 6 * * ? L)', ['year field: "L" is not a year (1970-2199)']],
+      [
+        'cron(0 6 L-2 * ? *)',
+        [
+          'day-of-month field: "L-2" is not valid: L and W stand alone in the field, as L (last day), LW (last weekday) or nW (weekday nearest day n, e.g. 15W)',
+        ],
+      ],
+      ['cron(0 6 32W * ? *)', ['day-of-month field: 32 is out of range 1-31']],
+      [
+        'cron(0 6 ? * 3#1,6#3 *)',
+        [
+          'day-of-week field: "3#1,6#3" is not valid: L and # stand alone in the field, as L (Saturday), nL (last day n of the month, e.g. 6L) or n#k (k-th day n of the month, e.g. 2#1)',
+        ],
+      ],
+      ['cron(0 6 ? * 2#6 *)', ['day-of-week field: "2#6": the week after "#" is out of range 1-5']],
+      ['cron(0 6 ? * 8L *)', ['day-of-week field: 8 is out of range 1-7 or SUN-SAT']],
+      ['cron(0 6 1,,2 * ? *)', ['day-of-month field: empty value in "1,,2"']],
+      [
+        'cron(0 6 * * 1 *)',
+        [
+          'exactly one of day-of-month (3rd field) and day-of-week (5th field) must be "?", e.g. cron(0 6 * * ? *) or cron(0 6 ? * MON *)',
+        ],
+      ],
+      [
+        'cron(0 6 ? * ? *)',
+        [
+          'exactly one of day-of-month (3rd field) and day-of-week (5th field) must be "?", e.g. cron(0 6 * * ? *) or cron(0 6 ? * MON *)',
+        ],
+      ],
+      [
+        'cron(0 6 * * ?)',
+        [
+          'cron: expected 6 fields (minutes hours day-of-month month day-of-week year), got 5; the 6th is the year, e.g. cron(0 6 * * ? *)',
+        ],
+      ],
+      ['rate(5 minute)', ['rate: a value above 1 takes the plural unit: rate(5 minutes)']],
+      ['rate(0 minutes)', ['rate: the value must be a whole number of 1 or more, got "0"']],
+      ['rate(5 mins)', ['rate: the unit must be minute(s), hour(s) or day(s), got "mins"']],
+      ['rate(5 constructors)', ['rate: the unit must be minute(s), hour(s) or day(s), got "constructors"']],
+      [
+        'every 15 minutes',
+        ['expected rate(value unit) or cron(minutes hours day-of-month month day-of-week year), e.g. rate(15 minutes)'],
+      ],
+    ])('rejects %s, naming the field, at the schedule value', (schedule, messages) => {
+      expect(issuesOf(at(schedule))).toEqual(messages.map((m) => `${where}${m}`));
+    });
+
+    it('checks full_resync the same way', () => {
+      const text = valid.replace(
+        '    schedule: rate(15 minutes)',
+        '    schedule: rate(15 minutes)\n    full_resync: cron(0 25 * * ? *)',
+      );
+      expect(issuesOf(text)).toEqual([
+        '27:18 syncs.customers-to-crm.full_resync: hours field: 25 is out of range 0-23',
+      ]);
+    });
+
+    // The examples of https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cron-expressions.html
+    // and eb-rate-expressions.html, and each wildcard where AWS allows it.
+    it.each([
+      'cron(0 10 * * ? *)',
+      'cron(15 12 * * ? *)',
+      'cron(0 18 ? * MON-FRI *)',
+      'cron(0 8 1 * ? *)',
+      'cron(0/15 * * * ? *)',
+      'cron(0/10 * ? * MON-FRI *)',
+      'cron(0/5 8-17 ? * MON-FRI *)',
+      'cron(0/30 20-2 ? * MON-FRI *)',
+      'cron(0 12 * * ? *)',
+      'cron(5,35 14 * * ? *)',
+      'cron(15 10 ? * 6L 2019-2022)',
+      'cron(0 9 ? * 2#1 *)',
+      'cron(0 0 L * ? *)',
+      'cron(0 0 LW * ? *)',
+      'cron(0 0 3W * ? *)',
+      'cron(0 0 ? * L *)',
+      'cron(0 0 ? * FRIL *)',
+      'cron(30 0 1 JAN,APR,JUL,OCT ? *)',
+      'cron(0 0 1 1-12/3 ? *)',
+      'cron(*/5 * * * ? *)',
+      'cron(0 0 1/7 * ? *)',
+      'cron(0 6 ? * mon-fri 2026,2028-2030)',
+      'rate(1 minute)',
+      'rate(5 minutes)',
+      'rate(1 hour)',
+      'rate(12 hours)',
+      'rate(1 day)',
+      'rate(7 days)',
+    ])('accepts %s', (schedule) => {
+      expect(parseConfig(at(schedule), 'backflow.yml', {}).syncs['customers-to-crm']!.schedule).toBe(schedule);
+    });
   });
 });
