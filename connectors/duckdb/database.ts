@@ -129,12 +129,37 @@ export async function queryRows(
   const names = reader.columnNames();
   const columns = reader.columnTypes().map((t, i) => duckColumn(names[i]!, t, DuckDBTypeId));
   const json = reader.getRowsJson();
+  const js = columns.some((c) => c.type === 'binary') ? reader.getRowsJS() : undefined;
+  return { columns, rows: normalizedRows(columns, json, js) };
+}
+
+/**
+ * Runs a query and streams its rows, normalized, in lists of at most `size`: DuckDB hands over one
+ * chunk (2,048 rows) at a time. The connection must run nothing else until the stream ends.
+ */
+export async function* streamRows(connection: DuckDBConnection, sql: string, size: number): AsyncGenerator<Row[]> {
+  const { DuckDBTypeId, JsonDuckDBValueConverter, JSDuckDBValueConverter } = await loadDuckDb();
+  const result = await connection.stream(sql);
+  const names = result.columnNames();
+  const columns = result.columnTypes().map((t, i) => duckColumn(names[i]!, t, DuckDBTypeId));
   const needsJs = columns.some((c) => c.type === 'binary');
-  const js = needsJs ? reader.getRowsJS() : undefined;
-  const rows = json.map((values, r) => {
+  let rows: Row[] = [];
+  for await (const chunk of result) {
+    const json = chunk.convertRows(JsonDuckDBValueConverter);
+    const js = needsJs ? chunk.convertRows(JSDuckDBValueConverter) : undefined;
+    rows.push(...normalizedRows(columns, json, js));
+    while (rows.length >= size) {
+      yield rows.slice(0, size);
+      rows = rows.slice(size);
+    }
+  }
+  if (rows.length > 0) yield rows;
+}
+
+function normalizedRows(columns: readonly DuckColumn[], json: unknown[][], js: unknown[][] | undefined): Row[] {
+  return json.map((values, r) => {
     const row: Row = {};
     for (const [i, column] of columns.entries()) row[column.name] = column.convert(values[i], js?.[r]?.[i]);
     return row;
   });
-  return { columns, rows };
 }

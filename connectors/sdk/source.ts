@@ -21,11 +21,14 @@ export interface ReadRequest {
   readonly sql: string;
   readonly primaryKey: string;
   /**
-   * Incremental read on this column: rows ordered by `(cursor, pk)`. Without it the whole model
-   * is read, ordered by primary key.
+   * Incremental read on this column: rows with a cursor and a primary key, ordered by
+   * `(cursor, pk)`. Without it the whole model is read, ordered by primary key.
    */
   readonly cursor?: string | undefined;
-  /** Read strictly after this position: `(cursor, pk) > (?, ?)`, or `pk > ?` without a cursor. */
+  /**
+   * Read strictly after this position (a checkpoint of an earlier page): `(cursor, pk) > (?, ?)`,
+   * or `pk > ?` without a cursor.
+   */
   readonly after?: Checkpoint | undefined;
   readonly pageSize: number;
 }
@@ -44,7 +47,20 @@ export interface SourceConnection {
   check(): Promise<void>;
   /** Columns of a model query, without reading its rows. */
   describe(sql: string): Promise<ColumnInfo[]>;
-  /** Streams the model in keyset pages; never holds more than one page. */
+  /**
+   * Streams the model in keyset pages; never holds more than one page.
+   *
+   * Guarantee the engine relies on: all rows that share a primary key value (on incremental
+   * reads, a `(cursor, pk)` pair) are yielded in the same page, and a page's `checkpoint` is the
+   * position of its last row, placed after a complete group. A read continuing `after` any
+   * checkpoint therefore never skips a copy of a repeated key nor reads a row twice, and rows of
+   * a repeated key are adjacent in a full read. A page holds at most `pageSize` rows, unless one
+   * key alone has more (that page holds its whole group).
+   *
+   * A full read without `after` first yields the rows whose primary key is null, each once, in
+   * pages without checkpoint; then the keyed rows in primary key order. An incremental read
+   * yields the rows whose cursor and primary key are both non-null, ordered by `(cursor, pk)`.
+   */
   read(request: ReadRequest): AsyncGenerator<RowPage>;
   /**
    * The highest `(cursor, pk)` of the model now: a full read stores it as the cursor, so the
@@ -53,6 +69,13 @@ export interface SourceConnection {
   watermark(sql: string, cursor: string, primaryKey: string): Promise<Checkpoint | undefined>;
   /** Streams only the primary key values of a model (mirror delete detection), in pages. */
   readKeys(sql: string, primaryKey: string, pageSize: number): AsyncGenerator<unknown[]>;
+  /**
+   * Primary key values (as `read` yields them) that occur more than once in the model, non-null
+   * only, at most `limit` of them. Two values are one key here exactly when `read` groups them
+   * (MySQL: text compared by its bytes). An incremental read sees only changed rows: this finds the
+   * repeated keys it cannot see.
+   */
+  duplicateKeys(sql: string, primaryKey: string, limit: number): Promise<unknown[]>;
   listTables(): Promise<string[]>;
   close(): Promise<void>;
 }

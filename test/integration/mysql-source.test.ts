@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Checkpoint, RowPage, SourceConnection } from '#connectors/sdk/source';
 import { mysqlSource } from '#connectors/sources/mysql/index';
 import { ConnectorConfigError, TransientError } from '#core/errors';
+import { describeKeysetReads, KEYSET_ROWS } from './keyset-reads.ts';
 
 // A local time zone far from UTC: any date or timestamp parsed through a JS Date would shift.
 process.env.TZ = 'Pacific/Kiritimati';
@@ -78,6 +79,17 @@ beforeAll(async () => {
   for (const [id, at] of shuffled(events)) {
     await db.query('INSERT INTO events VALUES (?, ?, ?, ?)', [id, at, at, `event-${id}`]);
   }
+  await db.query(`
+    CREATE TABLE keyset_rows (scenario int, id int NULL, updated_at datetime(6) NULL, note varchar(50));
+    CREATE TABLE ci_keys (
+      k varchar(10) COLLATE utf8mb4_general_ci NULL, c varchar(10) COLLATE utf8mb4_general_ci, note int
+    );
+    INSERT INTO ci_keys VALUES ('a', 'x', 1), ('B', 'X', 2), ('A', 'x', 3), ('a ', 'X ', 4), ('ä', 'x', 5),
+      ('b', 'y', 6), ('a', 'x', 7), ('Ä', 'Y', 8), ('á', 'x', 9), ('b ', 'y', 10), ('c', 'x', 11);
+  `);
+  await db.query('INSERT INTO keyset_rows VALUES ?', [
+    KEYSET_ROWS.map((r) => [r.scenario, r.id, r.updated_at, r.note]),
+  ]);
   source = await connect({ database, user: 'root' });
 });
 
@@ -86,6 +98,12 @@ afterAll(async () => {
   await db?.query(`DROP DATABASE IF EXISTS \`${database}\``);
   await db?.end();
 });
+
+describeKeysetReads(
+  () => source,
+  (n) => `select id, updated_at, note from keyset_rows where scenario = ${n}`,
+  'rand()',
+);
 
 describe('mysql source', () => {
   it('checks the connection', async () => {
@@ -243,7 +261,8 @@ describe('mysql source', () => {
     const sql = `select k, '?' as q from (select 'a''b' as k union all select 'a\\\\b' union all select 'é'
       union all select 'z?' union all select '') as x where k <> '?'`;
     const all = await pages(source.read({ sql, primaryKey: 'k', pageSize: 1 }));
-    expect(all.flatMap((p) => p.rows.map((r) => r.k))).toEqual(['', "a'b", 'a\\b', 'é', 'z?']);
+    // Text keys go in the order of their UTF-8 bytes: 'z?' (7a) before 'é' (c3 a9).
+    expect(all.flatMap((p) => p.rows.map((r) => r.k))).toEqual(['', "a'b", 'a\\b', 'z?', 'é']);
     expect(all.every((p) => p.rows.every((r) => r.q === '?'))).toBe(true);
     const error = await pages(
       source.read({ sql: 'select * from events', primaryKey: 'id', pageSize: 3, after: { pk: "1' or '1" } }),
@@ -287,6 +306,32 @@ describe('mysql source', () => {
     );
   });
 
+  it('reads text keys binary-exact under a case- and accent-insensitive PAD SPACE collation', async () => {
+    // utf8mb4_general_ci holds 'a' = 'A' = 'a ' = 'ä': a keyset boundary compared by the collation
+    // would skip all but one of them. Backflow sees eight different keys here.
+    const sql = 'select * from ci_keys';
+    const everyNote = Array.from({ length: 11 }, (_, i) => i + 1);
+    for (const pageSize of [1, 2, 3]) {
+      const all = await pages(source.read({ sql, primaryKey: 'k', pageSize }));
+      expect(all.flatMap((p) => p.rows.map((r) => r.note)).sort((a, b) => Number(a) - Number(b))).toEqual(everyNote);
+      for (const [i, page] of all.entries()) {
+        const rest = await pages(source.read({ sql, primaryKey: 'k', pageSize, after: page.checkpoint }));
+        expect(rest.flatMap((p) => p.rows.map((r) => r.note))).toEqual(
+          all.slice(i + 1).flatMap((p) => p.rows.map((r) => r.note)),
+        );
+      }
+      const incremental = await pages(source.read({ sql, primaryKey: 'k', cursor: 'c', pageSize }));
+      const read = incremental.flatMap((p) => p.rows.map((r) => r.note)).sort((a, b) => Number(a) - Number(b));
+      expect(read).toEqual(everyNote);
+    }
+    const keys: unknown[] = [];
+    for await (const page of source.readKeys(sql, 'k', 2)) keys.push(...page);
+    expect([...new Set(keys)]).toEqual(['A', 'B', 'a', 'a ', 'b', 'b ', 'c', 'Ä', 'á', 'ä']);
+    await expect(source.duplicateKeys(sql, 'k', 10)).resolves.toEqual(['a']);
+    // The watermark is the highest (cursor, key) in that same order: 'y' (79) above 'Y' (59) and 'x'.
+    await expect(source.watermark(sql, 'c', 'k')).resolves.toEqual({ cursor: 'y', pk: 'b ' });
+  });
+
   it('gives the highest (cursor, key) as watermark', async () => {
     await expect(source.watermark('select * from events', 'updated_at', 'id')).resolves.toEqual({
       cursor: '2024-05-02T00:00:00.000000Z',
@@ -311,7 +356,7 @@ describe('mysql source', () => {
   it('lists tables as schema.table', async () => {
     const tables = await source.listTables();
     expect(tables.filter((t) => t.startsWith(`${database}.`))).toEqual(
-      ['bigkeys', 'events', 'items', 'types'].map((t) => `${database}.${t}`),
+      ['bigkeys', 'ci_keys', 'events', 'items', 'keyset_rows', 'types'].map((t) => `${database}.${t}`),
     );
     expect(tables.some((t) => t.startsWith('mysql.') || t.startsWith('information_schema.'))).toBe(false);
   });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Checkpoint, RowPage, SourceConnection } from '#connectors/sdk/source';
 import { postgresSource } from '#connectors/sources/postgres/index';
 import { ConnectorConfigError, TransientError } from '#core/errors';
+import { describeKeysetReads, KEYSET_ROWS } from './keyset-reads.ts';
 
 // A local time zone far from UTC: any date or timestamp parsed through a JS Date would shift.
 process.env.TZ = 'Pacific/Kiritimati';
@@ -80,6 +81,10 @@ beforeAll(async () => {
   for (const [id, at] of shuffled(events)) {
     await db.query('INSERT INTO events VALUES ($1, $2, $3)', [id, at, `event-${id}`]);
   }
+  await db.query('CREATE TABLE keyset_rows (scenario int, id int, updated_at timestamp(6), note text)');
+  await db.query('INSERT INTO keyset_rows SELECT * FROM json_populate_recordset(null::keyset_rows, $1)', [
+    JSON.stringify(KEYSET_ROWS),
+  ]);
   source = await connect({ database, user: 'postgres' });
 });
 
@@ -89,6 +94,12 @@ afterAll(async () => {
   await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   await admin.end();
 });
+
+describeKeysetReads(
+  () => source,
+  (n) => `select id, updated_at, note from keyset_rows where scenario = ${n}`,
+  'random()',
+);
 
 describe('postgres source', () => {
   it('checks the connection', async () => {
@@ -317,7 +328,7 @@ describe('postgres source', () => {
 
   it('lists the tables of user schemas', async () => {
     const tables = await source.listTables();
-    expect(tables).toEqual(['public.events', 'public.items', 'public.types', 'sales.orders']);
+    expect(tables).toEqual(['public.events', 'public.items', 'public.keyset_rows', 'public.types', 'sales.orders']);
   });
 
   it('reports bad model SQL as a configuration error', async () => {

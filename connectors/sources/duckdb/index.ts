@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { openDuckDb, queryRows } from '#connectors/duckdb/database';
-import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
+import { openDuckDb, queryRows, streamRows } from '#connectors/duckdb/database';
+import { duplicateKeys, type KeysetDialect, readKeyset, rowComparison } from '#connectors/sdk/keyset-reader';
+import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { quoteIdent } from '#connectors/sdk/sql';
 import { ConnectorConfigError } from '#core/errors';
 
@@ -41,61 +42,40 @@ export const duckdbSource = defineSource({
     };
     const bind = (value: unknown): string | null =>
       value === null || value === undefined ? null : typeof value === 'string' ? value : JSON.stringify(value);
+    const dialect: KeysetDialect = {
+      quote: quoteIdent,
+      async column(sql, name) {
+        const type = await typeOf(sql, name);
+        return {
+          sql: quoteIdent(name),
+          bind(value, params) {
+            params.push(bind(value));
+            return `cast(? as ${type})`;
+          },
+        };
+      },
+      after: rowComparison,
+      rows: async (sql, params) => (await queryRows(connection, sql, [...params])).rows,
+      async *stream(sql, size) {
+        // On a connection of its own: a query run on the shared one meanwhile would end the stream.
+        const own = await openDuckDb(opts.path, context);
+        try {
+          yield* streamRows(own, sql, size);
+        } finally {
+          own.closeSync();
+        }
+      },
+    };
 
     return {
       async check() {
         await connection.run('select 1');
       },
       describe,
-      async *read(request) {
-        const pk = quoteIdent(request.primaryKey);
-        const cursor = request.cursor === undefined ? undefined : quoteIdent(request.cursor);
-        const pkType = await typeOf(request.sql, request.primaryKey);
-        let after: Checkpoint | undefined = request.after;
-        // DuckDB sorts with a bounded top-N only up to a few thousand rows; past that, each page
-        // would sort the whole rest of the model (measured: 499 MB peak for 1M rows at 10,000 a
-        // page, 296 MB and 25% faster at 5,000). Larger page sizes are read in pages of 5,000.
-        const limit = Math.min(request.pageSize, TOP_N_ROWS);
-        if (!cursor && !after) {
-          // Keyset pages cannot reach rows whose primary key is null: hand them over first.
-          for (let offset = 0; ; offset += request.pageSize) {
-            const { rows } = await queryRows(
-              connection,
-              `select * from (${request.sql}) as model where ${pk} is null limit ${request.pageSize} offset ${offset}`,
-            );
-            if (rows.length > 0) yield { rows };
-            if (rows.length < request.pageSize) break;
-          }
-        }
-        for (;;) {
-          const params: (string | null)[] = [];
-          let where = '';
-          if (cursor) {
-            const cursorType = await typeOf(request.sql, request.cursor!);
-            where = `where ${cursor} is not null`;
-            if (after) {
-              where += ` and (${cursor}, ${pk}) > (cast(? as ${cursorType}), cast(? as ${pkType}))`;
-              params.push(bind(after.cursor), bind(after.pk));
-            }
-          } else if (after) {
-            where = `where ${pk} > cast(? as ${pkType})`;
-            params.push(bind(after.pk));
-          } else {
-            where = `where ${pk} is not null`;
-          }
-          const order = cursor ? `${cursor}, ${pk}` : pk;
-          const sql = `select * from (${request.sql}) as model ${where} order by ${order} limit ${limit}`;
-          const { rows } = await queryRows(connection, sql, params);
-          if (rows.length === 0) return;
-          const last = rows[rows.length - 1]!;
-          after = cursor
-            ? { cursor: last[request.cursor!] ?? null, pk: last[request.primaryKey] ?? null }
-            : { pk: last[request.primaryKey] ?? null };
-          const page: RowPage = { rows, checkpoint: after };
-          yield page;
-          if (rows.length < limit) return;
-        }
-      },
+      // DuckDB sorts with a bounded top-N only up to a few thousand rows; past that, each page
+      // would sort the whole rest of the model (measured: 499 MB peak for 1M rows at 10,000 a
+      // page, 296 MB and 25% faster at 5,000). Larger page sizes are read in pages of 5,000.
+      read: (request) => readKeyset(dialect, { ...request, pageSize: Math.min(request.pageSize, TOP_N_ROWS) }),
       async watermark(sql, cursorColumn, primaryKey) {
         const cursor = quoteIdent(cursorColumn);
         const pk = quoteIdent(primaryKey);
@@ -106,6 +86,7 @@ export const duckdbSource = defineSource({
         const top = rows[0];
         return top ? { cursor: top.c ?? null, pk: top.k ?? null } : undefined;
       },
+      duplicateKeys: (sql, primaryKey, limit) => duplicateKeys(dialect, sql, primaryKey, limit),
       async *readKeys(sql, primaryKey, pageSize) {
         const result = await connection.stream(`select ${quoteIdent(primaryKey)} from (${sql}) as model`);
         let keys: unknown[] = [];

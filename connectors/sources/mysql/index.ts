@@ -1,8 +1,17 @@
+import type { Connection as CoreConnection } from 'mysql2';
 import mysql, { type FieldPacket, type PoolConnection } from 'mysql2/promise';
 import { z } from 'zod';
 import { databaseConnection } from '#connectors/sdk/database-options';
 import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
-import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
+import {
+  duplicateKeys,
+  expandedComparison,
+  type KeysetColumn,
+  type KeysetDialect,
+  readKeyset,
+  readKeysetKeys,
+} from '#connectors/sdk/keyset-reader';
+import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { exactInteger, exactNumber, isoTimestamp, quoteBacktick } from '#connectors/sdk/sql';
 import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
 import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#core/errors';
@@ -222,6 +231,54 @@ export const mysqlSource = defineSource({
       return found;
     };
 
+    /**
+     * A statement's rows streamed from the server, `size` at a time: each exactly once. The socket
+     * is paused while a page is out, so a reader that stops early leaves the connection mid-result:
+     * it is closed rather than reused.
+     */
+    async function* stream(sql: string, size: number): AsyncGenerator<Row[]> {
+      const connection = await checkout();
+      let done = false;
+      try {
+        // The promise wrapper has no streaming: the driver's own connection streams.
+        const core = connection.connection as unknown as CoreConnection;
+        const statement = core.query({
+          sql,
+          rowsAsArray: true,
+          timeout: timeout > 0 ? timeout + CLIENT_TIMEOUT_MARGIN_MS : undefined,
+        });
+        let fields: FieldPacket[] = [];
+        statement.on('fields', (received: unknown) => {
+          fields = received as FieldPacket[];
+        });
+        let rows: unknown[][] = [];
+        for await (const values of statement.stream({ highWaterMark: size })) {
+          rows.push(values as unknown[]);
+          if (rows.length >= size) {
+            yield toRows({ rows, fields });
+            rows = [];
+          }
+        }
+        if (rows.length > 0) yield toRows({ rows, fields });
+        done = true;
+      } catch (error) {
+        throw fail(error, 'the model SQL');
+      } finally {
+        if (done) connection.release();
+        else connection.destroy();
+      }
+    }
+
+    const dialect: KeysetDialect = {
+      quote: quoteBacktick,
+      column: async (sql, name) => keysetColumn(await columnOf(sql, name), quoteBacktick(name)),
+      // The expanded form of `(cursor, pk) > (?, ?)`: MariaDB uses an index on (cursor, pk) for it.
+      after: expandedComparison,
+      // Checkpoint values are written into the statement as checked literals: no parameters.
+      rows: async (sql) => toRows(await query(sql, 'the model SQL')),
+      stream,
+    };
+
     return {
       async check() {
         await query('select 1');
@@ -232,90 +289,23 @@ export const mysqlSource = defineSource({
         return columns.map(({ name, type, nativeType }) => ({ name, type, nativeType }));
       },
 
-      async *read(request) {
-        const pkColumn = await columnOf(request.sql, request.primaryKey);
-        const cursorColumn = request.cursor === undefined ? undefined : await columnOf(request.sql, request.cursor);
-        const pk = quoteBacktick(request.primaryKey);
-        const cursor = request.cursor === undefined ? undefined : quoteBacktick(request.cursor);
-        const size = pageSizeOf(request.pageSize);
-        const from = `select * from (${request.sql}) as model`;
-        let after: Checkpoint | undefined = request.after;
-        if (!cursor && !after) {
-          // Keyset pages cannot reach rows whose primary key is null: hand them over first, in an
-          // order over every column so that offsets are stable between pages.
-          const all = (await columnsOf(request.sql)).map((_, i) => i + 1).join(', ');
-          for (let offset = 0; ; offset += size) {
-            const result = await query(
-              `${from} where ${pk} is null order by ${all} limit ${size} offset ${offset}`,
-              'the model SQL',
-            );
-            if (result.rows.length > 0) yield { rows: toRows(result) };
-            if (result.rows.length < size) break;
-          }
-        }
-        for (;;) {
-          let condition: string;
-          if (cursor && cursorColumn) {
-            condition = `${cursor} is not null`;
-            if (after) {
-              // The expanded form of `(cursor, pk) > (?, ?)`: MariaDB uses an index on (cursor, pk) for it.
-              const c = cursorColumn.literal(after.cursor ?? null);
-              if (after.pk === null || after.pk === undefined) {
-                // Rows without a key sort first among equal cursors: the keyed ones follow.
-                condition += ` and (${cursor} > ${c} or (${cursor} = ${c} and ${pk} is not null))`;
-              } else {
-                const k = pkColumn.literal(after.pk);
-                condition += ` and (${cursor} > ${c} or (${cursor} = ${c} and ${pk} > ${k}))`;
-              }
-            }
-          } else if (after) {
-            condition = `${pk} > ${pkColumn.literal(after.pk)}`;
-          } else {
-            condition = `${pk} is not null`;
-          }
-          const order = cursor ? `${cursor}, ${pk}` : pk;
-          const result = await query(`${from} where ${condition} order by ${order} limit ${size}`, 'the model SQL');
-          const rows = toRows(result);
-          const last = rows[rows.length - 1];
-          if (!last) return;
-          after = request.cursor
-            ? { cursor: last[request.cursor] ?? null, pk: last[request.primaryKey] ?? null }
-            : { pk: last[request.primaryKey] ?? null };
-          const page: RowPage = { rows, checkpoint: after };
-          yield page;
-          if (rows.length < size) return;
-        }
-      },
+      read: (request) => readKeyset(dialect, request),
 
       async watermark(sql, cursorColumn, primaryKey) {
-        const cursor = quoteBacktick(cursorColumn);
-        const pk = quoteBacktick(primaryKey);
+        // In the order incremental reads page by (text by its bytes), so they start right after it.
+        const cursor = await dialect.column(sql, cursorColumn, 'cursor');
+        const pk = await dialect.column(sql, primaryKey, 'primary key');
         const result = await query(
-          `select ${cursor}, ${pk} from (${sql}) as model where ${cursor} is not null order by ${cursor} desc, ${pk} desc limit 1`,
+          `select ${quoteBacktick(cursorColumn)}, ${quoteBacktick(primaryKey)} from (${sql}) as model where ${cursor.sql} is not null order by ${cursor.sql} desc, ${pk.sql} desc limit 1`,
           'the model SQL',
         );
         const top = toRows(result, ['c', 'k'])[0];
         return top ? { cursor: top.c ?? null, pk: top.k ?? null } : undefined;
       },
 
-      async *readKeys(sql, primaryKey, pageSize) {
-        const column = await columnOf(sql, primaryKey);
-        const pk = quoteBacktick(primaryKey);
-        const size = pageSizeOf(pageSize);
-        let last: JsonValue | undefined;
-        for (;;) {
-          const condition = last === undefined ? `${pk} is not null` : `${pk} > ${column.literal(last)}`;
-          const result = await query(
-            `select ${pk} from (${sql}) as model where ${condition} order by ${pk} limit ${size}`,
-            'the model SQL',
-          );
-          const keys = toRows(result, ['k']).map((r) => r.k ?? null);
-          if (keys.length === 0) return;
-          yield keys;
-          last = keys[keys.length - 1];
-          if (keys.length < size) return;
-        }
-      },
+      readKeys: (sql, primaryKey, pageSize) => readKeysetKeys(dialect, sql, primaryKey, pageSize),
+
+      duplicateKeys: (sql, primaryKey, limit) => duplicateKeys(dialect, sql, primaryKey, limit),
 
       async listTables() {
         const { rows } = await query(
@@ -335,18 +325,25 @@ export const mysqlSource = defineSource({
   },
 });
 
-function pageSizeOf(size: number): number {
-  if (!Number.isInteger(size) || size < 1) {
-    throw new ConnectorConfigError(`page size must be a positive integer, got ${size}`);
-  }
-  return size;
-}
-
 const asText = (value: JsonValue): string => (typeof value === 'string' ? value : JSON.stringify(value));
 
 /** Text as SQL whatever the sql_mode (no escapes to get wrong); the introducer lets the column's collation apply. */
 function textLiteral(value: JsonValue): string {
   return value === null ? 'NULL' : `_utf8mb4 X'${Buffer.from(asText(value), 'utf8').toString('hex')}'`;
+}
+
+/**
+ * A column as keyset reads order and compare it. Values bound back as text (strings, enums,
+ * sets, MariaDB's uuid…) are compared by their UTF-8 bytes: under the usual case-insensitive,
+ * PAD SPACE collations 'a', 'A' and 'a ' are equal, and a page boundary compared by the collation
+ * would skip rows that Backflow reads as different keys. Other types compare exactly as they are.
+ */
+function keysetColumn(column: MyColumn, quoted: string): KeysetColumn {
+  if (column.literal !== textLiteral) return { sql: quoted, bind: column.literal };
+  return {
+    sql: `cast(convert(${quoted} using utf8mb4) as binary)`,
+    bind: (value) => (value === null ? 'NULL' : `X'${Buffer.from(asText(value), 'utf8').toString('hex')}'`),
+  };
 }
 
 /** A value checked against `pattern`, then quoted inside `template` (where `?` stands for it). */

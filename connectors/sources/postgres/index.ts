@@ -2,7 +2,15 @@ import pg from 'pg';
 import { z } from 'zod';
 import { databaseConnection } from '#connectors/sdk/database-options';
 import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
-import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
+import {
+  duplicateKeys,
+  expandedComparison,
+  type KeysetDialect,
+  readKeyset,
+  readKeysetKeys,
+  rowComparison,
+} from '#connectors/sdk/keyset-reader';
+import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { exactInteger, exactNumber, isoTimestamp, quoteIdent } from '#connectors/sdk/sql';
 import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
 import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#core/errors';
@@ -257,25 +265,25 @@ export const postgresSource = defineSource({
     };
 
     /**
-     * Rows whose primary key is null, through a server-side cursor: they have no key order to page
-     * by, and the cursor reads each exactly once while holding one page at a time.
+     * A statement's rows through a server-side cursor, `size` at a time: each exactly once, on
+     * one client, with one page held at a time.
      */
-    async function* nullKeyPages(sql: string, pk: string, pageSize: number): AsyncGenerator<RowPage> {
+    async function* stream(sql: string, size: number): AsyncGenerator<Row[]> {
       const { client, release } = await checkout();
       let open = false;
       let failed = false;
       try {
         await client.query('BEGIN');
         open = true;
-        await client.query(`DECLARE backflow_null_keys CURSOR FOR select * from (${sql}) as model where ${pk} is null`);
+        await client.query(`DECLARE backflow_stream CURSOR FOR ${sql}`);
         for (;;) {
           const result = await client.query<unknown[]>({
-            text: `FETCH FORWARD ${pageSize} FROM backflow_null_keys`,
+            text: `FETCH FORWARD ${size} FROM backflow_stream`,
             types: RAW_TEXT,
             rowMode: 'array',
           });
-          if (result.rows.length > 0) yield { rows: await toRows(result) };
-          if (result.rows.length < pageSize) break;
+          if (result.rows.length > 0) yield await toRows(result);
+          if (result.rows.length < size) break;
         }
         await client.query('COMMIT');
         open = false;
@@ -288,6 +296,25 @@ export const postgresSource = defineSource({
       }
     }
 
+    const dialect: KeysetDialect = {
+      quote: quoteIdent,
+      async column(sql, name) {
+        const column = await columnOf(sql, name);
+        return {
+          sql: quoteIdent(name),
+          bind(value, params) {
+            params.push(bindValue(value));
+            return column.bind(`$${params.length}`);
+          },
+        };
+      },
+      // A row comparison walks an index on (cursor, pk) straight to the position. Redshift (from
+      // PostgreSQL 8.0) predates SQL-standard row comparison: it gets the expanded form.
+      after: async (cursor, x, pk, y) => ((await isRedshift()) ? expandedComparison : rowComparison)(cursor, x, pk, y),
+      rows: async (sql, params) => toRows(await query(sql, [...params], 'the model SQL')),
+      stream,
+    };
+
     return {
       async check() {
         await query('select 1');
@@ -298,50 +325,7 @@ export const postgresSource = defineSource({
         return columns.map(({ name, type, nativeType }) => ({ name, type, nativeType }));
       },
 
-      async *read(request) {
-        const pkColumn = await columnOf(request.sql, request.primaryKey);
-        const cursorColumn = request.cursor === undefined ? undefined : await columnOf(request.sql, request.cursor);
-        const pk = quoteIdent(request.primaryKey);
-        const cursor = request.cursor === undefined ? undefined : quoteIdent(request.cursor);
-        const size = pageSizeOf(request.pageSize);
-        let after: Checkpoint | undefined = request.after;
-        if (!cursor && !after) yield* nullKeyPages(request.sql, pk, size);
-        for (;;) {
-          const params: (string | null)[] = [];
-          let condition: string;
-          if (cursor && cursorColumn) {
-            condition = `${cursor} is not null`;
-            if (after) {
-              const [c, k] = [cursorColumn.bind('$1'), pkColumn.bind('$2')];
-              // A row comparison walks an index on (cursor, pk) straight to the position. Redshift (from
-              // PostgreSQL 8.0) predates SQL-standard row comparison: it gets the expanded form.
-              condition += (await isRedshift())
-                ? ` and (${cursor} > ${c} or (${cursor} = ${c} and ${pk} > ${k}))`
-                : ` and (${cursor}, ${pk}) > (${c}, ${k})`;
-              params.push(bindValue(after.cursor), bindValue(after.pk));
-            }
-          } else if (after) {
-            condition = `${pk} > ${pkColumn.bind('$1')}`;
-            params.push(bindValue(after.pk));
-          } else {
-            condition = `${pk} is not null`;
-          }
-          const order = cursor ? `${cursor}, ${pk}` : pk;
-          const result = await query(
-            `select * from (${request.sql}) as model where ${condition} order by ${order} limit ${size}`,
-            params,
-            'the model SQL',
-          );
-          const rows = await toRows(result);
-          const last = rows[rows.length - 1];
-          if (!last) return;
-          after = request.cursor
-            ? { cursor: last[request.cursor] ?? null, pk: last[request.primaryKey] ?? null }
-            : { pk: last[request.primaryKey] ?? null };
-          yield { rows, checkpoint: after };
-          if (rows.length < size) return;
-        }
-      },
+      read: (request) => readKeyset(dialect, request),
 
       async watermark(sql, cursorColumn, primaryKey) {
         const cursor = quoteIdent(cursorColumn);
@@ -355,25 +339,9 @@ export const postgresSource = defineSource({
         return top ? { cursor: top.c ?? null, pk: top.k ?? null } : undefined;
       },
 
-      async *readKeys(sql, primaryKey, pageSize) {
-        const column = await columnOf(sql, primaryKey);
-        const pk = quoteIdent(primaryKey);
-        const size = pageSizeOf(pageSize);
-        let last: JsonValue | undefined;
-        for (;;) {
-          const condition = last === undefined ? `${pk} is not null` : `${pk} > ${column.bind('$1')}`;
-          const result = await query(
-            `select ${pk} from (${sql}) as model where ${condition} order by ${pk} limit ${size}`,
-            last === undefined ? [] : [bindValue(last)],
-            'the model SQL',
-          );
-          const keys = (await toRows({ ...result, fields: renamed(result.fields, ['k']) })).map((r) => r.k ?? null);
-          if (keys.length === 0) return;
-          yield keys;
-          last = keys[keys.length - 1];
-          if (keys.length < size) return;
-        }
-      },
+      readKeys: (sql, primaryKey, pageSize) => readKeysetKeys(dialect, sql, primaryKey, pageSize),
+
+      duplicateKeys: (sql, primaryKey, limit) => duplicateKeys(dialect, sql, primaryKey, limit),
 
       async listTables() {
         const { rows } = await query(
@@ -392,12 +360,6 @@ export const postgresSource = defineSource({
     };
   },
 });
-
-function pageSizeOf(size: number): number {
-  if (!Number.isInteger(size) || size < 1)
-    throw new ConnectorConfigError(`page size must be a positive integer, got ${size}`);
-  return size;
-}
 
 /** A checkpoint value as a query parameter: text, which the cast reads back in the column's type. */
 function bindValue(value: JsonValue | undefined): string | null {

@@ -1,7 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
 import type { Binds, ConnectionOptions } from 'snowflake-sdk';
 import { z } from 'zod';
-import { type Checkpoint, type ColumnInfo, defineSource, type RowPage } from '#connectors/sdk/source';
+import { duplicateKeys, type KeysetDialect, readKeyset } from '#connectors/sdk/keyset-reader';
+import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { quoteIdent } from '#connectors/sdk/sql';
 import type { ConnectorContext, JsonValue, Row } from '#connectors/sdk/types';
 import { ConnectorConfigError } from '#core/errors';
@@ -155,9 +156,9 @@ export const snowflakeSource = defineSource({
       if (rows.length > 0) yield { columns, rows };
     }
 
-    const all = async (sql: string, doing: string): Promise<Row[]> => {
+    const all = async (sql: string, doing: string, binds: Binds = []): Promise<Row[]> => {
       const rows: Row[] = [];
-      for await (const page of query(sql, [], Number.MAX_SAFE_INTEGER, doing)) rows.push(...page.rows);
+      for await (const page of query(sql, binds, Number.MAX_SAFE_INTEGER, doing)) rows.push(...page.rows);
       return rows;
     };
 
@@ -190,6 +191,26 @@ export const snowflakeSource = defineSource({
       return column.castType;
     };
 
+    const dialect: KeysetDialect = {
+      quote: quoteIdent,
+      async column(sql, name, role) {
+        const type = await keysetCast(sql, name, role);
+        return {
+          sql: quoteIdent(name),
+          bind(value, params) {
+            params.push(bindText(value));
+            return `cast(? as ${type})`;
+          },
+        };
+      },
+      // (cursor, pk) > (c, k), spelled out so any engine can prune on the cursor.
+      after: (cursor, x, pk, y) => `${cursor} >= ${x()} and (${cursor} > ${x()} or ${pk} > ${y()})`,
+      rows: (sql, params) => all(sql, 'read the model', [...params]),
+      async *stream(sql, size) {
+        for await (const { rows } of query(sql, [], size)) yield rows;
+      },
+    };
+
     return {
       async check() {
         const statement = await session.execute('select 1 as ok', [], 'run a test query');
@@ -216,60 +237,7 @@ export const snowflakeSource = defineSource({
         const columns = await describeColumns(sql);
         return columns.map(({ name, type, nativeType }) => ({ name, type, nativeType }));
       },
-      async *read(request) {
-        const pk = quoteIdent(request.primaryKey);
-        const cursor = request.cursor === undefined ? undefined : quoteIdent(request.cursor);
-        const pkType = await keysetCast(request.sql, request.primaryKey, 'primary key');
-        const cursorType =
-          request.cursor === undefined ? undefined : await keysetCast(request.sql, request.cursor, 'cursor');
-        const model = `select * from (${request.sql}) as model`;
-        let after: Checkpoint | undefined = request.after;
-        if (!cursor && !after) {
-          // Keyset pages cannot reach rows whose primary key is null: hand them over first.
-          for (let offset = 0; ; offset += request.pageSize) {
-            let count = 0;
-            for await (const { rows } of query(
-              `${model} where ${pk} is null limit ${request.pageSize} offset ${offset}`,
-              [],
-              request.pageSize,
-            )) {
-              count += rows.length;
-              yield { rows };
-            }
-            if (count < request.pageSize) break;
-          }
-        }
-        for (;;) {
-          const binds: (string | null)[] = [];
-          let where: string;
-          if (cursor) {
-            where = `where ${cursor} is not null`;
-            if (after) {
-              // (cursor, pk) > (c, k), spelled out so any engine can prune on the cursor.
-              const c = `cast(? as ${cursorType})`;
-              where += ` and ${cursor} >= ${c} and (${cursor} > ${c} or ${pk} > cast(? as ${pkType}))`;
-              binds.push(bindText(after.cursor), bindText(after.cursor), bindText(after.pk));
-            }
-          } else if (after) {
-            where = `where ${pk} > cast(? as ${pkType})`;
-            binds.push(bindText(after.pk));
-          } else {
-            where = `where ${pk} is not null`;
-          }
-          const order = cursor ? `${cursor}, ${pk}` : pk;
-          const sql = `${model} ${where} order by ${order} limit ${request.pageSize}`;
-          let rows: Row[] = [];
-          for await (const page of query(sql, binds, request.pageSize)) rows = page.rows;
-          if (rows.length === 0) return;
-          const last = rows[rows.length - 1]!;
-          after = cursor
-            ? { cursor: last[request.cursor!] ?? null, pk: last[request.primaryKey] ?? null }
-            : { pk: last[request.primaryKey] ?? null };
-          const page: RowPage = { rows, checkpoint: after };
-          yield page;
-          if (rows.length < request.pageSize) return;
-        }
-      },
+      read: (request) => readKeyset(dialect, request),
       async watermark(sql, cursorColumn, primaryKey) {
         const cursor = quoteIdent(cursorColumn);
         const pk = quoteIdent(primaryKey);
@@ -290,6 +258,7 @@ export const snowflakeSource = defineSource({
           yield rows.map((row) => Object.values(row)[0] ?? null);
         }
       },
+      duplicateKeys: (sql, primaryKey, limit) => duplicateKeys(dialect, sql, primaryKey, limit),
       async listTables() {
         const rows = await all(
           "select table_schema || '.' || table_name as name from information_schema.tables where upper(table_schema) <> 'INFORMATION_SCHEMA' order by 1",
