@@ -32,6 +32,7 @@ import { createExportHandler } from '#functions/export';
 import { createPlanHandler, type PlanResult } from '#functions/plan';
 import type { Environment, PlanEvent } from '#functions/shared/environment';
 import { ensureLane, type LocalAws, queueDepth, startLocalAws } from './local-aws.ts';
+import { withProcessClaims } from './process-claims.ts';
 
 export interface LocalRuntimeOptions {
   readonly config: Config;
@@ -131,7 +132,7 @@ export class LocalRuntime {
     for (const [name, destination] of Object.entries(config.destinations)) {
       lanes.set(name, await ensureLane(aws.sqs, name, destination.lane.max_receives, visibility));
     }
-    const baseState = new DynamoStateStore(aws.dynamodb, aws.table);
+    const baseState = withProcessClaims(new DynamoStateStore(aws.dynamodb, aws.table));
     const state = options.wrapState ? options.wrapState(baseState) : baseState;
     const queue = capDelays(
       new SqsLaneQueue(aws.sqs, (lane) => {

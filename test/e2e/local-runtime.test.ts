@@ -49,7 +49,7 @@ describe('the local runtime, end to end', () => {
     const [full] = await runtime.run(['customers-to-crm'], { full: true });
     expect(full!.run!.counters).toMatchObject({ extracted: 10_003, unchanged: 9_999, queued: 0 });
     expect(project.writes).toHaveLength(0);
-  });
+  }, 240_000);
 
   it('mirrors 100 updates, 10 inserts and 5 deletes as exactly those operations', async () => {
     project = await TestProject.create({ customers: 1000, mode: 'mirror', cursor: false });
