@@ -103,7 +103,8 @@ export async function exportMessage(
     const records = fresh.filter((r) => claimed.has(r.key));
     if (records.length > 0) {
       const delivered = await deliver(message, records, options, deps, counters);
-      if (delivered) await applyOutcomes(message, records, delivered, options, deps, counters);
+      const flagged = new Set(records.filter((r) => stored.get(r.key)?.dirty).map((r) => r.key));
+      if (delivered) await applyOutcomes(message, records, delivered, flagged, options, deps, counters);
     }
   }
   counters.messagesDone = 1;
@@ -263,6 +264,8 @@ async function applyOutcomes(
   message: LaneMessage,
   records: readonly QueuedRecord[],
   outcomes: readonly RecordOutcome[],
+  /** Keys this delivery read flagged dirty: its write may clear the flag. */
+  flagged: ReadonlySet<string>,
   options: ExportOptions,
   deps: ExportDependencies,
   counters: Counters,
@@ -282,7 +285,7 @@ async function applyOutcomes(
       status: 'retry',
       reason: 'the destination returned no outcome for this record',
     };
-    const base = { key: record.key, version: message.version, updatedAt: now, clearsDirty: true };
+    const base = { key: record.key, version: message.version, updatedAt: now, clearsDirty: flagged.has(record.key) };
     if (outcome.status === 'ok') {
       if (record.op === 'delete') {
         writes.push({ ...base, status: 'deleted', match: record.match });

@@ -304,7 +304,6 @@ export class DynamoStateStore implements StateStore {
       if (!newer && !claimedByOther && item.x?.BOOL === true) {
         // Flagged dirty while this delivery was under way: record it, keep the flag.
         try {
-          names['#x'] = 'x';
           await this.client.send(
             new UpdateItemCommand({
               TableName: this.table,
