@@ -168,6 +168,49 @@ describe('the local runtime, end to end', () => {
     expect(rows).toEqual(await project.expectedRows());
   });
 
+  it('redrives four dead-lettered runs of the same rows and ends with the newest values, reopening and closing each run', async () => {
+    project = await TestProject.create({ customers: 100, retryBudgetSeconds: 0, pageSize: 30 });
+    let down = true;
+    runtime = await project.runtime({
+      exportConcurrency: 3,
+      wrapDestination: (_lane, connection): DestinationConnection => ({
+        ...connection,
+        write: async (batch) => {
+          if (down) throw new TransientError('connect ECONNREFUSED 127.0.0.1:5999');
+          return connection.write(batch);
+        },
+      }),
+    });
+    const runs: string[] = [];
+    for (const plan of ['A', 'B', 'C', 'D']) {
+      await project.sql(`update customers set plan = '${plan}', updated_at = updated_at + interval 1 day`);
+      const [summary] = await runtime.run(['customers-to-crm']);
+      expect(summary!.run).toMatchObject({ status: 'failed', counters: { deadLettered: 99 } });
+      runs.push(summary!.run!.runId);
+    }
+    down = false;
+    const redriven = await runtime.redrive('crm');
+    expect(redriven).toMatchObject({ deadLettered: 0, records: 396 });
+    // The newest version of each record is delivered once; the three older ones are skipped.
+    // Every version of every record ends delivered or skipped as older than one already delivered
+    // (versions held back while another was in flight come back later: they are not counted twice).
+    const { created = 0, updated = 0, stale = 0 } = redriven.delta;
+    expect(created).toBe(99);
+    expect(created + updated + stale).toBe(396);
+    expect(redriven.delta).toMatchObject({ deadLettered: -396, messagesDeadLettered: -16 });
+    const rows = await project.destinationRows();
+    expect(rows.map((r) => r.plan)).toEqual(rows.map(() => 'D'));
+    expect(rows).toEqual(await project.expectedRows());
+    for (const runId of runs) {
+      const run = await runtime.state.getRun('customers-to-crm', runId);
+      expect(run).toMatchObject({ status: 'succeeded', counters: { deadLettered: 0, messagesDeadLettered: 0 } });
+      expect(run!.error).toBeUndefined();
+    }
+    // And a full re-diff agrees with the state: nothing to heal.
+    const [full] = await runtime.run(['customers-to-crm'], { full: true });
+    expect(full!.run!.counters).toMatchObject({ queued: 0, unchanged: 99 });
+  });
+
   it('keeps the newer version when two versions of a record arrive out of order', async () => {
     project = await TestProject.create({ customers: 5 });
     runtime = await project.runtime();
