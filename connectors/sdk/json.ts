@@ -33,16 +33,16 @@ const LONE_SURROGATE = /\p{Cs}/u;
 /**
  * Why a text cannot be stored as Unicode text, if it cannot: an unpaired UTF-16 surrogate (Node
  * would silently write U+FFFD in its place), or a NUL character when `nulRefusedBy` names what
- * refuses it (`PostgreSQL text`).
+ * refuses it (`PostgreSQL text`). `subject` names the value in the reason (`text`, `JSON`).
  */
-export function unstorableText(text: string, nulRefusedBy?: string): string | undefined {
+export function unstorableText(text: string, nulRefusedBy?: string, subject = 'text'): string | undefined {
   const surrogate = LONE_SURROGATE.exec(text);
   if (surrogate) {
     const code = surrogate[0].charCodeAt(0).toString(16).toUpperCase();
-    return `text contains an unpaired UTF-16 surrogate (U+${code}), which is not valid Unicode: fix the value in the model`;
+    return `${subject} contains an unpaired UTF-16 surrogate (U+${code}), which is not valid Unicode: fix the value in the model`;
   }
   if (nulRefusedBy !== undefined && text.includes('\u0000')) {
-    return `text contains a NUL character (U+0000), which ${nulRefusedBy} cannot store`;
+    return `${subject} contains a NUL character (U+0000), which ${nulRefusedBy} cannot store`;
   }
   return undefined;
 }
@@ -64,5 +64,5 @@ export function unstorableJson(
   } catch (error) {
     return `not valid JSON text (${(error as Error).message})`;
   }
-  return found === undefined ? undefined : `JSON ${found.replace(/^text /, '')}`;
+  return found;
 }

@@ -322,7 +322,7 @@ function toText(
   if (value === null || value === undefined) return null;
   if (type === 'json' || typeof value === 'object' || nativeType === 'JSON') {
     const text = type === 'json' ? jsonText(value) : toJson(value);
-    const problem = unstorableJson(text, (s) => unstorableText(s));
+    const problem = unstorableJson(text, (s) => unstorableText(s, undefined, 'JSON'));
     return problem === undefined ? text : { problem };
   }
   if (typeof value === 'string') {

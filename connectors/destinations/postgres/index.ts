@@ -377,7 +377,7 @@ function encodeValue(
   }
   if (type === 'json' || typeof value === 'object') {
     const text = jsonText(value);
-    const problem = unstorableJson(text, (s) => unstorableText(s, 'PostgreSQL JSON'));
+    const problem = unstorableJson(text, (s) => unstorableText(s, 'PostgreSQL JSON', 'JSON'));
     return problem === undefined ? text : { problem };
   }
   if (typeof value === 'string') {

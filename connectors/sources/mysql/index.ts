@@ -414,7 +414,7 @@ function columnOfField(field: FieldPacket): MyColumn {
   if (field.extendedFormat === 'json' || code === T.JSON) {
     // JSON columns (MariaDB's too, known from the extended metadata) arrive as text (`jsonStrings`)
     // and stay text, numbers exactly as stored.
-    return column('json', 'json', (v) => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v)));
+    return column('json', 'json', (v) => String(v));
   }
   switch (code) {
     case T.TINY:
