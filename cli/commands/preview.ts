@@ -104,7 +104,8 @@ export async function preview(ctx: CommandContext): Promise<number> {
         ),
       );
     } else {
-      ctx.io.out(formatPreview(sync, mapping, records, missing, ctx.style));
+      const jsonColumns = new Set(columns.filter((c) => c.type === 'json').map((c) => c.name));
+      ctx.io.out(formatPreview(sync, mapping, records, missing, jsonColumns, ctx.style));
       if (send) ctx.io.out(formatSent(sync, sent, ctx.style));
     }
     return sent?.outcomes.some((o) => o.status !== 'ok') ? 1 : 0;
@@ -350,8 +351,9 @@ async function sendRecords(
 
 const MAX_VALUE = 60;
 
-function show(value: JsonValue | undefined): string {
-  const text = value === undefined ? '' : JSON.stringify(value);
+/** A value as JSON; a JSON column's value is JSON text already, shown as it is. */
+function show(value: JsonValue | undefined, json: boolean): string {
+  const text = value === undefined ? '' : json && typeof value === 'string' ? value : JSON.stringify(value);
   return text.length > MAX_VALUE ? `${text.slice(0, MAX_VALUE - 1)}…` : text;
 }
 
@@ -360,6 +362,7 @@ function formatPreview(
   mapping: Mapping,
   records: readonly PreviewRecord[],
   missing: readonly string[],
+  jsonColumns: ReadonlySet<string>,
   style: Style,
 ): string {
   const lines = [
@@ -379,18 +382,23 @@ function formatPreview(
     if (record.action === 'invalid' && !record.payload) {
       lines.push(
         `    ${style.dim('row')}  ${Object.entries(record.row)
-          .map(([k, v]) => `${k}=${show(v)}`)
+          .map(([k, v]) => `${k}=${show(v, jsonColumns.has(k))}`)
           .join(' ')}`,
       );
       continue;
     }
     const used = new Set(mapping.columns);
     const table: [string, string, string][] = [
-      [`${mapping.matchField} (match)`, show(record.row[mapping.matchColumn]), mapping.matchColumn],
+      [
+        `${mapping.matchField} (match)`,
+        show(record.row[mapping.matchColumn], jsonColumns.has(mapping.matchColumn)),
+        mapping.matchColumn,
+      ],
     ];
     for (const rule of mapping.rules) {
       const sent = record.payload && rule.field in record.payload.fields;
-      const value = sent ? show(record.payload!.fields[rule.field]) : style.dim('(null: left untouched)');
+      const json = rule.column !== undefined && jsonColumns.has(rule.column);
+      const value = sent ? show(record.payload!.fields[rule.field], json) : style.dim('(null: left untouched)');
       table.push([rule.field, value, rule.column ?? style.dim('constant')]);
     }
     const width = [0, 1].map((i) => Math.max(...table.map((r) => visibleLength(r[i]!))));
@@ -402,7 +410,9 @@ function formatPreview(
     }
     const other = Object.entries(record.row).filter(([k]) => !used.has(k));
     if (other.length > 0)
-      lines.push(style.dim(`    not mapped: ${other.map(([k, v]) => `${k}=${show(v)}`).join(' ')}`));
+      lines.push(
+        style.dim(`    not mapped: ${other.map(([k, v]) => `${k}=${show(v, jsonColumns.has(k))}`).join(' ')}`),
+      );
     if (record.previous) {
       lines.push(
         style.dim(

@@ -1,6 +1,22 @@
 import path from 'node:path';
 import type * as DuckDb from '@duckdb/node-api';
-import type { DuckDBConnection, DuckDBInstance, DuckDBType } from '@duckdb/node-api';
+import type {
+  DuckDBBlobValue,
+  DuckDBConnection,
+  DuckDBDecimalValue,
+  DuckDBInstance,
+  DuckDBListType,
+  DuckDBListValue,
+  DuckDBMapType,
+  DuckDBMapValue,
+  DuckDBStructType,
+  DuckDBStructValue,
+  DuckDBType,
+  DuckDBUnionType,
+  DuckDBUnionValue,
+  DuckDBValue,
+} from '@duckdb/node-api';
+import { toJson } from '#connectors/sdk/json';
 import { exactNumber, fieldTypeOf, isoTimestamp } from '#connectors/sdk/sql';
 import type { ConnectorContext, FieldType, JsonValue, Row } from '#connectors/sdk/types';
 import { ConnectorConfigError } from '#core/errors';
@@ -59,62 +75,122 @@ export interface DuckColumn {
   readonly name: string;
   readonly nativeType: string;
   readonly type: FieldType;
-  readonly convert: (json: unknown, js: unknown) => JsonValue;
+  /** What `convert` reads: the driver's JSON form of the value, or the DuckDB value itself. */
+  readonly reads: 'json' | 'value';
+  readonly convert: (value: unknown) => JsonValue;
+}
+
+/**
+ * JSON text of a DuckDB value with every number exactly as DuckDB holds it: integers of any width
+ * and DECIMAL digits as such, doubles with their sign (`-0`). The rest is shaped as the driver's
+ * JSON form (`getRowsJson`): MAPs as `[{"key", "value"}]`, UNIONs as `{"tag", "value"}`, dates and
+ * timestamps as DuckDB's text, non-finite doubles as the strings `"NaN"`, `"Infinity"`.
+ */
+export function duckJsonText(value: DuckDBValue, type: DuckDBType, duck: typeof DuckDb): string {
+  if (value === null) return 'null';
+  const ids = duck.DuckDBTypeId;
+  // A JSON value holds its own text.
+  if ((type as { alias?: string }).alias === 'JSON') return String(value);
+  switch (type.typeId) {
+    case ids.TINYINT:
+    case ids.SMALLINT:
+    case ids.INTEGER:
+    case ids.BIGINT:
+    case ids.HUGEINT:
+    case ids.UTINYINT:
+    case ids.USMALLINT:
+    case ids.UINTEGER:
+    case ids.UBIGINT:
+    case ids.UHUGEINT:
+      return String(value);
+    case ids.DECIMAL:
+      return (value as DuckDBDecimalValue).toString();
+    case ids.FLOAT:
+    case ids.DOUBLE:
+      return Number.isFinite(value) ? toJson(value as number) : JSON.stringify(String(value));
+    case ids.LIST:
+    case ids.ARRAY: {
+      const element = (type as DuckDBListType).valueType;
+      return `[${(value as DuckDBListValue).items.map((v) => duckJsonText(v, element, duck)).join(',')}]`;
+    }
+    case ids.STRUCT: {
+      const struct = type as DuckDBStructType;
+      const entries = Object.entries((value as DuckDBStructValue).entries);
+      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${duckJsonText(v, struct.typeForEntry(k), duck)}`).join(',')}}`;
+    }
+    case ids.MAP: {
+      const map = type as DuckDBMapType;
+      const entries = (value as DuckDBMapValue).entries.map(
+        (e) =>
+          `{"key":${duckJsonText(e.key, map.keyType, duck)},"value":${duckJsonText(e.value, map.valueType, duck)}}`,
+      );
+      return `[${entries.join(',')}]`;
+    }
+    case ids.UNION: {
+      const union = value as DuckDBUnionValue;
+      const member = (type as DuckDBUnionType).memberTypeForTag(union.tag);
+      return `{"tag":${JSON.stringify(union.tag)},"value":${duckJsonText(union.value, member, duck)}}`;
+    }
+    default:
+      return toJson(duck.JsonDuckDBValueConverter(value, type, duck.JsonDuckDBValueConverter) as JsonValue);
+  }
 }
 
 /** How a DuckDB column's values become Backflow's normalized values. */
-function duckColumn(name: string, type: DuckDBType, ids: typeof DuckDb.DuckDBTypeId): DuckColumn {
+function duckColumn(name: string, type: DuckDBType, duck: typeof DuckDb): DuckColumn {
+  const ids = duck.DuckDBTypeId;
   const nativeType = type.toString();
   const alias = (type as { alias?: string }).alias;
   const passthrough = (json: unknown) => json as JsonValue;
   if (alias === 'JSON') {
+    // JSON is DuckDB text: kept as it is, never parsed, so numbers stay exact.
     return {
       name,
       nativeType: 'JSON',
       type: 'json',
-      convert: (json) => (json === null ? null : (JSON.parse(String(json)) as JsonValue)),
+      reads: 'json',
+      convert: (json) => (json === null ? null : String(json)),
     };
   }
+  const column = (type: FieldType, reads: DuckColumn['reads'], convert: DuckColumn['convert']): DuckColumn => ({
+    name,
+    nativeType,
+    type,
+    reads,
+    convert,
+  });
   switch (type.typeId) {
     case ids.BIGINT:
     case ids.HUGEINT:
     case ids.UBIGINT:
     case ids.UHUGEINT:
     case ids.DECIMAL:
-      return {
-        name,
-        nativeType,
-        type: fieldTypeOf(nativeType),
-        convert: (json) => (json === null ? null : exactNumber(String(json))),
-      };
+      return column(fieldTypeOf(nativeType), 'json', (json) => (json === null ? null : exactNumber(String(json))));
     case ids.FLOAT:
     case ids.DOUBLE:
-      return {
-        name,
-        nativeType,
-        type: 'number',
-        convert: (json) => (typeof json === 'string' ? (Number(json) as JsonValue) : (json as JsonValue)),
-      };
+      // Finite doubles are numbers in the JSON form (a negative zero keeps its sign); others strings.
+      return column('number', 'json', (json) => (typeof json === 'string' ? Number(json) : (json as JsonValue)));
     case ids.TIMESTAMP:
     case ids.TIMESTAMP_S:
     case ids.TIMESTAMP_MS:
     case ids.TIMESTAMP_NS:
     case ids.TIMESTAMP_TZ:
-      return {
-        name,
-        nativeType,
-        type: 'timestamp',
-        convert: (json) => (json === null ? null : isoTimestamp(String(json))),
-      };
+      return column('timestamp', 'json', (json) => (json === null ? null : isoTimestamp(String(json))));
     case ids.BLOB:
-      return {
-        name,
-        nativeType,
-        type: 'binary',
-        convert: (_json, js) => (js === null ? null : Buffer.from(js as Uint8Array).toString('base64')),
-      };
-    default:
-      return { name, nativeType, type: fieldTypeOf(nativeType), convert: passthrough };
+      return column('binary', 'value', (value) =>
+        value === null ? null : Buffer.from((value as DuckDBBlobValue).bytes).toString('base64'),
+      );
+    default: {
+      const normalized = fieldTypeOf(nativeType);
+      // LIST, ARRAY, STRUCT, MAP, UNION: their JSON text, numbers exact (the JSON form has BIGINTs
+      // and DECIMALs as strings, and JSON.stringify would drop a negative zero's sign).
+      if (normalized === 'json') {
+        return column('json', 'value', (value) =>
+          value === null ? null : duckJsonText(value as DuckDBValue, type, duck),
+        );
+      }
+      return column(normalized, 'json', passthrough);
+    }
   }
 }
 
@@ -124,13 +200,13 @@ export async function queryRows(
   sql: string,
   params: (string | null)[] = [],
 ): Promise<{ columns: DuckColumn[]; rows: Row[] }> {
-  const { DuckDBTypeId } = await loadDuckDb();
+  const duck = await loadDuckDb();
   const reader = await connection.runAndReadAll(sql, params);
   const names = reader.columnNames();
-  const columns = reader.columnTypes().map((t, i) => duckColumn(names[i]!, t, DuckDBTypeId));
-  const json = reader.getRowsJson();
-  const js = columns.some((c) => c.type === 'binary') ? reader.getRowsJS() : undefined;
-  return { columns, rows: normalizedRows(columns, json, js) };
+  const columns = reader.columnTypes().map((t, i) => duckColumn(names[i]!, t, duck));
+  const json = columns.some((c) => c.reads === 'json') ? reader.getRowsJson() : undefined;
+  const values = columns.some((c) => c.reads === 'value') ? reader.getRows() : undefined;
+  return { columns, rows: normalizedRows(columns, reader.currentRowCount, json, values) };
 }
 
 /**
@@ -138,16 +214,17 @@ export async function queryRows(
  * chunk (2,048 rows) at a time. The connection must run nothing else until the stream ends.
  */
 export async function* streamRows(connection: DuckDBConnection, sql: string, size: number): AsyncGenerator<Row[]> {
-  const { DuckDBTypeId, JsonDuckDBValueConverter, JSDuckDBValueConverter } = await loadDuckDb();
+  const duck = await loadDuckDb();
   const result = await connection.stream(sql);
   const names = result.columnNames();
-  const columns = result.columnTypes().map((t, i) => duckColumn(names[i]!, t, DuckDBTypeId));
-  const needsJs = columns.some((c) => c.type === 'binary');
+  const columns = result.columnTypes().map((t, i) => duckColumn(names[i]!, t, duck));
+  const needsJson = columns.some((c) => c.reads === 'json');
+  const needsValues = columns.some((c) => c.reads === 'value');
   let rows: Row[] = [];
   for await (const chunk of result) {
-    const json = chunk.convertRows(JsonDuckDBValueConverter);
-    const js = needsJs ? chunk.convertRows(JSDuckDBValueConverter) : undefined;
-    rows.push(...normalizedRows(columns, json, js));
+    const json = needsJson ? chunk.convertRows(duck.JsonDuckDBValueConverter) : undefined;
+    const values = needsValues ? chunk.getRows() : undefined;
+    rows.push(...normalizedRows(columns, chunk.rowCount, json, values));
     while (rows.length >= size) {
       yield rows.slice(0, size);
       rows = rows.slice(size);
@@ -156,10 +233,19 @@ export async function* streamRows(connection: DuckDBConnection, sql: string, siz
   if (rows.length > 0) yield rows;
 }
 
-function normalizedRows(columns: readonly DuckColumn[], json: unknown[][], js: unknown[][] | undefined): Row[] {
-  return json.map((values, r) => {
+function normalizedRows(
+  columns: readonly DuckColumn[],
+  count: number,
+  json: readonly (readonly unknown[])[] | undefined,
+  values: readonly (readonly unknown[])[] | undefined,
+): Row[] {
+  const rows: Row[] = [];
+  for (let r = 0; r < count; r++) {
     const row: Row = {};
-    for (const [i, column] of columns.entries()) row[column.name] = column.convert(values[i], js?.[r]?.[i]);
-    return row;
-  });
+    for (const [i, column] of columns.entries()) {
+      row[column.name] = column.convert(column.reads === 'json' ? json?.[r]?.[i] : values?.[r]?.[i]);
+    }
+    rows.push(row);
+  }
+  return rows;
 }

@@ -4,7 +4,8 @@ import type { FieldType, JsonValue } from './types.ts';
 /**
  * How a destination wants values it disagrees with others about. Declared once per connector
  * (`formats` in defineDestination) and applied by the SDK before `write`, from the fields' types.
- * Inputs are Backflow's normalized values: dates `YYYY-MM-DD`, timestamps ISO 8601 UTC.
+ * Inputs are Backflow's normalized values: dates `YYYY-MM-DD`, timestamps ISO 8601 UTC, `json`
+ * fields as JSON text (parsed here first: vendors' APIs take JSON values).
  */
 export interface ValueFormats {
   /** `iso` (default) keeps `YYYY-MM-DD`; `epoch-ms-midnight` is midnight UTC in ms (HubSpot date properties). */
@@ -39,6 +40,9 @@ export function formatValue(
   field = '',
 ): JsonValue {
   if (value === null) return null;
+  // JSON text becomes the value it spells; numbers beyond a double's precision round here, as
+  // the vendors' JSON parsers would round them anyway.
+  if (type === 'json' && typeof value === 'string') return formatValue(parseJson(value), undefined, formats, field);
   if (Array.isArray(value)) {
     if (formats.array === 'semicolon') return value.map(String).join(';');
     if (formats.array === 'comma') return value.map(String).join(',');
@@ -56,6 +60,18 @@ export function formatValue(
   }
   if (formats.phone === 'e164' && PHONE_FIELD.test(field)) return e164(value);
   return value;
+}
+
+/**
+ * JSON text parsed. A string that is no JSON text stays as it is: a JSON string value queued by an
+ * earlier Backflow version, which parsed JSON columns at the source.
+ */
+function parseJson(text: string): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch {
+    return text;
+  }
 }
 
 export function formatRecord(

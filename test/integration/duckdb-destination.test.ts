@@ -54,6 +54,10 @@ async function rows(sql: string): Promise<Record<string, unknown>[]> {
 
 const people: Record<string, FieldType> = { id: 'integer', name: 'string', age: 'integer' };
 
+/** JSON a double cannot hold: an integer beyond 2^53, a decimal beyond 17 digits, a JSON null, -0. */
+const EXACT_JSON =
+  '{"big": 12345678901234567890, "prec": 0.1000000000000000055511151231257827, "n": null, "arr": [1, 2.50, -0]}';
+
 beforeAll(async () => {
   destination = await connect({ path: 'dest.duckdb' });
   db = await openDuckDb('dest.duckdb', context);
@@ -285,6 +289,89 @@ describe('duckdb destination', () => {
       required: true,
       matchable: false,
     });
+  });
+
+  it('writes JSON text, a JSON null and a negative zero exactly', async () => {
+    await db.run('CREATE TABLE exact (id BIGINT PRIMARY KEY, doc JSON, dbl DOUBLE, ints INTEGER[], note VARCHAR)');
+    const types: Record<string, FieldType> = {
+      id: 'integer',
+      doc: 'json',
+      dbl: 'number',
+      ints: 'json',
+      note: 'string',
+    };
+    const outcomes = await destination.write(
+      batch(
+        'exact',
+        [
+          record('1', 'upsert', { doc: EXACT_JSON, dbl: -0, ints: '[1,2,null]', note: 'a\u0000b' }, 1),
+          record('2', 'upsert', { doc: 'null', dbl: 0, ints: '[]', note: 'b' }, 2),
+          record('3', 'upsert', { doc: null, dbl: null, ints: null, note: null }, 3),
+        ],
+        types,
+      ),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['ok', 'ok', 'ok']);
+    expect(
+      await rows(
+        `SELECT id::INT AS id, doc::VARCHAR AS doc, doc IS NULL AS doc_null, dbl::VARCHAR AS dbl,
+                ints::VARCHAR AS ints, length(note)::INT AS note_length FROM exact ORDER BY id`,
+      ),
+    ).toEqual([
+      { id: 1, doc: EXACT_JSON, doc_null: false, dbl: '-0.0', ints: '[1, 2, NULL]', note_length: 3 },
+      { id: 2, doc: 'null', doc_null: false, dbl: '0.0', ints: '[]', note_length: 1 },
+      { id: 3, doc: null, doc_null: true, dbl: null, ints: null, note_length: null },
+    ]);
+  });
+
+  it('refuses, per record and naming the field, values DuckDB cannot hold', async () => {
+    await db.run('CREATE TABLE picky (id BIGINT PRIMARY KEY, name VARCHAR, small INTEGER, doc JSON)');
+    const types: Record<string, FieldType> = { id: 'integer', name: 'string', small: 'integer', doc: 'json' };
+    const fine = { name: 'fine', small: 1, doc: '{"a": 1}' };
+    const outcomes = byKey(
+      await destination.write(
+        batch(
+          'picky',
+          [
+            record('1', 'upsert', fine, 1),
+            record('2', 'upsert', { ...fine, name: 'x\ud800y' }, 2),
+            record('3', 'upsert', { ...fine, small: 99999999999 }, 3),
+            record('4', 'upsert', { ...fine, doc: '{"a": "\\udc00"}' }, 4),
+            record('5', 'upsert', { ...fine, doc: '{"a": 1' }, 5),
+            record('6', 'upsert', fine, 6),
+          ],
+          types,
+        ),
+      ),
+    );
+    expect(outcomes['1']).toEqual({ key: '1', status: 'ok', action: 'created' });
+    expect(outcomes['6']).toEqual({ key: '6', status: 'ok', action: 'created' });
+    expect(outcomes['2']).toEqual({
+      key: '2',
+      status: 'rejected',
+      field: 'name',
+      reason:
+        'text contains an unpaired UTF-16 surrogate (U+D800), which is not valid Unicode: fix the value in the model',
+    });
+    expect(outcomes['3']).toMatchObject({
+      status: 'rejected',
+      field: 'small',
+      reason: expect.stringMatching(/^Conversion Error: .*99999999999.* INT32/),
+    });
+    expect(outcomes['4']).toMatchObject({
+      status: 'rejected',
+      field: 'doc',
+      reason: expect.stringMatching(/^JSON contains an unpaired UTF-16 surrogate \(U\+DC00\)/),
+    });
+    expect(outcomes['5']).toMatchObject({
+      status: 'rejected',
+      field: 'doc',
+      reason: expect.stringMatching(/^not valid JSON text/),
+    });
+    expect(await rows('SELECT id::INT AS id, name FROM picky ORDER BY id')).toEqual([
+      { id: 1, name: 'fine' },
+      { id: 6, name: 'fine' },
+    ]);
   });
 
   it('keeps an integer beyond 2^53 exact', async () => {

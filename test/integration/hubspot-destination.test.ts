@@ -224,7 +224,7 @@ describe('hubspot destination: upsert', () => {
             signup_date: '2026-03-01',
             last_seen_at: '2026-03-01T10:30:00Z',
             is_active: true,
-            interests: ['sql', 'crm'],
+            interests: '["sql", "crm"]',
           }),
         ],
         'contacts',

@@ -32,6 +32,10 @@ function shuffled<T>(values: T[]): T[] {
     .map((x) => x.value);
 }
 
+/** JSON a double cannot hold: an integer beyond 2^53, a decimal beyond 17 digits, a JSON null, -0. */
+const EXACT_JSON =
+  '{"big": 12345678901234567890, "prec": 0.1000000000000000055511151231257827, "n": null, "arr": [1, 2.50, -0]}';
+
 const T1 = '2024-05-01 10:00:00.000001';
 const T2 = '2024-05-01 10:00:00.123456';
 const T3 = '2024-05-02 00:00:00';
@@ -61,7 +65,9 @@ beforeAll(async () => {
     CREATE INDEX events_cursor ON events (updated_at, id);
     CREATE TABLE bigkeys (id bigint unsigned PRIMARY KEY);
     INSERT INTO bigkeys VALUES (1), (18446744073709551613), (18446744073709551614), (18446744073709551615);
+    CREATE TABLE exact (id int PRIMARY KEY, js json, dbl double);
   `);
+  await db.query(`INSERT INTO exact VALUES (1, ?, -0e0), (2, 'null', 0), (3, NULL, NULL)`, [EXACT_JSON]);
   const ids: (number | null)[] = [...Array.from({ length: 18 }, (_, i) => i + 1), null, null];
   for (const id of shuffled(ids)) {
     await db.query('INSERT INTO items VALUES (?, ?)', [
@@ -188,7 +194,7 @@ describe('mysql source', () => {
       dt0: '2024-02-03T04:05:06Z',
       ts: '2024-02-03T04:05:06.123456Z',
       tm: '12:34:56',
-      js: { a: [1, 2, { b: null }] },
+      js: '{"a": [1, 2, {"b": null}]}',
       bl: Buffer.from([0, 1, 2, 255]).toString('base64'),
       vb: Buffer.from([0xca, 0xfe]).toString('base64'),
       txt: 'hello',
@@ -202,6 +208,24 @@ describe('mysql source', () => {
     expect(second?.big).toBe(-9007199254740991);
     expect(Object.entries(second ?? {}).filter(([k, v]) => k !== 'id' && k !== 'big' && v !== null)).toEqual([]);
     expect(page?.checkpoint).toEqual({ pk: 2 });
+  });
+
+  it('reads JSON as the exact text the server holds, a JSON null apart from SQL NULL, and doubles as printed', async () => {
+    const [page] = await pages(source.read({ sql: 'select * from exact', primaryKey: 'id', pageSize: 10 }));
+    // The server's own text of each value: JSON as stored (MariaDB keeps the text as written;
+    // MySQL normalizes it), and the double as printed (MariaDB stores -0e0 as 0, MySQL keeps -0).
+    const [printed] = (await db.query(
+      'SELECT id, cast(js AS char) AS js, concat(dbl) AS dbl FROM exact ORDER BY id',
+    )) as [{ id: number; js: string | null; dbl: string | null }[], unknown];
+    expect(printed[0]?.js).toContain('12345678901234567890');
+    expect(page?.rows).toEqual(
+      printed.map((p) => ({ id: p.id, js: p.js, dbl: p.dbl === null ? null : Number(p.dbl) })),
+    );
+    expect(page?.rows[1]?.js).toBe('null');
+    expect(page?.rows[2]?.js).toBeNull();
+    expect(Object.is(page?.rows[0]?.dbl, Number(printed[0]?.dbl))).toBe(true);
+    const [[server]] = (await db.query('SELECT version() AS v')) as [{ v: string }[], unknown];
+    if (/mariadb/i.test(server!.v)) expect(page?.rows[0]?.js).toBe(EXACT_JSON);
   });
 
   it('keeps a date at midnight and a timestamp at midnight unshifted', async () => {
@@ -356,7 +380,7 @@ describe('mysql source', () => {
   it('lists tables as schema.table', async () => {
     const tables = await source.listTables();
     expect(tables.filter((t) => t.startsWith(`${database}.`))).toEqual(
-      ['bigkeys', 'ci_keys', 'events', 'items', 'keyset_rows', 'types'].map((t) => `${database}.${t}`),
+      ['bigkeys', 'ci_keys', 'events', 'exact', 'items', 'keyset_rows', 'types'].map((t) => `${database}.${t}`),
     );
     expect(tables.some((t) => t.startsWith('mysql.') || t.startsWith('information_schema.'))).toBe(false);
   });

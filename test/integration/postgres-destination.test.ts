@@ -54,6 +54,10 @@ async function rows(sql: string): Promise<Record<string, unknown>[]> {
 
 const people: Record<string, FieldType> = { id: 'integer', name: 'string', age: 'integer' };
 
+/** JSON a double cannot hold: an integer beyond 2^53, a decimal beyond 17 digits, a JSON null, -0. */
+const EXACT_JSON =
+  '{"big": 12345678901234567890, "prec": 0.1000000000000000055511151231257827, "n": null, "arr": [1, 2.50, -0]}';
+
 beforeAll(async () => {
   await admin.connect();
   await admin.query(`CREATE DATABASE ${database}`);
@@ -275,6 +279,110 @@ describe('postgres destination', () => {
     expect(await rows('SELECT id::int FROM short_names ORDER BY id')).toEqual([{ id: 1 }, { id: 4 }]);
     const fields = await destination.fields('short_names');
     expect(fields.find((f) => f.name === 'code')).toMatchObject({ required: true, matchable: false });
+  });
+
+  it('writes JSON text, a JSON null and a negative zero exactly', async () => {
+    await db.query(
+      'CREATE TABLE exact (id bigint PRIMARY KEY, doc jsonb, raw json, dbl double precision, price numeric)',
+    );
+    const types: Record<string, FieldType> = {
+      id: 'integer',
+      doc: 'json',
+      raw: 'json',
+      dbl: 'number',
+      price: 'number',
+    };
+    const outcomes = await destination.write(
+      batch(
+        'exact',
+        [
+          record('1', 'upsert', { doc: EXACT_JSON, raw: EXACT_JSON, dbl: -0, price: -0 }, 1),
+          record('2', 'upsert', { doc: 'null', raw: 'null', dbl: 0, price: 0 }, 2),
+          record('3', 'upsert', { doc: null, raw: null, dbl: null, price: null }, 3),
+        ],
+        types,
+      ),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['ok', 'ok', 'ok']);
+    const { rows: stored } = await db.query(
+      `SELECT id::int, doc = $1::jsonb AS exact, doc::text AS doc, raw::text AS raw, dbl::text AS dbl,
+              price::text AS price, doc IS NULL AS doc_null, raw IS NULL AS raw_null
+         FROM exact ORDER BY id`,
+      [EXACT_JSON],
+    );
+    // jsonb keeps numbers as numeric: every digit stays; numeric has no negative zero.
+    const normalized =
+      '{"n": null, "arr": [1, 2.50, 0], "big": 12345678901234567890, "prec": 0.1000000000000000055511151231257827}';
+    expect(stored).toEqual([
+      { id: 1, exact: true, doc: normalized, raw: normalized, dbl: '-0', price: '0', doc_null: false, raw_null: false },
+      { id: 2, exact: false, doc: 'null', raw: 'null', dbl: '0', price: '0', doc_null: false, raw_null: false },
+      { id: 3, exact: null, doc: null, raw: null, dbl: null, price: null, doc_null: true, raw_null: true },
+    ]);
+  });
+
+  it('refuses, per record and naming the field, values PostgreSQL cannot hold', async () => {
+    await db.query('CREATE TABLE picky (id bigint PRIMARY KEY, name text, small integer, doc jsonb)');
+    const types: Record<string, FieldType> = { id: 'integer', name: 'string', small: 'integer', doc: 'json' };
+    const fine = { name: 'fine', small: 1, doc: '{"a": 1}' };
+    const outcomes = byKey(
+      await destination.write(
+        batch(
+          'picky',
+          [
+            record('1', 'upsert', fine, 1),
+            record('2', 'upsert', { ...fine, name: 'a\u0000b' }, 2),
+            record('3', 'upsert', { ...fine, name: 'x\ud800y' }, 3),
+            record('4', 'upsert', { ...fine, small: 99999999999 }, 4),
+            record('5', 'upsert', { ...fine, doc: '{"a": "\\u0000"}' }, 5),
+            record('6', 'upsert', { ...fine, doc: '{"\\udc00": 1}' }, 6),
+            record('7', 'upsert', { ...fine, doc: '{"a": 1' }, 7),
+            record('8', 'upsert', fine, 8),
+          ],
+          types,
+        ),
+      ),
+    );
+    expect(outcomes['1']).toEqual({ key: '1', status: 'ok', action: 'created' });
+    expect(outcomes['8']).toEqual({ key: '8', status: 'ok', action: 'created' });
+    expect(outcomes['2']).toEqual({
+      key: '2',
+      status: 'rejected',
+      field: 'name',
+      reason: 'text contains a NUL character (U+0000), which PostgreSQL text cannot store',
+    });
+    expect(outcomes['3']).toEqual({
+      key: '3',
+      status: 'rejected',
+      field: 'name',
+      reason:
+        'text contains an unpaired UTF-16 surrogate (U+D800), which is not valid Unicode: fix the value in the model',
+    });
+    expect(outcomes['4']).toEqual({
+      key: '4',
+      status: 'rejected',
+      field: 'small',
+      reason: 'value "99999999999" is out of range for type integer',
+    });
+    expect(outcomes['5']).toEqual({
+      key: '5',
+      status: 'rejected',
+      field: 'doc',
+      reason: 'JSON contains a NUL character (U+0000), which PostgreSQL JSON cannot store',
+    });
+    expect(outcomes['6']).toMatchObject({
+      status: 'rejected',
+      field: 'doc',
+      reason: expect.stringMatching(/^JSON contains an unpaired UTF-16 surrogate \(U\+DC00\)/),
+    });
+    expect(outcomes['7']).toMatchObject({
+      status: 'rejected',
+      field: 'doc',
+      reason: expect.stringMatching(/^not valid JSON text/),
+    });
+    expect(await rows('SELECT id::int, name, small, doc FROM picky ORDER BY id')).toEqual([
+      { id: 1, name: 'fine', small: 1, doc: { a: 1 } },
+      { id: 8, name: 'fine', small: 1, doc: { a: 1 } },
+    ]);
   });
 
   it('keeps an integer beyond 2^53 exact', async () => {

@@ -33,6 +33,10 @@ function shuffled<T>(values: T[]): T[] {
     .map((x) => x.value);
 }
 
+/** JSON a double cannot hold: an integer beyond 2^53, a decimal beyond 17 digits, a JSON null, -0. */
+const EXACT_JSON =
+  '{"big": 12345678901234567890, "prec": 0.1000000000000000055511151231257827, "n": null, "arr": [1, 2.50, -0]}';
+
 const T1 = '2024-05-01 10:00:00.000001+00';
 const T2 = '2024-05-01 10:00:00.123456+00';
 const T3 = '2024-05-02 00:00:00+00';
@@ -191,16 +195,16 @@ describe('postgres source', () => {
       ts: '2024-02-03T04:05:06.123456Z',
       ts0: '2024-02-03T04:05:06Z',
       tstz: '2024-02-03T04:05:06.123456Z',
-      js: { a: [1, 2, { b: null }] },
-      jsb: { a: 'x', z: 1 },
+      js: '{"a": [1, 2, {"b": null}]}',
+      jsb: '{"a": "x", "z": 1}',
       bin: Buffer.from([0, 1, 2, 255]).toString('base64'),
       txt: 'hello',
       vc: 'vc',
       ch: 'ab ',
       uid: '123e4567-e89b-12d3-a456-426614174000',
-      ints: [1, 2, null],
-      texts: ['a,b', null, 'c"d'],
-      tss: ['2024-01-01T00:00:00Z'],
+      ints: '[1,2,null]',
+      texts: '["a,b",null,"c\\"d"]',
+      tss: '["2024-01-01T00:00:00Z"]',
       iv: '1 day 02:00:00',
       tm: '12:34:56',
       feeling: 'happy',
@@ -209,6 +213,36 @@ describe('postgres source', () => {
     expect(second?.big).toBe(-9007199254740991);
     expect(Object.entries(second ?? {}).filter(([k, v]) => k !== 'id' && k !== 'big' && v !== null)).toEqual([]);
     expect(page?.checkpoint).toEqual({ pk: 2 });
+  });
+
+  it('reads JSON as the exact text PostgreSQL holds, a JSON null apart from SQL NULL, and a negative zero', async () => {
+    const [page] = await pages(
+      source.read({
+        sql: `select * from (values
+                (1, '${EXACT_JSON}'::json, '${EXACT_JSON}'::jsonb, '-0'::float8,
+                 '{12345678901234567890, 2.50}'::numeric[], '{-0, NaN, 1.5}'::float8[]),
+                (2, 'null'::json, 'null'::jsonb, 0::float8, null, null),
+                (3, null, null, null, null, null)) as v(id, js, jsb, dbl, nums, floats)`,
+        primaryKey: 'id',
+        pageSize: 10,
+      }),
+    );
+    expect(page?.rows).toEqual([
+      {
+        id: 1,
+        js: EXACT_JSON,
+        // jsonb's own text: keys reordered, numbers exact (as numeric, which has no negative zero).
+        jsb: '{"n": null, "arr": [1, 2.50, 0], "big": 12345678901234567890, "prec": 0.1000000000000000055511151231257827}',
+        dbl: -0,
+        nums: '[12345678901234567890,2.50]',
+        // NaN has no JSON number: a string, as PostgreSQL's to_json writes it.
+        floats: '[-0,"NaN",1.5]',
+      },
+      { id: 2, js: 'null', jsb: 'null', dbl: 0, nums: null, floats: null },
+      { id: 3, js: null, jsb: null, dbl: null, nums: null, floats: null },
+    ]);
+    expect(Object.is(page?.rows[0]?.dbl, -0)).toBe(true);
+    expect(Object.is(page?.rows[1]?.dbl, 0)).toBe(true);
   });
 
   it('keeps a date at midnight and a timestamp at midnight unshifted', async () => {

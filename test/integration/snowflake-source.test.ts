@@ -14,6 +14,10 @@ import { AuthError, ConnectorConfigError, TransientError } from '#core/errors';
 import { type FakeSnowflake, startFakeSnowflake } from '#test/fakes/snowflake/server';
 import { describeKeysetReads, KEYSET_ROWS } from './keyset-reads.ts';
 
+/** JSON a double cannot hold: an integer beyond 2^53, a decimal beyond 17 digits, a JSON null, -0. */
+const EXACT_JSON =
+  '{"big": 12345678901234567890, "prec": 0.1000000000000000055511151231257827, "n": null, "arr": [1, 2.50, -0]}';
+
 const PASSWORD = 'correct-horse-battery-staple';
 const PASSPHRASE = 'open sesame';
 const TAG = 'backflow:customers-to-crm:run-7';
@@ -277,7 +281,7 @@ describe('snowflake source: discovery and types', () => {
     ]);
   });
 
-  it('normalizes every type: exact numbers, ISO dates and UTC timestamps, parsed JSON, base64', async () => {
+  it('normalizes every type: exact numbers, ISO dates and UTC timestamps, JSON text, base64', async () => {
     const [page] = await readAll(source, { sql: 'select * from TYPES', primaryKey: 'ID', pageSize: 10 });
     expect(page?.rows).toEqual([
       {
@@ -292,9 +296,9 @@ describe('snowflake source: discovery and types', () => {
         TS_NTZ: '2024-02-03T04:05:06.123456Z',
         TS_TZ: '2024-02-03T02:05:06.123456Z',
         TS_LTZ: '2024-02-03T04:05:06.789Z',
-        V: { a: [1, 2, { b: null }], s: 'x' },
-        O: { x: 1, y: 'z' },
-        A: [1, 2, 3],
+        V: '{"a":[1,2,{"b":null}],"s":"x"}',
+        O: '{"x":1,"y":"z"}',
+        A: '[1,2,3]',
         BIN: '3q2+7w==',
         S: `héllo "quoted" 'text'`,
       },
@@ -310,9 +314,9 @@ describe('snowflake source: discovery and types', () => {
         TS_NTZ: '1969-12-31T23:59:59.5Z',
         TS_TZ: '2024-06-01T00:00:00Z',
         TS_LTZ: '1970-01-01T00:00:00Z',
-        V: [],
-        O: { x: 2, y: null },
-        A: [],
+        V: '[]',
+        O: '{"x":2,"y":null}',
+        A: '[]',
         BIN: '',
         S: '',
       },
@@ -339,6 +343,35 @@ describe('snowflake source: discovery and types', () => {
         ),
       },
     ]);
+  });
+
+  it('reads VARIANT, OBJECT and ARRAY text exactly, a JSON null apart from SQL NULL, and a negative zero', async () => {
+    await fake.db.run(
+      `create table EXACT as select * from (values
+         (1, $1::json, {'big': 12345678901234567890::hugeint, 'price': 2.50::decimal(10,2), 'neg': '-0'::double},
+          [12345678901234567890::hugeint], '-0'::double),
+         (2, 'null'::json, {'big': 0::hugeint, 'price': 0::decimal(10,2), 'neg': 0::double}, [], 0::double),
+         (3, null, null, null, null)
+       ) as t("ID", "V", "O", "A", "F")`,
+      [EXACT_JSON],
+    );
+    try {
+      const [page] = await readAll(source, { sql: 'select * from EXACT', primaryKey: 'ID', pageSize: 10 });
+      expect(page?.rows).toEqual([
+        {
+          ID: 1,
+          V: EXACT_JSON,
+          O: '{"big":12345678901234567890,"price":2.50,"neg":-0}',
+          A: '[12345678901234567890]',
+          F: -0,
+        },
+        { ID: 2, V: 'null', O: '{"big":0,"price":0.00,"neg":0}', A: '[]', F: 0 },
+        { ID: 3, V: null, O: null, A: null, F: null },
+      ]);
+      expect(Object.is(page?.rows[0]?.F, -0)).toBe(true);
+    } finally {
+      await fake.db.run('drop table EXACT');
+    }
   });
 
   it('lists tables', async () => {

@@ -149,6 +149,33 @@ describe('webhook destination: writes', () => {
     expect(r.store.get('users')?.has('u9')).toBe(false);
   });
 
+  it('sends JSON text as it is, numbers beyond a double exact, and a negative zero as -0', async () => {
+    const r = await start();
+    const conn = await connect(r.url);
+    const json =
+      '{"big": 12345678901234567890, "prec": 0.1000000000000000055511151231257827, "n": null, "arr": [1, 2.50, -0]}';
+    const outcomes = await conn.write({
+      object: 'contacts',
+      matchField: 'email',
+      fieldTypes: { email: 'string', doc: 'json', nothing: 'json', score: 'number', label: 'string' },
+      records: [
+        upsert('1', 'a@x.io', { doc: json, nothing: 'null', score: -0, label: '{"not": "json"}' }),
+        upsert('2', 'b@x.io', { doc: '{"broken": ', score: 1 }),
+        upsert('3', 'c@x.io', { doc: null, score: 0 }),
+      ],
+    });
+    expect(outcomes).toEqual([
+      { key: '2', status: 'rejected', field: 'doc', reason: expect.stringMatching(/^not valid JSON text/) },
+      { key: '1', status: 'ok', action: 'created', destinationId: expect.any(String) },
+      { key: '3', status: 'ok', action: 'created', destinationId: expect.any(String) },
+    ]);
+    expect(r.received[0]!.rawBody).toBe(
+      `{"object":"contacts","match_field":"email","records":[` +
+        `{"key":"1","op":"upsert","match":"a@x.io","fields":{"doc":${json},"nothing":null,"score":-0,"label":"{\\"not\\": \\"json\\"}"}},` +
+        `{"key":"3","op":"upsert","match":"c@x.io","fields":{"doc":null,"score":0}}]}`,
+    );
+  });
+
   it('deletes records (mirror mode)', async () => {
     const r = await start();
     const conn = await connect(r.url);

@@ -53,6 +53,43 @@ describe('value formats declared by a connector', () => {
     });
   });
 
+  it('parses JSON text of json fields for SaaS APIs, then formats arrays and objects as declared', () => {
+    const json = {
+      key: '2',
+      op: 'upsert' as const,
+      match: 'b@x.io',
+      fields: {
+        tags: '["a", "b"]',
+        meta: '{"big": 12345678901234567890, "n": null}',
+        nothing: 'null',
+        count: '42',
+        plain: 'not json',
+        text: '["kept", "as text"]',
+      },
+    };
+    const jsonTypes = {
+      tags: 'json',
+      meta: 'json',
+      nothing: 'json',
+      count: 'json',
+      plain: 'json',
+      text: 'string',
+    } as const;
+    expect(formatRecord(json, jsonTypes, {}).fields).toEqual({
+      tags: ['a', 'b'],
+      // Parsed as a double: vendors' JSON APIs hold no more.
+      meta: { big: 12345678901234567000, n: null },
+      nothing: null,
+      count: 42,
+      plain: 'not json',
+      text: '["kept", "as text"]',
+    });
+    expect(formatRecord(json, jsonTypes, { array: 'semicolon', object: 'string' }).fields).toMatchObject({
+      tags: 'a;b',
+      meta: '{"big":12345678901234567000,"n":null}',
+    });
+  });
+
   it('normalizes phone numbers to E.164 digits', () => {
     expect(e164(' +1 (415) 555-0100 ')).toBe('+14155550100');
     expect(e164('0033 1 23 45 67 89')).toBe('+33123456789');

@@ -8,6 +8,7 @@ import {
   type RecordOutcome,
   type WriteBatch,
 } from '#connectors/sdk/destination';
+import { jsonText, toJson, unstorableJson, unstorableText } from '#connectors/sdk/json';
 import { fieldTypeOf, quoteIdent } from '#connectors/sdk/sql';
 import { groupStatements, type StatementGroup } from '#connectors/sdk/statement-groups';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
@@ -165,8 +166,8 @@ export const duckdbDestination = defineDestination({
       }
     };
 
-    const run = (table: Table, matchField: string, group: StatementGroup, records: readonly OutboundRecord[]) =>
-      runStatement(connection, table, matchField, group, records);
+    const run = (table: Table, matchField: string, group: PreparedGroup, rows: readonly PreparedRow[]) =>
+      runStatement(connection, table, matchField, group, rows);
 
     /**
      * Fast path: the whole batch in one transaction. DuckDB has no savepoints and a failed
@@ -176,12 +177,12 @@ export const duckdbDestination = defineDestination({
     const writeGroups = async (
       table: Table,
       matchField: string,
-      groups: readonly StatementGroup[],
+      groups: readonly PreparedGroup[],
     ): Promise<RecordOutcome[]> => {
       try {
         return await transaction(async () => {
           const outcomes: RecordOutcome[] = [];
-          for (const group of groups) outcomes.push(...(await run(table, matchField, group, group.records)));
+          for (const group of groups) outcomes.push(...(await run(table, matchField, group, group.rows)));
           return outcomes;
         });
       } catch (error) {
@@ -190,21 +191,21 @@ export const duckdbDestination = defineDestination({
       const outcomes: RecordOutcome[] = [];
       for (const group of groups) {
         try {
-          outcomes.push(...(await transaction(() => run(table, matchField, group, group.records))));
+          outcomes.push(...(await transaction(() => run(table, matchField, group, group.rows))));
           continue;
         } catch (error) {
           if (!isDataError(error)) throw error;
-          if (group.records.length === 1) {
-            outcomes.push(reject(group.records[0]!, error));
+          if (group.rows.length === 1) {
+            outcomes.push(await refusal(connection, table, group, group.rows[0]!, error));
             continue;
           }
         }
-        for (const record of group.records) {
+        for (const row of group.rows) {
           try {
-            outcomes.push(...(await transaction(() => run(table, matchField, group, [record]))));
+            outcomes.push(...(await transaction(() => run(table, matchField, group, [row]))));
           } catch (error) {
             if (!isDataError(error)) throw error;
-            outcomes.push(reject(record, error));
+            outcomes.push(await refusal(connection, table, group, row, error));
           }
         }
       }
@@ -250,7 +251,10 @@ export const duckdbDestination = defineDestination({
           for (let attempt = 0; ; attempt++) {
             try {
               const table = await ensureTable(t, batch, groups);
-              return [...rejected, ...(await writeGroups(table, batch.matchField, groups))];
+              const prepared = groups.map((group) => prepare(table, batch, group));
+              const refused = prepared.flatMap((group) => group.refused);
+              const writable = prepared.filter((group) => group.rows.length > 0);
+              return [...rejected, ...refused, ...(await writeGroups(table, batch.matchField, writable))];
             } catch (error) {
               // The table changed behind the cache (dropped, column removed): learn it again once.
               if (attempt === 0 && /^Catalog Error/.test(errorMessage(error))) {
@@ -272,11 +276,60 @@ export const duckdbDestination = defineDestination({
   },
 });
 
-/** A value as the VARCHAR the statement casts to the column's type. */
-function toText(value: JsonValue | undefined, nativeType: string | undefined): string | null {
+/** A group's records as the VARCHARs of its columns (match field first), and the records refused. */
+interface PreparedGroup {
+  readonly op: StatementGroup['op'];
+  /** The match field, then the group's fields. */
+  readonly names: readonly string[];
+  readonly rows: PreparedRow[];
+  readonly refused: RecordOutcome[];
+}
+
+interface PreparedRow {
+  readonly record: OutboundRecord;
+  readonly texts: readonly (string | null)[];
+}
+
+/** Each record's values as text, or its rejection for a value DuckDB cannot hold. */
+function prepare(table: Table, batch: WriteBatch, group: StatementGroup): PreparedGroup {
+  const names = [batch.matchField, ...group.fields];
+  const prepared: PreparedGroup = { op: group.op, names, rows: [], refused: [] };
+  for (const record of group.records) {
+    const texts: (string | null)[] = [];
+    let refused: RecordOutcome | undefined;
+    for (const name of names) {
+      const value = name === batch.matchField ? record.match : (record.fields[name] ?? null);
+      const text = toText(value, batch.fieldTypes[name], table.columns.get(name)?.nativeType);
+      if (typeof text === 'string' || text === null) texts.push(text);
+      else refused ??= { key: record.key, status: 'rejected', reason: text.problem, field: name };
+    }
+    if (refused) prepared.refused.push(refused);
+    else prepared.rows.push({ record, texts });
+  }
+  return prepared;
+}
+
+/**
+ * A value as the VARCHAR the statement casts to the column's type: JSON text (a `json` field) as it
+ * is, so numbers stay exact; a negative zero as "-0", which casts to DOUBLE -0 (`String(-0)` is "0").
+ * Text with an unpaired UTF-16 surrogate is refused: Node would write U+FFFD in its place.
+ */
+function toText(
+  value: JsonValue | undefined,
+  type: FieldType | undefined,
+  nativeType: string | undefined,
+): string | null | { readonly problem: string } {
   if (value === null || value === undefined) return null;
-  if (nativeType === 'JSON' || typeof value === 'object') return JSON.stringify(value);
-  return String(value);
+  if (type === 'json' || typeof value === 'object' || nativeType === 'JSON') {
+    const text = type === 'json' ? jsonText(value) : toJson(value);
+    const problem = unstorableJson(text, (s) => unstorableText(s, undefined, 'JSON'));
+    return problem === undefined ? text : { problem };
+  }
+  if (typeof value === 'string') {
+    const problem = unstorableText(value);
+    return problem === undefined ? value : { problem };
+  }
+  return typeof value === 'number' ? toJson(value) : String(value);
 }
 
 /** VARCHAR to the column's type: base64 decodes to BLOB, anything else casts. */
@@ -294,15 +347,13 @@ async function runStatement(
   connection: DuckDBConnection,
   table: Table,
   matchField: string,
-  group: StatementGroup,
-  records: readonly OutboundRecord[],
+  group: PreparedGroup,
+  rows: readonly PreparedRow[],
 ): Promise<RecordOutcome[]> {
   const { LIST, listValue, VARCHAR } = await loadDuckDb();
-  const names = [matchField, ...group.fields];
-  const params = names.map((name) => {
-    const nativeType = table.columns.get(name)?.nativeType;
-    return listValue(records.map((r) => toText(name === matchField ? r.match : r.fields[name], nativeType)));
-  });
+  const { names } = group;
+  const records = rows.map((row) => row.record);
+  const params = names.map((_, i) => listValue(rows.map((row) => row.texts[i] ?? null)));
   const types = names.map(() => LIST(VARCHAR));
   const raw = names.map((_, i) => `unnest($${i + 1}) AS ${quoteIdent(`__backflow_c${i}`)}`);
   const typed = names.map(
@@ -312,7 +363,7 @@ async function runStatement(
   const input = `(SELECT ${ORD}, ${typed.join(', ')} FROM (SELECT unnest(range(${records.length})) AS ${ORD}, ${raw.join(', ')}))`;
   const m = quoteIdent(matchField);
   const columns = names.map(quoteIdent);
-  const sets = group.fields.map(quoteIdent);
+  const sets = names.slice(1).map(quoteIdent);
 
   if (group.op === 'delete') {
     await connection.run(`DELETE FROM ${table.ref} WHERE ${m} IN (SELECT ${m} FROM ${input} AS i)`, params, types);
@@ -376,12 +427,38 @@ function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
 }
 
-function reject(record: OutboundRecord, error: unknown): RecordOutcome {
+/**
+ * A record's rejection for a data error, naming the field: DuckDB names the column of a NOT NULL
+ * constraint, not of a value its type refuses (`Could not convert string '…' to INT32`), so that
+ * one is found by casting the record's values one at a time.
+ */
+async function refusal(
+  connection: DuckDBConnection,
+  table: Table,
+  group: PreparedGroup,
+  row: PreparedRow,
+  error: unknown,
+): Promise<RecordOutcome> {
+  const key = row.record.key;
   const reason = firstLine(errorMessage(error));
   const column = /NOT NULL constraint failed: [^.]+\.(.+)$/.exec(reason)?.[1];
-  return column
-    ? { key: record.key, status: 'rejected', reason, field: column }
-    : { key: record.key, status: 'rejected', reason };
+  if (column) return { key, status: 'rejected', reason, field: column };
+  const { VARCHAR } = await loadDuckDb();
+  for (const [i, field] of group.names.entries()) {
+    const text = row.texts[i];
+    if (text === null || text === undefined) continue;
+    try {
+      await connection.run(
+        `SELECT ${castTo('$1', table.columns.get(field)?.nativeType ?? 'VARCHAR')}`,
+        [text],
+        [VARCHAR],
+      );
+    } catch (probeError) {
+      if (!isDataError(probeError)) throw probeError;
+      return { key, status: 'rejected', reason: firstLine(errorMessage(probeError)), field };
+    }
+  }
+  return { key, status: 'rejected', reason };
 }
 
 /** A whole-batch failure as the typed error the engine acts on. */

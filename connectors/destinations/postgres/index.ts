@@ -9,6 +9,7 @@ import {
   type WriteBatch,
 } from '#connectors/sdk/destination';
 import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
+import { jsonText, unstorableJson, unstorableText } from '#connectors/sdk/json';
 import { fieldTypeOf, quoteIdent } from '#connectors/sdk/sql';
 import { groupStatements, type StatementGroup } from '#connectors/sdk/statement-groups';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
@@ -69,7 +70,11 @@ interface Table extends Target {
 /** A record ready for the JSON parameter. */
 interface Row {
   readonly record: OutboundRecord;
-  readonly json: Record<string, JsonValue>;
+  /**
+   * Each field's JSON text, spliced into the statement's JSON parameter as it is (JSON text from
+   * the source is never re-serialized). A SQL NULL of a json/jsonb column is left out.
+   */
+  readonly values: readonly (readonly [field: string, json: string])[];
 }
 
 type Queryable = Pick<pg.PoolClient, 'query'>;
@@ -200,12 +205,12 @@ export const postgresDestination = defineDestination({
 
     const writeGroups = (
       table: Table,
-      matchField: string,
+      batch: WriteBatch,
       groups: readonly StatementGroup[],
     ): Promise<RecordOutcome[]> =>
       transaction(async (client) => {
         const outcomes: RecordOutcome[] = [];
-        for (const group of groups) outcomes.push(...(await writeGroup(client, table, matchField, group)));
+        for (const group of groups) outcomes.push(...(await writeGroup(client, table, batch, group)));
         return outcomes;
       });
 
@@ -245,7 +250,7 @@ export const postgresDestination = defineDestination({
         for (let attempt = 0; ; attempt++) {
           try {
             const table = await ensureTable(t, batch, groups);
-            return [...rejected, ...(await writeGroups(table, batch.matchField, groups))];
+            return [...rejected, ...(await writeGroups(table, batch, groups))];
           } catch (error) {
             // The table changed behind the cache (dropped, column removed): learn it again once.
             if (attempt === 0 && isStaleShape(error)) {
@@ -291,13 +296,14 @@ async function loadColumns(db: Queryable, t: Target): Promise<Map<string, Column
 async function writeGroup(
   client: pg.PoolClient,
   table: Table,
-  matchField: string,
+  batch: WriteBatch,
   group: StatementGroup,
 ): Promise<RecordOutcome[]> {
+  const { matchField } = batch;
   const outcomes: RecordOutcome[] = [];
   const rows: Row[] = [];
   for (const record of group.records) {
-    const row = toRow(table, matchField, group.fields, record);
+    const row = toRow(table, batch, group.fields, record);
     if ('status' in row) outcomes.push(row);
     else rows.push(row);
   }
@@ -310,7 +316,7 @@ async function writeGroup(
   } catch (error) {
     if (!isDataError(error)) throw error;
     await client.query('ROLLBACK TO SAVEPOINT backflow_group');
-    if (rows.length === 1) return [...outcomes, reject(rows[0]!.record, error)];
+    if (rows.length === 1) return [...outcomes, await refusal(client, table, rows[0]!, error)];
   }
   for (const row of rows) {
     await client.query('SAVEPOINT backflow_record');
@@ -320,42 +326,66 @@ async function writeGroup(
     } catch (error) {
       if (!isDataError(error)) throw error;
       await client.query('ROLLBACK TO SAVEPOINT backflow_record');
-      outcomes.push(reject(row.record, error));
+      outcomes.push(await refusal(client, table, row, error));
     }
   }
   await client.query('RELEASE SAVEPOINT backflow_group');
   return outcomes;
 }
 
+const isJsonColumn = (nativeType: string | undefined): boolean => nativeType === 'json' || nativeType === 'jsonb';
+
 /**
  * The JSON object `jsonb_populate_record` turns into a typed row: each value goes through its
  * column's input function, so exact decimals sent as strings stay exact and a bad value fails as
- * a data error. Binary arrives as base64, which bytea's input does not read: it becomes `\x` hex.
+ * a data error. JSON text (a `json` field) is spliced in as it is, so its numbers reach numeric
+ * and jsonb exactly. A negative zero goes as the text "-0", which float8's input keeps (a JSON -0
+ * would pass through numeric, which has no sign of zero). Binary arrives as base64, which bytea's
+ * input does not read: it becomes `\x` hex. Values PostgreSQL cannot hold at all (NUL, unpaired
+ * surrogates) are refused here, naming the field, as PostgreSQL's own message would not.
  */
 function toRow(
   table: Table,
-  matchField: string,
+  batch: WriteBatch,
   fields: readonly string[],
   record: OutboundRecord,
 ): Row | RecordOutcome {
-  const json: Record<string, JsonValue> = {};
-  for (const name of [matchField, ...fields]) {
-    const value = name === matchField ? record.match : (record.fields[name] ?? null);
-    if (value !== null && table.columns.get(name)?.nativeType === 'bytea') {
-      if (typeof value !== 'string' || !isBase64(value)) {
-        return {
-          key: record.key,
-          status: 'rejected',
-          reason: 'expected base64 text for a bytea column',
-          field: name,
-        };
-      }
-      json[name] = `\\x${Buffer.from(value, 'base64').toString('hex')}`;
-    } else {
-      json[name] = value;
+  const values: [string, string][] = [];
+  for (const name of [batch.matchField, ...fields]) {
+    const value = name === batch.matchField ? record.match : (record.fields[name] ?? null);
+    const encoded = encodeValue(value, batch.fieldTypes[name], table.columns.get(name)?.nativeType);
+    if (typeof encoded === 'object') {
+      return { key: record.key, status: 'rejected', reason: encoded.problem, field: name };
     }
+    if (encoded !== undefined) values.push([name, encoded]);
   }
-  return { record, json };
+  return { record, values };
+}
+
+/** A value's JSON text for the parameter; undefined to leave it out; or why it cannot be written. */
+function encodeValue(
+  value: JsonValue,
+  type: FieldType | undefined,
+  nativeType: string | undefined,
+): string | undefined | { readonly problem: string } {
+  // A json/jsonb column reads its key straight from the JSON: a JSON null stays jsonb 'null',
+  // and a left-out key is SQL NULL.
+  if (value === null) return isJsonColumn(nativeType) ? undefined : 'null';
+  if (nativeType === 'bytea') {
+    if (typeof value !== 'string' || !isBase64(value)) return { problem: 'expected base64 text for a bytea column' };
+    return JSON.stringify(`\\x${Buffer.from(value, 'base64').toString('hex')}`);
+  }
+  if (type === 'json' || typeof value === 'object') {
+    const text = jsonText(value);
+    const problem = unstorableJson(text, (s) => unstorableText(s, 'PostgreSQL JSON', 'JSON'));
+    return problem === undefined ? text : { problem };
+  }
+  if (typeof value === 'string') {
+    const problem = unstorableText(value, 'PostgreSQL text');
+    return problem === undefined ? JSON.stringify(value) : { problem };
+  }
+  if (typeof value === 'number' && Object.is(value, -0) && !isJsonColumn(nativeType)) return '"-0"';
+  return JSON.stringify(value);
 }
 
 function isBase64(text: string): boolean {
@@ -371,9 +401,19 @@ async function runStatement(
   rows: readonly Row[],
 ): Promise<RecordOutcome[]> {
   const m = quoteIdent(matchField);
-  const columns = [matchField, ...group.fields].map(quoteIdent);
+  const names = [matchField, ...group.fields];
+  const columns = names.map(quoteIdent);
+  // json/jsonb columns take their key's JSON as it is (names bound as parameters): through
+  // jsonb_populate_record, a JSON null would become SQL NULL.
+  const params: string[] = [`[${rows.map((r) => rowJson(r)).join(',')}]`];
+  const selected = names.map((name, i) => {
+    const nativeType = table.columns.get(name)?.nativeType;
+    if (!isJsonColumn(nativeType)) return `r.${columns[i]}`;
+    params.push(name);
+    return `(e.j -> $${params.length}::text)::${nativeType} AS ${columns[i]}`;
+  });
   const input = `input AS (
-    SELECT e.n AS ${ORD}, ${columns.map((c) => `r.${c}`).join(', ')}
+    SELECT e.n AS ${ORD}, ${selected.join(', ')}
       FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(j, n)
       CROSS JOIN LATERAL jsonb_populate_record(NULL::${table.ref}, e.j) AS r)`;
   const sets = group.fields.map(quoteIdent);
@@ -406,7 +446,7 @@ async function runStatement(
       sql = `WITH ${input} DELETE FROM ${table.ref} AS target USING input WHERE target.${m} = input.${m}`;
       break;
   }
-  const result = await client.query<{ n: string; inserted?: boolean }>(sql, [JSON.stringify(rows.map((r) => r.json))]);
+  const result = await client.query<{ n: string; inserted?: boolean }>(sql, params);
   if (group.op === 'delete') return rows.map((r) => ({ key: r.record.key, status: 'ok', action: 'deleted' }));
   const written = new Map(result.rows.map((r) => [Number(r.n), r.inserted]));
   return rows.map((row, i): RecordOutcome => {
@@ -448,12 +488,37 @@ function isStaleShape(error: unknown): boolean {
   return code === '42P01' || code === '42703' || code === '42704';
 }
 
-function reject(record: OutboundRecord, error: unknown): RecordOutcome {
-  const column = (error as { column?: unknown }).column;
+function rowJson(row: Row): string {
+  return `{${row.values.map(([field, json]) => `${JSON.stringify(field)}:${json}`).join(',')}}`;
+}
+
+/**
+ * A record's rejection for a data error, naming the field: PostgreSQL names the column of a
+ * constraint, not of a value its type refuses (`value "…" is out of range for type integer`), so
+ * that one is found by converting the record's values one at a time.
+ */
+async function refusal(client: pg.PoolClient, table: Table, row: Row, error: unknown): Promise<RecordOutcome> {
+  const key = row.record.key;
   const reason = errorMessage(error);
-  return typeof column === 'string'
-    ? { key: record.key, status: 'rejected', reason, field: column }
-    : { key: record.key, status: 'rejected', reason };
+  const column = (error as { column?: unknown }).column;
+  if (typeof column === 'string') return { key, status: 'rejected', reason, field: column };
+  if (driverErrorCode(error).startsWith('22')) {
+    for (const [field, json] of row.values) {
+      if (isJsonColumn(table.columns.get(field)?.nativeType)) continue;
+      await client.query('SAVEPOINT backflow_probe');
+      try {
+        await client.query(`SELECT (jsonb_populate_record(NULL::${table.ref}, $1::jsonb)).${quoteIdent(field)}`, [
+          `{${JSON.stringify(field)}:${json}}`,
+        ]);
+        await client.query('RELEASE SAVEPOINT backflow_probe');
+      } catch (probeError) {
+        if (!isDataError(probeError)) throw probeError;
+        await client.query('ROLLBACK TO SAVEPOINT backflow_probe');
+        return { key, status: 'rejected', reason: errorMessage(probeError), field };
+      }
+    }
+  }
+  return { key, status: 'rejected', reason };
 }
 
 /** A whole-batch failure as the typed error the engine acts on; the password is never quoted. */

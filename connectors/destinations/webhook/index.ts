@@ -1,6 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineDestination, type OutboundRecord, type RecordOutcome } from '#connectors/sdk/destination';
+import {
+  defineDestination,
+  type OutboundRecord,
+  type RecordOutcome,
+  type WriteBatch,
+} from '#connectors/sdk/destination';
+import { jsonText, toJson, unstorableJson } from '#connectors/sdk/json';
+import type { JsonValue } from '#connectors/sdk/types';
 import { AuthError, ConnectorConfigError, errorMessage, RateLimitedError, TransientError } from '#core/errors';
 import { webhookLimits } from './limits.ts';
 import { IDEMPOTENCY_HEADER, idempotencyKey, SIGNATURE_HEADER, sign, TIMESTAMP_HEADER } from './signature.ts';
@@ -119,8 +126,7 @@ export const webhookDestination = defineDestination({
     }
 
     /** Sends one JSON body, retrying transient failures in the call; returns the 2xx response text. */
-    const post = async (payload: unknown): Promise<string> => {
-      const body = JSON.stringify(payload);
+    const post = async (body: string): Promise<string> => {
       const key = idempotencyKey(body);
       let slept = 0;
       for (let attempt = 1; ; attempt++) {
@@ -197,24 +203,57 @@ export const webhookDestination = defineDestination({
 
     return {
       async check() {
-        await post({ object: CHECK_OBJECT, records: [] });
+        await post(JSON.stringify({ object: CHECK_OBJECT, records: [] }));
       },
       async fields() {
         return [];
       },
       async write(batch) {
-        if (batch.records.length === 0) return [];
-        const text = await post({
-          object: batch.object,
-          match_field: batch.matchField,
-          records: batch.records.map(({ key, op, match, fields }) => ({ key, op, match, fields })),
-        });
-        return outcomes(batch.records, text, redact);
+        const refused: RecordOutcome[] = [];
+        const sent: OutboundRecord[] = [];
+        const texts: string[] = [];
+        for (const record of batch.records) {
+          const text = recordJson(record, batch);
+          if (typeof text === 'string') {
+            sent.push(record);
+            texts.push(text);
+          } else refused.push({ key: record.key, status: 'rejected', ...text });
+        }
+        if (sent.length === 0) return refused;
+        const body = `{"object":${JSON.stringify(batch.object)},"match_field":${JSON.stringify(batch.matchField)},"records":[${texts.join(',')}]}`;
+        return [...refused, ...outcomes(sent, await post(body), redact)];
       },
       async close() {},
     };
   },
 });
+
+/**
+ * One record of the body as JSON text, built by hand so values arrive exactly: JSON text (a `json`
+ * field) is spliced in as it is, numbers beyond a double included, and a negative zero stays `-0`
+ * (`JSON.stringify` would write 0). JSON text that does not parse would break the whole body: that
+ * record is refused instead.
+ */
+function recordJson(
+  record: OutboundRecord,
+  batch: WriteBatch,
+): string | { readonly reason: string; readonly field: string } {
+  const valueJson = (field: string, value: JsonValue): string | { readonly reason: string; readonly field: string } => {
+    if (batch.fieldTypes[field] !== 'json' || value === null) return toJson(value);
+    const text = jsonText(value);
+    const problem = unstorableJson(text);
+    return problem === undefined ? text : { reason: problem, field };
+  };
+  const match = valueJson(batch.matchField, record.match);
+  if (typeof match !== 'string') return match;
+  const fields: string[] = [];
+  for (const [name, value] of Object.entries(record.fields)) {
+    const text = valueJson(name, value);
+    if (typeof text !== 'string') return text;
+    fields.push(`${JSON.stringify(name)}:${text}`);
+  }
+  return `{"key":${JSON.stringify(record.key)},"op":${JSON.stringify(record.op)},"match":${match},"fields":{${fields.join(',')}}}`;
+}
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {

@@ -3,6 +3,7 @@ import mysql, { type FieldPacket, type PoolConnection } from 'mysql2/promise';
 import { z } from 'zod';
 import { databaseConnection } from '#connectors/sdk/database-options';
 import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
+import { toJson } from '#connectors/sdk/json';
 import {
   duplicateKeys,
   expandedComparison,
@@ -139,6 +140,8 @@ export const mysqlSource = defineSource({
       supportBigNumbers: true,
       bigNumberStrings: true,
       decimalNumbers: false,
+      // JSON columns as the server's text: JSON.parse would round numbers beyond a double.
+      jsonStrings: true,
       rowsAsArray: true,
       multipleStatements: false,
     });
@@ -406,8 +409,9 @@ function columnOfField(field: FieldPacket): MyColumn {
     );
 
   if (field.extendedFormat === 'json' || code === T.JSON) {
-    // mysql2 parses JSON columns (MariaDB's too, from the extended metadata); text is parsed here.
-    return column('json', 'json', (v) => (typeof v === 'string' ? (JSON.parse(v) as JsonValue) : (v as JsonValue)));
+    // JSON columns (MariaDB's too, known from the extended metadata) arrive as text (`jsonStrings`)
+    // and stay text, numbers exactly as stored.
+    return column('json', 'json', (v) => String(v));
   }
   switch (code) {
     case T.TINY:
@@ -485,10 +489,10 @@ function columnOfField(field: FieldPacket): MyColumn {
         checked(INTEGER_TEXT, 'cast(? as unsigned)'),
       );
     case T.GEOMETRY:
-      return column('json', 'geometry', (v) => v as JsonValue);
+      return column('json', 'geometry', (v) => toJson(v as JsonValue));
     case T.VECTOR:
       return column('json', 'vector', (v) =>
-        ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : (v as JsonValue),
+        toJson(ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : (v as JsonValue)),
       );
     case T.NULL:
       return column('string', 'null', (v) => String(v));

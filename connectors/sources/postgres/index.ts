@@ -2,6 +2,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { databaseConnection } from '#connectors/sdk/database-options';
 import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
+import { isJsonNumber, toJson } from '#connectors/sdk/json';
 import {
   duplicateKeys,
   expandedComparison,
@@ -44,7 +45,8 @@ const text: Scalar = { type: 'string', convert: (t) => t };
 const int: Scalar = { type: 'integer', convert: exactInteger };
 const float: Scalar = { type: 'number', convert: Number };
 const timestamp: Scalar = { type: 'timestamp', convert: isoTimestamp };
-const json: Scalar = { type: 'json', convert: (t) => JSON.parse(t) as JsonValue };
+/** JSON as the server's text, never parsed: numbers stay exactly as stored (no double rounding). */
+const json: Scalar = { type: 'json', convert: (t) => t };
 
 /** Built-in type OIDs (the same on every PostgreSQL version, and on Redshift); others are text. */
 const SCALARS = new Map<number, Scalar>([
@@ -80,6 +82,17 @@ interface PgColumn extends ColumnInfo {
 }
 
 type Converter = (text: string) => JsonValue;
+
+/**
+ * How an array element's text becomes JSON text: numbers exactly as the server printed them
+ * (NaN and infinities, which JSON has no numbers for, become strings, as PostgreSQL's to_json
+ * writes them), JSON elements as they are, anything else as its normalized value.
+ */
+function elementJson(scalar: Scalar): (text: string) => string {
+  if (scalar.type === 'json') return (t) => t;
+  if (scalar.type === 'integer' || scalar.type === 'number') return (t) => (isJsonNumber(t) ? t : JSON.stringify(t));
+  return (t) => toJson(scalar.convert(t));
+}
 
 /**
  * Reads models from PostgreSQL (and Redshift) in keyset pages, normalizing every value from the
@@ -206,9 +219,14 @@ export const postgresSource = defineSource({
       if (scalar) return scalar.convert;
       const elem = types.get(oid)?.elem ?? 0;
       if (elem === 0) return text.convert;
-      const element = scalarOf(elem).convert;
-      const walk = (value: unknown): JsonValue =>
-        Array.isArray(value) ? value.map(walk) : value === null || value === undefined ? null : element(String(value));
+      // Arrays are JSON-typed: their JSON text, compact like PostgreSQL's array_to_json.
+      const element = elementJson(scalarOf(elem));
+      const walk = (value: unknown): string =>
+        Array.isArray(value)
+          ? `[${value.map(walk).join(',')}]`
+          : value === null || value === undefined
+            ? 'null'
+            : element(String(value));
       return (t) => walk(parseArray(t));
     };
 

@@ -1,4 +1,4 @@
-import type { Binds, Connection, ConnectionOptions, RowStatement, SnowflakeError } from 'snowflake-sdk';
+import type { Binds, Connection, ConnectionOptions, DataType, RowStatement, SnowflakeError } from 'snowflake-sdk';
 import { AuthError, BackflowError, ConnectorConfigError, TransientError } from '#core/errors';
 
 type SnowflakeSdk = typeof import('snowflake-sdk');
@@ -157,8 +157,12 @@ export interface SessionOptions extends Who {
   readonly deadlineMs?: number | undefined;
 }
 
-/** Statements run in array row mode, numbers and VARIANT as their exact text (see types.ts). */
-const FETCH_AS_STRING: ('Number' | 'JSON')[] = ['Number', 'JSON'];
+/**
+ * Statements run in array row mode, numbers and semi-structured values (VARIANT, OBJECT, ARRAY) as
+ * the server's exact text (see types.ts). The driver takes `Object` and `Array` (its native types of
+ * OBJECT and ARRAY columns, which `JSON` does not cover) though its typings do not list them.
+ */
+const FETCH_AS_STRING = ['Number', 'JSON', 'Object', 'Array'] as unknown as DataType[];
 
 export interface SnowflakeSession {
   /** Runs a statement; its rows are read with {@link SnowflakeSession.rows}. `doing` words errors. */

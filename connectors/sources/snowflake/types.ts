@@ -1,11 +1,12 @@
 import type { Column } from 'snowflake-sdk';
+import { toJson } from '#connectors/sdk/json';
 import { exactNumber } from '#connectors/sdk/sql';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
 
 /**
  * How Snowflake result columns become Backflow's normalized values. Statements run with
- * `fetchAsString: ['Number', 'JSON']`, so NUMBER/FLOAT arrive as the server's exact text and VARIANT
- * as JSON text; dates and timestamps arrive as the driver's date objects, whose epoch seconds and
+ * `fetchAsString: ['Number', 'JSON', 'Object', 'Array']`, so NUMBER/FLOAT arrive as the server's
+ * exact text and VARIANT, OBJECT and ARRAY as JSON text; dates and timestamps arrive as the driver's date objects, whose epoch seconds and
  * nanoseconds are exact (the formatted text depends on the session's output formats: not used).
  */
 export interface SnowflakeColumn {
@@ -57,17 +58,13 @@ function realValue(value: unknown): JsonValue {
   return Number(value);
 }
 
-/** Parsed JSON of VARIANT text; OBJECT/ARRAY values come parsed, structured MAPs as `Map`. */
+/**
+ * JSON text of a VARIANT, OBJECT or ARRAY: the server's own text (fetched as string), never parsed,
+ * so numbers stay exact. Structured MAPs (Iceberg tables) come parsed by the driver, as a `Map`.
+ */
 function jsonValue(value: unknown): JsonValue {
-  if (typeof value === 'string') {
-    try {
-      return JSON.parse(value) as JsonValue;
-    } catch {
-      return value;
-    }
-  }
-  if (value instanceof Map) return Object.fromEntries(value) as JsonValue;
-  return value as JsonValue;
+  if (typeof value === 'string') return value;
+  return toJson((value instanceof Map ? Object.fromEntries(value) : value) as JsonValue);
 }
 
 function binaryValue(value: unknown): JsonValue {

@@ -1,3 +1,4 @@
+import * as duckdb from '@duckdb/node-api';
 import {
   type DuckDBBlobValue,
   type DuckDBDateValue,
@@ -12,6 +13,7 @@ import {
   DuckDBTypeId,
   type DuckDBValue,
 } from '@duckdb/node-api';
+import { duckJsonText } from '#connectors/duckdb/database';
 
 /**
  * How the fake Snowflake describes DuckDB result columns and encodes their values, the way
@@ -53,9 +55,7 @@ export interface RowTypeEntry {
 
 export interface ColumnEncoder {
   readonly rowtype: RowTypeEntry;
-  /** True when `encode` needs the value's JSON form (`getRowsJson`) rather than the DuckDB value. */
-  readonly usesJson: boolean;
-  encode(value: DuckDBValue, json: unknown): string | null;
+  encode(value: DuckDBValue): string | null;
 }
 
 const TEXT_LENGTH = 16_777_216;
@@ -89,7 +89,6 @@ export function scaledDecimal(value: bigint, scale: number): string {
 
 const simple = (rowtype: RowTypeEntry, encode: (value: DuckDBValue) => string): ColumnEncoder => ({
   rowtype,
-  usesJson: false,
   encode: (value) => (value === null ? null : encode(value)),
 });
 
@@ -123,7 +122,8 @@ export function columnEncoder(name: string, type: DuckDBType): ColumnEncoder {
         const n = Number(v);
         if (Number.isNaN(n)) return 'NaN';
         if (!Number.isFinite(n)) return n > 0 ? 'inf' : '-inf';
-        return String(n);
+        // Snowflake's FLOAT keeps the sign of zero: String(-0) would say "0".
+        return Object.is(n, -0) ? '-0' : String(n);
       });
     case DuckDBTypeId.DATE:
       return simple(entry(name, 'date'), (v) => String((v as DuckDBDateValue).days));
@@ -162,11 +162,8 @@ export function columnEncoder(name: string, type: DuckDBType): ColumnEncoder {
     case DuckDBTypeId.LIST:
     case DuckDBTypeId.ARRAY: {
       const kind = type.typeId === DuckDBTypeId.STRUCT || type.typeId === DuckDBTypeId.MAP ? 'object' : 'array';
-      return {
-        rowtype: entry(name, kind),
-        usesJson: true,
-        encode: (value, json) => (value === null ? null : JSON.stringify(json)),
-      };
+      // Snowflake prints semi-structured values with exact numbers: BIGINTs and DECIMALs as numbers.
+      return simple(entry(name, kind), (v) => duckJsonText(v, type, duckdb));
     }
     default:
       return simple(entry(name, 'text', { length: TEXT_LENGTH, byteLength: TEXT_LENGTH }), (v) => String(v));

@@ -374,10 +374,9 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
     queryId: string,
     encoders: ColumnEncoder[],
     values: DuckDBValue[][],
-    jsonRows: unknown[][] | undefined,
     statementTypeId: number,
   ) => {
-    const encoded = values.map((row, r) => encoders.map((enc, c) => enc.encode(row[c] ?? null, jsonRows?.[r]?.[c])));
+    const encoded = values.map((row) => encoders.map((enc, c) => enc.encode(row[c] ?? null)));
     const inline = encoded.slice(0, chunkSize);
     const chunkMeta: { url: string; rowCount: number; uncompressedSize: number; compressedSize: number }[] = [];
     if (encoded.length > chunkSize) {
@@ -440,15 +439,8 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
       table: '',
       collation: null,
     };
-    const encoder: ColumnEncoder = { rowtype, usesJson: false, encode: (v) => String(v) };
-    return encodeResult(
-      session,
-      queryId,
-      [encoder],
-      [['Statement executed successfully.']],
-      undefined,
-      statementTypeId,
-    );
+    const encoder: ColumnEncoder = { rowtype, encode: (v) => String(v) };
+    return encodeResult(session, queryId, [encoder], [['Statement executed successfully.']], statementTypeId);
   };
 
   const runQuery = async (req: IncomingMessage, body: Record<string, unknown>): Promise<Answer> => {
@@ -487,10 +479,9 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
       const names = reader.columnNames();
       const encoders = reader.columnTypes().map((type, i) => columnEncoder(names[i]!, type));
       const values = reader.getRows();
-      const jsonRows = encoders.some((e) => e.usesJson) ? (reader.getRowsJson() as unknown[][]) : undefined;
       query.ok = true;
       query.rows = values.length;
-      return json(encodeResult(session, queryId, encoders, values, jsonRows, statementTypeId));
+      return json(encodeResult(session, queryId, encoders, values, statementTypeId));
     } catch (error) {
       const { code, sqlState, message } = sqlError(error);
       return failure(code, message, {
