@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { DestinationConnection, RecordOutcome } from '#connectors/sdk/destination';
 import { RateLimitedError } from './errors.ts';
 import type { LaneMessage, QueuedRecord } from './lane-message.ts';
+import { METRICS } from './metrics.ts';
 import type { Pacer } from './pacing.ts';
 import type { Clock, LaneQueue, Metrics, RecordState, RecordStateWrite, RunCounters, StateStore } from './ports.ts';
 import { finishRunIfDone, reopenRun } from './runs.ts';
@@ -63,6 +64,10 @@ export async function exportMessage(
   const { state } = deps;
   const counters: Counters & { stale: number } = { stale: 0 };
   const message = received.deadLetteredAt ? await reopen(received, deps) : received;
+  if (message.queuedAt !== undefined) {
+    const age = Math.max(0, (deps.clock.now().getTime() - message.queuedAt) / 1000);
+    deps.metrics.count(METRICS.recordAge, Math.round(age), { lane: options.lane });
+  }
   const stored = await state.getRecords(
     message.syncId,
     message.records.map((r) => r.key),
@@ -110,18 +115,52 @@ export async function exportMessage(
   counters.messagesDone = 1;
   await finishRunIfDone(state, await state.addToRun(message.syncId, message.runId, counters));
   const dimensions = { sync: message.syncId };
-  for (const name of ['created', 'updated', 'deleted', 'rejected', 'retried', 'deadLettered'] as const) {
+  const recordMetrics = {
+    created: METRICS.recordsCreated,
+    updated: METRICS.recordsUpdated,
+    deleted: METRICS.recordsDeleted,
+    rejected: METRICS.recordsRejected,
+    retried: METRICS.recordsRetried,
+    deadLettered: METRICS.recordsDeadLettered,
+  } as const;
+  for (const [name, metric] of Object.entries(recordMetrics) as [keyof typeof recordMetrics, string][]) {
     const value = counters[name];
-    if (value) deps.metrics.count(`Records${name[0]!.toUpperCase()}${name.slice(1)}`, value, dimensions);
+    if (value) deps.metrics.count(metric, value, dimensions);
   }
   return { counters };
+}
+
+/**
+ * Dead-letters a whole message the export could not complete (its invocations kept dying, or the
+ * state store failed): counted on its run like any dead letter, so the run closes `failed` with
+ * the reason and a redrive reopens it. Called on the last receive SQS allows, instead of letting
+ * SQS move the message where nothing would count it.
+ */
+export async function deadLetterUnfinished(
+  message: LaneMessage,
+  reason: string,
+  options: Pick<ExportOptions, 'lane'>,
+  deps: Pick<ExportDependencies, 'state' | 'queue' | 'clock' | 'metrics'>,
+): Promise<void> {
+  const now = deps.clock.now();
+  await deps.queue.sendToDeadLetter(options.lane, [{ ...message, deadLetteredAt: now.toISOString() }]);
+  await deps.state.updateRun(message.syncId, message.runId, {
+    error: `${message.records.length} record(s) dead-lettered on lane ${options.lane}: ${reason}`,
+  });
+  const run = await deps.state.addToRun(message.syncId, message.runId, {
+    deadLettered: message.records.length,
+    messagesDeadLettered: 1,
+    messagesDone: 1,
+  });
+  await finishRunIfDone(deps.state, run);
+  deps.metrics.count(METRICS.recordsDeadLettered, message.records.length, { sync: message.syncId });
 }
 
 /** A redriven message: its run is open again and its records get a fresh retry budget. */
 async function reopen(message: LaneMessage, deps: ExportDependencies): Promise<LaneMessage> {
   await reopenRun(deps.state, message.syncId, message.runId, message.records.length);
   const { deadLetteredAt: _, failures: __, failingSince: ___, ...rest } = message;
-  return { ...rest, attempt: 0, throttles: 0 };
+  return { ...rest, attempt: 0, throttles: 0, queuedAt: deps.clock.now().getTime() };
 }
 
 /** A 429 storm longer than this many give-backs counts as a failure (and spends the retry budget). */
@@ -171,7 +210,7 @@ async function deliver(
   } catch (error) {
     await release();
     if (error instanceof RateLimitedError) {
-      deps.metrics.count('DestinationThrottles', 1, { lane: options.lane });
+      deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
       if (deps.pacer && rate) await deps.pacer.slowDown(options.lane, rate);
       if ((message.throttles ?? 0) < MAX_THROTTLES) {
         const throttles = (message.throttles ?? 0) + 1;
@@ -187,7 +226,7 @@ async function deliver(
         return undefined;
       }
     }
-    deps.metrics.count('ExportErrors', 1, { lane: options.lane });
+    deps.metrics.count(METRICS.exportErrors, 1, { lane: options.lane });
     const reason = `${(error as Error).name}: ${(error as Error).message}`;
     await deps.state.updateRun(message.syncId, message.runId, { error: reason });
     await retryOrDeadLetter(message, records, 0, reason, options, deps, counters);

@@ -28,6 +28,8 @@ export interface LaneMessage {
   readonly failures?: number;
   /** When these records first failed (epoch ms): the retry budget counts from here. */
   readonly failingSince?: number;
+  /** When the plan queued these records (epoch ms): the lane's record age is measured from it. */
+  readonly queuedAt?: number;
   /** Set when the exporter put the message on the dead-letter queue: a redrive reopens its run. */
   readonly deadLetteredAt?: string;
   readonly records: readonly QueuedRecord[];

@@ -6,6 +6,7 @@ import type { ModelConfig } from '#core/config/schema';
 import { MessagesRefusedError, RunStoppedError } from './errors.ts';
 import { type LaneMessage, MessagePacker, type QueuedRecord } from './lane-message.ts';
 import { compileMapping, type Mapping, mapRow, recordHash, recordKey } from './mapping.ts';
+import { METRICS } from './metrics.ts';
 import {
   type Clock,
   emptyCounters,
@@ -129,6 +130,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       matchField: mapping.matchField,
       fieldTypes,
       attempt: 0,
+      queuedAt: clock.now().getTime(),
     } as const;
     const sender = new MessageSender(deps.queue, request.lane, counters, invalid);
     const newPacker = () => new MessagePacker(header, request.batchSize, request.maxMessageBytes);
@@ -540,8 +542,8 @@ async function appendInvalidSamples(
 
 function emitPlanMetrics(metrics: Metrics, syncId: string, counters: RunCounters): void {
   const dimensions = { sync: syncId };
-  metrics.count('RecordsExtracted', counters.extracted, dimensions);
-  metrics.count('RecordsInvalid', counters.invalid, dimensions);
-  metrics.count('RecordsUnchanged', counters.unchanged, dimensions);
-  metrics.count('RecordsQueued', counters.queued + counters.deletesQueued, dimensions);
+  metrics.count(METRICS.recordsExtracted, counters.extracted, dimensions);
+  metrics.count(METRICS.recordsInvalid, counters.invalid, dimensions);
+  metrics.count(METRICS.recordsUnchanged, counters.unchanged, dimensions);
+  metrics.count(METRICS.recordsQueued, counters.queued + counters.deletesQueued, dimensions);
 }

@@ -1,4 +1,4 @@
-import type { RunRecord, StateStore } from './ports.ts';
+import { type Clock, emptyCounters, type RunRecord, type StateStore } from './ports.ts';
 
 /**
  * Marks a run finished once every message it queued has been handled. Called by the planner when
@@ -26,4 +26,23 @@ export async function reopenRun(state: StateStore, syncId: string, runId: string
   if (run && run.status !== 'exporting' && run.status !== 'planning') {
     await state.updateRun(syncId, runId, { status: 'exporting' });
   }
+}
+
+/**
+ * A plan that failed before its run began (the source's secret is missing, its login refused):
+ * recorded as a failed run, so `backflow status` shows why the sync is not running.
+ */
+export async function recordFailedStart(state: StateStore, syncId: string, clock: Clock, error: string): Promise<void> {
+  const sequence = await state.nextSequence(syncId);
+  await state.putRun({
+    syncId,
+    runId: String(sequence).padStart(10, '0'),
+    sequence,
+    status: 'failed',
+    full: false,
+    startedAt: clock.now().toISOString(),
+    error,
+    invalidSamples: [],
+    counters: emptyCounters(),
+  });
 }

@@ -4,8 +4,9 @@ import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { getDestination } from '#connectors/registry';
 import { ConnectorConfigError } from '#core/errors';
-import { exportMessage } from '#core/exporter';
+import { deadLetterUnfinished, exportMessage } from '#core/exporter';
 import { decodeMessage } from '#core/lane-message';
+import { METRICS } from '#core/metrics';
 import { awsEnvironment, logger } from './shared/aws-environment.ts';
 import type { Environment } from './shared/environment.ts';
 
@@ -29,6 +30,20 @@ export function createExportHandler(environment: () => Environment, lane: () => 
     const processor = new BatchProcessor(EventType.SQS);
     const handleRecord = async (record: SQSRecord) => {
       const message = decodeMessage(record.body);
+      const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
+      const maxReceives = destination?.lane.max_receives ?? 5;
+      if (maxReceives > 1 && receives >= maxReceives) {
+        // Every earlier receive ended without completing the message (the invocation died, timed
+        // out, or the state store failed). Rather than let SQS move it on this last receive where
+        // nothing counts it, dead-letter it here, counted on its run.
+        await deadLetterUnfinished(
+          message,
+          `its export did not complete in ${receives - 1} receive(s) (the function crashed, timed out, or the state table failed): see the export function's logs`,
+          { lane: laneName },
+          env,
+        );
+        return;
+      }
       try {
         const connection = await env.destination(laneName);
         await exportMessage(
@@ -37,7 +52,6 @@ export function createExportHandler(environment: () => Environment, lane: () => 
           { ...env, destination: connection },
         );
       } catch (error) {
-        const receives = Number(record.attributes.ApproximateReceiveCount ?? '1');
         env.logger.warn('message failed; SQS will redeliver it', {
           lane: laneName,
           syncId: message.syncId,
@@ -47,7 +61,7 @@ export function createExportHandler(environment: () => Environment, lane: () => 
           error: (error as Error).message,
           errorName: (error as Error).name,
         });
-        env.metrics.count('ExportErrors', 1, { lane: laneName });
+        env.metrics.count(METRICS.exportErrors, 1, { lane: laneName });
         // Back off as receives add up, so a state store outage is not hammered.
         await env.queue
           .retryLater(laneName, record.receiptHandle, Math.min(900, 2 ** (receives - 1)))

@@ -1,10 +1,13 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import type { SourceConnection } from '#connectors/sdk/source';
 import { batchSizeOf, connectSource } from '#core/connect';
 import { ConnectorConfigError, RunStoppedError } from '#core/errors';
+import { METRICS } from '#core/metrics';
 import { planSync } from '#core/planner';
 import type { RunCounters } from '#core/ports';
+import { recordFailedStart } from '#core/runs';
 import { awsEnvironment, logger } from './shared/aws-environment.ts';
 import type { Environment, PlanEvent } from './shared/environment.ts';
 
@@ -31,10 +34,26 @@ export function createPlanHandler(environment: () => Environment) {
   return async (event: PlanEvent, context: Pick<Context, 'getRemainingTimeInMillis'>): Promise<PlanResult> => {
     const env = environment();
     const sync = env.config.syncs[event.syncId];
-    if (!sync) throw new ConnectorConfigError(`no sync named ${event.syncId} in the deployed config`);
+    if (!sync) {
+      env.metrics.count(METRICS.planFailures, 1, { sync: event.syncId });
+      throw new ConnectorConfigError(`no sync named ${event.syncId} in the deployed config`);
+    }
     const model = env.config.models[sync.model]!;
-    const source = await connectSource(env.config, model.source, env.secrets, `backflow:${sync.id}`);
+    let source: SourceConnection | undefined;
     try {
+      // Inside the try: a missing secret or a refused login is a plan failure like any other,
+      // counted (PlanFailures, alarmed) and shown on the sync's runs.
+      try {
+        source = await connectSource(env.config, model.source, env.secrets, `backflow:${sync.id}`);
+      } catch (error) {
+        await recordFailedStart(
+          env.state,
+          sync.id,
+          env.clock,
+          `cannot connect to source ${model.source}: ${(error as Error).message}`,
+        ).catch(() => {});
+        throw error;
+      }
       const outcome = await planSync(
         {
           sync,
@@ -63,13 +82,11 @@ export function createPlanHandler(environment: () => Environment) {
       for (const notice of outcome.notices) env.logger.warn(notice, { syncId: sync.id });
       env.logger.info('plan done', { syncId: sync.id, runId: outcome.run.runId, counters: outcome.run.counters });
       // RunsPlanned feeds the "no successful run in 3 × the schedule interval" alarm.
-      env.metrics.count('RunsPlanned', 1, { sync: sync.id });
+      env.metrics.count(METRICS.runsPlanned, 1, { sync: sync.id });
       env.metrics.milliseconds(
-        'RunDuration',
+        METRICS.runDuration,
         Date.parse(outcome.run.plannedAt ?? '') - Date.parse(outcome.run.startedAt),
-        {
-          sync: sync.id,
-        },
+        { sync: sync.id },
       );
       return {
         syncId: sync.id,
@@ -81,13 +98,18 @@ export function createPlanHandler(environment: () => Environment) {
     } catch (error) {
       if (error instanceof RunStoppedError) {
         env.logger.warn('run stopped', { syncId: sync.id, reason: error.reason, message: error.message });
-        env.metrics.count('RunsStopped', 1, { sync: sync.id });
+        env.metrics.count(METRICS.runsStopped, 1, { sync: sync.id });
         return { syncId: sync.id, status: 'stopped', reason: error.message };
       }
-      env.metrics.count('PlanFailures', 1, { sync: sync.id });
+      env.logger.error('plan failed', {
+        syncId: sync.id,
+        error: (error as Error).message,
+        errorName: (error as Error).name,
+      });
+      env.metrics.count(METRICS.planFailures, 1, { sync: sync.id });
       throw error;
     } finally {
-      await source.close();
+      await source?.close();
     }
   };
 }

@@ -35,7 +35,8 @@ const SQS_MAX_CONCURRENCY = 1000;
  * - Batching window: 1 s for a rate-limited destination (gather a second's worth of messages into
  *   one invocation), none otherwise (each message is a full destination batch: waiting would only
  *   add latency).
- * - Maximum concurrency: the lane's `concurrency`, else the documented one, else 10; SQS accepts
+ * - Maximum concurrency: the lane's `concurrency`, else the documented one (else 10) but no more than
+ *   the lane's requests per second, rounded up (a paced lane gains nothing from more); SQS accepts
  *   2–1,000 (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
  */
 export function laneEventSource(limits: DestinationLimits, lane: LaneConfig): LaneEventSource {
@@ -45,7 +46,11 @@ export function laneEventSource(limits: DestinationLimits, lane: LaneConfig): La
       ? MAX_MESSAGES_PER_INVOCATION
       : Math.max(1, Math.min(MAX_MESSAGES_PER_INVOCATION, Math.floor(requestsPerSecond)));
   const maxBatchingWindowSeconds = requestsPerSecond !== undefined && batchSize > 1 ? 1 : 0;
-  const wanted = lane.concurrency ?? limits.concurrency?.value ?? DEFAULT_LANE_CONCURRENCY;
+  const documented = limits.concurrency?.value ?? DEFAULT_LANE_CONCURRENCY;
+  // More invocations than the pace can keep busy only wait for tokens and give their batches back
+  // (paying for SQS and Lambda): a paced lane runs about one invocation per request a second.
+  const paced = requestsPerSecond === undefined ? documented : Math.min(documented, Math.ceil(requestsPerSecond));
+  const wanted = lane.concurrency ?? paced;
   const maxConcurrency = Math.max(SQS_MIN_CONCURRENCY, Math.min(SQS_MAX_CONCURRENCY, wanted));
   const note =
     maxConcurrency === wanted

@@ -22,6 +22,13 @@ export interface AlarmThresholds {
   readonly rejectionRatePeriod: Duration;
   /** A scheduled sync alarms when it has no successful plan in this many schedule intervals. */
   readonly staleAfterIntervals: number;
+  /** A function alarms on more failed invocations than this, as Lambda counts them (errors, timeouts, OOM, init), per period. */
+  readonly functionErrors: number;
+  readonly functionErrorsPeriod: Duration;
+  /** A function alarms on more throttled invocations than this, per period. */
+  readonly functionThrottles: number;
+  /** Records handled by a lane's export function were queued longer ago than this. */
+  readonly recordAge: Duration;
 }
 
 export const ALARM_THRESHOLDS: AlarmThresholds = {
@@ -35,4 +42,8 @@ export const ALARM_THRESHOLDS: AlarmThresholds = {
   rejectionRatePercent: 5,
   rejectionRatePeriod: Duration.hours(1),
   staleAfterIntervals: 3,
+  functionErrors: 0,
+  functionErrorsPeriod: Duration.minutes(5),
+  functionThrottles: 0,
+  recordAge: Duration.hours(1),
 };

@@ -365,6 +365,7 @@ export class DynamoStateStore implements StateStore {
       invalid_samples: { L: [] },
       expiresAt: n(Math.floor(Date.now() / 1000) + RUN_TTL_SECONDS),
     };
+    if (run.error) item.error = s(run.error);
     for (const [name, value] of Object.entries(run.counters)) item[`c_${name}`] = n(value);
     await this.client.send(new PutItemCommand({ TableName: this.table, Item: item }));
   }

@@ -1,5 +1,9 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { ConnectorConfigError } from '#core/errors';
+import {
+  GetSecretValueCommand,
+  type GetSecretValueCommandOutput,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
+import { BackflowError, ConnectorConfigError } from '#core/errors';
 import type { Secrets } from '#core/ports';
 
 /** Secrets Manager, cached for a few minutes so a busy lane does not call it per batch. */
@@ -21,7 +25,12 @@ export class SecretsManagerSecrets implements Secrets {
   }
 
   private async fetch(name: string): Promise<Record<string, unknown>> {
-    const out = await this.client.send(new GetSecretValueCommand({ SecretId: name }));
+    let out: GetSecretValueCommandOutput;
+    try {
+      out = await this.client.send(new GetSecretValueCommand({ SecretId: name }));
+    } catch (error) {
+      throw secretError(name, error);
+    }
     try {
       const value = JSON.parse(out.SecretString ?? '') as unknown;
       if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
@@ -30,4 +39,25 @@ export class SecretsManagerSecrets implements Secrets {
     }
     throw new ConnectorConfigError(`secret ${name} in Secrets Manager must hold a JSON object`);
   }
+}
+
+/** Names the secret in every error: "can't find the specified secret" alone says not which. */
+function secretError(name: string, error: unknown): Error {
+  const code = (error as { name?: string }).name ?? '';
+  const detail = (error as Error).message;
+  if (code === 'ResourceNotFoundException') {
+    return new ConnectorConfigError(
+      `secret "${name}" does not exist in Secrets Manager (${detail}): create it (docs/deploy.md, "Create the secrets") or fix the \`secret:\` name in backflow.yml`,
+      { cause: error },
+    );
+  }
+  if (code === 'AccessDeniedException' || /kms|decrypt/i.test(detail)) {
+    return new ConnectorConfigError(
+      `secret "${name}" cannot be read by this function (${code}: ${detail}): is it named in backflow.yml (so the stack grants it), and if it is encrypted with a customer managed KMS key, does the key policy allow the account to delegate kms:Decrypt?`,
+      { cause: error },
+    );
+  }
+  return new BackflowError(`secret "${name}" could not be read from Secrets Manager: ${code} ${detail}`, {
+    cause: error,
+  });
 }

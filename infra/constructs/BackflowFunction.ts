@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RemovalPolicy, Validations } from 'aws-cdk-lib';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Architecture, RecursiveLoop, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup } from 'aws-cdk-lib/aws-logs';
@@ -111,9 +111,34 @@ export class BackflowFunction extends Construct {
 
   /** Lets the function read the named Secrets Manager secrets, and no other. */
   grantSecrets(names: Iterable<string>): void {
-    for (const name of new Set(names)) {
+    const unique = [...new Set(names)];
+    for (const name of unique) {
       Secret.fromSecretNameV2(this, `Secret-${name}`, name).grantRead(this.function);
     }
+    if (unique.length === 0) return;
+    // A secret encrypted with a customer managed key also needs kms:Decrypt on that key, through
+    // Secrets Manager only. The key is not known here (the secret is created outside the stack),
+    // so the grant names no key but is limited to decryption on behalf of Secrets Manager in this
+    // account and region; the key's own policy must still allow the account to delegate it.
+    // https://docs.aws.amazon.com/secretsmanager/latest/userguide/security-encryption.html
+    const stack = Stack.of(this);
+    this.function.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['kms:Decrypt'],
+        resources: [stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
+        conditions: {
+          StringEquals: {
+            'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com`,
+            'kms:CallerAccount': stack.account,
+          },
+        },
+      }),
+    );
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
+      reason:
+        'kms:Decrypt for secrets under a customer managed key: the key ARN is unknown at deploy time, and the grant only works through Secrets Manager (kms:ViaService) in this account.',
+    });
   }
 }
 

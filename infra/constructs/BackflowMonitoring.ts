@@ -15,6 +15,7 @@ import {
 } from 'cdk-monitoring-constructs';
 import { Construct } from 'constructs';
 import type { Config, ResolvedSync } from '#core/config/load';
+import { METRICS } from '#core/metrics';
 import { scheduleIntervalSeconds, stalenessWindow } from '../schedule-interval.ts';
 import { ALARM_THRESHOLDS, type AlarmThresholds } from '../thresholds.ts';
 import type { Lane } from './Lane.ts';
@@ -100,7 +101,8 @@ export class BackflowMonitoring extends Construct {
       alarmFactoryDefaults: {
         alarmNamePrefix: stack.stackName,
         actionsEnabled: true,
-        action: new SnsAlarmActionStrategy({ onAlarmTopic: this.topic }),
+        // OK actions too: whoever was paged learns when it is over.
+        action: new SnsAlarmActionStrategy({ onAlarmTopic: this.topic, onOkTopic: this.topic }),
         datapointsToAlarm: 1,
       },
       dashboardFactory: new DefaultDashboardFactory(this, 'Dashboards', {
@@ -115,10 +117,24 @@ export class BackflowMonitoring extends Construct {
     this.facade.addLargeHeader(`Backflow: ${stack.stackName}`);
     for (const sync of Object.values(props.config.syncs)) this.monitorSync(sync, metrics, thresholds);
     for (const lane of props.lanes) this.monitorLane(lane, metrics, thresholds);
+    this.facade.monitorSqsQueue({
+      queue: props.planner.scheduleDeadLetterQueue,
+      humanReadableName: 'Scheduled starts that could not be delivered',
+      alarmFriendlyName: 'ScheduleDeadLetters',
+      addQueueMaxSizeAlarm: {
+        Critical: {
+          maxMessageCount: 0,
+          treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+          alarmDescriptionOverride:
+            'EventBridge Scheduler could not start the plan function for an hour of retries (throttled, missing, or not allowed): a scheduled run did not happen. The message in the queue names the sync.',
+        },
+      },
+    });
     this.facade.monitorLambdaFunction({
       lambdaFunction: props.planner.plan.function,
       humanReadableName: 'Plan function',
       alarmFriendlyName: 'Plan',
+      ...functionAlarms('the plan function', thresholds),
     });
   }
 
@@ -130,10 +146,10 @@ export class BackflowMonitoring extends Construct {
     const rejectionRate = metrics.createMetricMath(
       `IF(${delivered} > 0, 100 * FILL(r, 0) / (${delivered}), 0)`,
       {
-        c: count('RecordsCreated', 'created'),
-        u: count('RecordsUpdated', 'updated'),
-        d: count('RecordsDeleted', 'deleted'),
-        r: count('RecordsRejected', 'rejected'),
+        c: count(METRICS.recordsCreated, 'created'),
+        u: count(METRICS.recordsUpdated, 'updated'),
+        d: count(METRICS.recordsDeleted, 'deleted'),
+        r: count(METRICS.recordsRejected, 'rejected'),
       },
       'Rejected (% of delivered)',
     );
@@ -141,21 +157,21 @@ export class BackflowMonitoring extends Construct {
       {
         title: 'Records read',
         metrics: [
-          count('RecordsExtracted', 'Extracted'),
-          count('RecordsInvalid', 'Invalid'),
-          count('RecordsUnchanged', 'Unchanged'),
-          count('RecordsQueued', 'Queued'),
+          count(METRICS.recordsExtracted, 'Extracted'),
+          count(METRICS.recordsInvalid, 'Invalid'),
+          count(METRICS.recordsUnchanged, 'Unchanged'),
+          count(METRICS.recordsQueued, 'Queued'),
         ],
       },
       {
         title: 'Records exported',
         metrics: [
-          count('RecordsCreated', 'Created'),
-          count('RecordsUpdated', 'Updated'),
-          count('RecordsDeleted', 'Deleted'),
-          count('RecordsRejected', 'Rejected'),
-          count('RecordsRetried', 'Retried'),
-          count('RecordsDeadLettered', 'Dead-lettered'),
+          count(METRICS.recordsCreated, 'Created'),
+          count(METRICS.recordsUpdated, 'Updated'),
+          count(METRICS.recordsDeleted, 'Deleted'),
+          count(METRICS.recordsRejected, 'Rejected'),
+          count(METRICS.recordsRetried, 'Retried'),
+          count(METRICS.recordsDeadLettered, 'Dead-lettered'),
         ],
       },
       {
@@ -179,10 +195,10 @@ export class BackflowMonitoring extends Construct {
       {
         title: 'Runs',
         metrics: [
-          this.staleness(sync, count('RunsPlanned', 'Planned'), thresholds),
-          count('RunsStopped', 'Stopped'),
+          this.staleness(sync, count(METRICS.runsPlanned, 'Planned'), thresholds),
+          count(METRICS.runsStopped, 'Stopped'),
           {
-            metric: count('PlanFailures', 'Failed'),
+            metric: count(METRICS.planFailures, 'Failed'),
             alarmFriendlyName: 'PlanFailures',
             addAlarm: {
               Critical: {
@@ -199,8 +215,8 @@ export class BackflowMonitoring extends Construct {
       {
         title: 'Run duration',
         metrics: [
-          metrics.createMetric('RunDuration', MetricStatistic.AVERAGE, 'Average', dimensions),
-          metrics.createMetric('RunDuration', MetricStatistic.MAX, 'Longest', dimensions),
+          metrics.createMetric(METRICS.runDuration, MetricStatistic.AVERAGE, 'Average', dimensions),
+          metrics.createMetric(METRICS.runDuration, MetricStatistic.MAX, 'Longest', dimensions),
         ],
       },
     ];
@@ -267,11 +283,11 @@ export class BackflowMonitoring extends Construct {
         Critical: {
           maxMessageCount: thresholds.deadLetterMessages,
           treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
-          alarmDescriptionOverride: `Lane ${lane.name}: batches reached the dead-letter queue (they failed ${lane.maxReceives} receives, or their records ran out of retries). Fix the cause (export function logs), then redrive them (docs/deploy.md#redrive-a-dead-letter-queue).`,
+          alarmDescriptionOverride: `Lane ${lane.name}: records reached the dead-letter queue: they kept failing for the lane's retry budget (${lane.retryBudgetSeconds} s), or their export did not complete in ${lane.maxReceives} receives. Their run is closed failed with the reason (backflow status --remote). Fix the cause (export function logs), then redrive them (docs/deploy.md#redrive-a-dead-letter-queue).`,
         },
       },
     });
-    const errors = metrics.createMetric('ExportErrors', MetricStatistic.SUM, 'Export errors', dimensions);
+    const errors = metrics.createMetric(METRICS.exportErrors, MetricStatistic.SUM, 'Export errors', dimensions);
     const received = lane.queue.metricNumberOfMessagesReceived({ statistic: MetricStatistic.SUM, label: 'Received' });
     const errorRate = metrics.createMetricMath(
       'IF(received > 0, 100 * FILL(errors, 0) / received, 0)',
@@ -286,7 +302,30 @@ export class BackflowMonitoring extends Construct {
           title: 'Export errors and destination 429s',
           metrics: [
             errors,
-            metrics.createMetric('DestinationThrottles', MetricStatistic.SUM, 'Destination 429s', dimensions),
+            metrics.createMetric(METRICS.destinationThrottles, MetricStatistic.SUM, 'Destination 429s', dimensions),
+          ],
+        },
+        {
+          title: 'Age of the records delivered (since queued)',
+          metrics: [
+            {
+              metric: metrics.createMetric(
+                METRICS.recordAge,
+                MetricStatistic.MAX,
+                'Oldest record handled (s)',
+                dimensions,
+              ),
+              alarmFriendlyName: 'RecordAge',
+              addAlarm: {
+                Warning: {
+                  threshold: thresholds.recordAge.toSeconds(),
+                  comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+                  treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+                  period: Duration.minutes(5),
+                  additionalDescription: `Lane ${lane.name}: records handled by the export function were queued more than ${thresholds.recordAge.toHumanString()} ago. The lane is stuck behind its pace or the destination's 429s, or failing and retrying (records are given back as new messages, so the queue's oldest-message age does not show it). See the lane's 429s and export errors.`,
+                },
+              },
+            },
           ],
         },
         {
@@ -303,7 +342,7 @@ export class BackflowMonitoring extends Construct {
                   period: thresholds.exportErrorRatePeriod,
                   evaluationPeriods: thresholds.exportErrorRatePeriods,
                   datapointsToAlarm: thresholds.exportErrorRatePeriods,
-                  additionalDescription: `Lane ${lane.name}: more than ${thresholds.exportErrorRatePercent}% of the batches received failed as a whole. SQS retries them, then dead-letters them; the export function's logs say why.`,
+                  additionalDescription: `Lane ${lane.name}: more than ${thresholds.exportErrorRatePercent}% of the batches received failed as a whole (the destination down, 5xx, refused credentials). They are retried with backoff for the lane's retry budget, then dead-lettered; the export function's logs say why.`,
                 },
               },
             },
@@ -315,6 +354,34 @@ export class BackflowMonitoring extends Construct {
       lambdaFunction: lane.exporter.function,
       humanReadableName: `Lane ${lane.name}: export function`,
       alarmFriendlyName: `Lane-${lane.name}-Export`,
+      ...functionAlarms(`the export function of lane ${lane.name}`, thresholds),
     });
   }
+}
+
+/**
+ * Alarms on what Lambda itself counts for a function: `Errors` covers what the handler cannot
+ * report — init failures, timeouts, out-of-memory kills — and `Throttles` invocations refused for
+ * lack of concurrency. The `Iterator` widget is for stream sources, not SQS: left out.
+ */
+function functionAlarms(what: string, thresholds: AlarmThresholds) {
+  return {
+    isIterator: false,
+    addFaultCountAlarm: {
+      Critical: {
+        maxErrorCount: thresholds.functionErrors,
+        period: thresholds.functionErrorsPeriod,
+        treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+        alarmDescriptionOverride: `${what} failed (an error, a timeout, running out of memory, or failing to start): its log group has the error.`,
+      },
+    },
+    addThrottlesCountAlarm: {
+      Warning: {
+        maxErrorCount: thresholds.functionThrottles,
+        period: thresholds.functionErrorsPeriod,
+        treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+        alarmDescriptionOverride: `Lambda throttled ${what}: the account or the function ran out of concurrency. Raise the account's concurrency limit, or lower the lanes' concurrency.`,
+      },
+    },
+  };
 }

@@ -32,6 +32,8 @@ export class Lane extends Construct {
   readonly name: string;
   /** Receives of a message before SQS moves it to the dead-letter queue. */
   readonly maxReceives: number;
+  /** How long failing records are retried before the exporter dead-letters them. */
+  readonly retryBudgetSeconds: number;
   readonly queue: Queue;
   readonly deadLetterQueue: Queue;
   readonly exporter: BackflowFunction;
@@ -43,6 +45,7 @@ export class Lane extends Construct {
     const sizing = props.sizing ?? EXPORT_FUNCTION;
     this.name = destination.name;
     this.maxReceives = destination.lane.max_receives;
+    this.retryBudgetSeconds = destination.lane.retry_budget_seconds;
     this.eventSource = laneEventSource(props.limits, destination.lane);
     if (this.eventSource.note) {
       Annotations.of(this).addWarningV2(

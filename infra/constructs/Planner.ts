@@ -1,9 +1,10 @@
-import { ArnFormat, Stack, TimeZone, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack, TimeZone, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '#core/config/load';
 import type { PlanEvent } from '#functions/shared/environment';
@@ -42,6 +43,11 @@ export class Planner extends Construct {
   readonly plan: BackflowFunction;
   readonly functionName: string;
   readonly schedules: readonly SyncSchedules[];
+  /**
+   * Where EventBridge Scheduler puts a scheduled start it could not deliver after its retries (the
+   * plan function throttled or missing): a run that never started is alarmed, not lost silently.
+   */
+  readonly scheduleDeadLetterQueue: Queue;
 
   constructor(scope: Construct, id: string, props: PlannerProps) {
     super(scope, id);
@@ -102,6 +108,16 @@ export class Planner extends Construct {
         'The scheduler target grant (LambdaInvoke, Function.grantInvoke) allows the plan function and its qualified versions and aliases (`<function ARN>:*`); the wildcard is a version qualifier of that one function, never another resource.',
     });
 
+    this.scheduleDeadLetterQueue = new Queue(this, 'ScheduleDeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.scheduleDeadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        "It is a dead-letter queue: EventBridge Scheduler's, for schedule targets (cdk-nag recognises only SQS redrive policies as DLQs).",
+    });
     const schedule = (syncId: string, kind: string, expression: string, event: PlanEvent, enabled: boolean) =>
       new Schedule(this, `${kind}-${syncId}`, {
         description: `Backflow sync ${syncId}: ${event.full ? 'full resync' : 'plan'} ${expression}`,
@@ -111,7 +127,15 @@ export class Planner extends Construct {
             ? TimeZone.of(props.config.syncs[syncId].timezone)
             : (props.timeZone ?? TimeZone.ETC_UTC),
         ),
-        target: new LambdaInvoke(fn, { input: ScheduleTargetInput.fromObject(event), role: schedulerRole }),
+        // A start Scheduler cannot deliver is retried for an hour (a later start would plan anyway),
+        // then dead-lettered, where an alarm sees it.
+        target: new LambdaInvoke(fn, {
+          input: ScheduleTargetInput.fromObject(event),
+          role: schedulerRole,
+          deadLetterQueue: this.scheduleDeadLetterQueue,
+          maxEventAge: Duration.hours(1),
+          retryAttempts: 20,
+        }),
         enabled,
       });
     this.schedules = syncs.map((sync) => ({

@@ -29,6 +29,15 @@ describe('laneEventSource', () => {
     expect(laneEventSource(limits, lane)).toEqual({ batchSize: 5, maxBatchingWindowSeconds: 1, maxConcurrency: 3 });
   });
 
+  it('runs a paced lane with no more invocations than its requests per second (Salesforce: 5 req/s, 25 concurrent)', () => {
+    const limits: DestinationLimits = {
+      batchSize: { value: 200, doc: DOC },
+      requestsPerSecond: { value: 5, doc: DOC },
+      concurrency: { value: 25, doc: DOC },
+    };
+    expect(laneEventSource(limits, lane)).toEqual({ batchSize: 5, maxBatchingWindowSeconds: 1, maxConcurrency: 5 });
+  });
+
   it('gives a destination slower than one request a second one message per invocation', () => {
     const limits: DestinationLimits = {
       batchSize: { value: 10, doc: DOC },

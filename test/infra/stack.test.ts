@@ -181,9 +181,9 @@ describe('outputs', () => {
 describe('lanes', () => {
   const queues = resources(template, 'AWS::SQS::Queue');
 
-  it('has one queue and one dead-letter queue per destination', () => {
+  it('has one queue and one dead-letter queue per destination, and one for scheduled starts', () => {
     expect([...stack.lanes.keys()].sort()).toEqual(['archive', 'crm', 'hooks', 'tuned']);
-    expect(Object.keys(queues)).toHaveLength(8);
+    expect(Object.keys(queues)).toHaveLength(9);
     for (const name of stack.lanes.keys()) {
       const { queue, deadLetterQueue } = lane(name);
       expect(queues[queue]!.Properties.RedrivePolicy).toEqual({
@@ -357,6 +357,13 @@ describe('permissions', () => {
     expect(secretsReadBy(lane('tuned').exporter)).toEqual([]);
   });
 
+  it('lets a function that reads secrets decrypt them with a customer managed key, through Secrets Manager only', () => {
+    const decrypt = statementsOf(planFunction).filter((st) => actionsOf(st).includes('kms:Decrypt'));
+    expect(decrypt).toHaveLength(1);
+    expect(JSON.stringify((decrypt[0] as unknown as { Condition: unknown }).Condition)).toContain('kms:ViaService');
+    expect(statementsOf(lane('tuned').exporter).some((st) => actionsOf(st).includes('kms:Decrypt'))).toBe(false);
+  });
+
   it('grants no Secrets Manager, DynamoDB or SQS action on a wildcard resource', () => {
     const statements = Object.values(resources(template, 'AWS::IAM::Policy')).flatMap(
       (p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
@@ -395,11 +402,43 @@ describe('functions', () => {
 });
 
 describe('alarms', () => {
-  it('all notify the one alarm topic', () => {
+  it('all notify the one alarm topic, when they fire and when they are over', () => {
     expect(alarms.length).toBeGreaterThan(0);
     for (const alarm of alarms) {
       expect(alarm.AlarmActions, String(alarm.AlarmName)).toEqual([{ Ref: topicId }]);
+      expect(alarm.OKActions, String(alarm.AlarmName)).toEqual([{ Ref: topicId }]);
       expect(alarm.ActionsEnabled).toBe(true);
+    }
+  });
+
+  it('fire on any error or throttle Lambda counts for each function: timeouts, out of memory and init failures included', () => {
+    for (const fn of [planFunction, ...[...stack.lanes.keys()].map((name) => lane(name).exporter)]) {
+      for (const metric of ['Errors', 'Throttles']) {
+        const found = alarmsOn(metric, 'FunctionName', `<${fn}>`);
+        expect(found, `${metric} of ${fn}`).toEqual([
+          expect.objectContaining({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' }),
+        ]);
+      }
+    }
+  });
+
+  it('fire when a lane handles records queued more than an hour ago (stuck paced or throttled)', () => {
+    for (const name of stack.lanes.keys()) {
+      const found = alarmsOn('RecordAgeSeconds', 'lane', name);
+      expect(found, name).toEqual([
+        expect.objectContaining({ Threshold: 3600, ComparisonOperator: 'GreaterThanThreshold' }),
+      ]);
+      expect(String(found[0]!.AlarmDescription)).toMatch(/stuck behind its pace or the destination's 429s/);
+    }
+  });
+
+  it('fire when a scheduled start could not be delivered, after Scheduler retried it for an hour', () => {
+    const dlq = stack.getLogicalId(stack.planner.scheduleDeadLetterQueue.node.defaultChild as CfnQueue);
+    expect(alarmsOn('ApproximateNumberOfMessagesVisible', 'QueueName', `<${dlq}.QueueName>`)).toHaveLength(1);
+    for (const schedule of Object.values(resources(template, 'AWS::Scheduler::Schedule'))) {
+      const target = schedule.Properties.Target as Record<string, unknown>;
+      expect(target.DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [dlq, 'Arn'] } });
+      expect(target.RetryPolicy).toEqual({ MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 20 });
     }
   });
 
