@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Checkpoint, SourceConnection } from '#connectors/sdk/source';
-import type { FieldType, JsonValue } from '#connectors/sdk/types';
+import type { FieldType, SyncMode } from '#connectors/sdk/types';
 import type { ResolvedSync } from '#core/config/load';
 import type { ModelConfig } from '#core/config/schema';
+import { classifyRecord, destinationFieldTypes, duplicateReason, operationFor, repeatedKeys } from './classify.ts';
 import { MessagesRefusedError, RunStoppedError } from './errors.ts';
 import { type LaneMessage, MessagePacker, type QueuedRecord } from './lane-message.ts';
 import { compileMapping, type Mapping, mapRow, recordHash, recordKey } from './mapping.ts';
@@ -177,7 +178,7 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
         }
         candidates.push({
           ...mapped.record,
-          op: operationFor(sync.mode),
+          op: operationFor(sync.mode as SyncMode),
           hash: recordHash(mapped.record, mapping.version),
         });
       }
@@ -189,11 +190,11 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
         );
         for (const record of slice) {
           const previous = stored.get(record.key);
-          if (isUnchanged(sync.mode, record, previous)) {
+          const { action, queued } = classifyRecord(sync.mode as SyncMode, record, previous);
+          if (action === 'unchanged') {
             counters.unchanged++;
             continue;
           }
-          const queued: QueuedRecord = previous && previous.status !== 'deleted' ? record : { ...record, isNew: true };
           // Sized once, and only when queued: unchanged rows are never serialized.
           const size = MessagePacker.sizeOf(queued);
           if (!packer.fits(queued, size)) {
@@ -308,17 +309,6 @@ export function runIdOf(sequence: number): string {
   return String(sequence).padStart(10, '0');
 }
 
-function operationFor(mode: ResolvedSync['mode']): QueuedRecord['op'] {
-  return mode === 'mirror' ? 'upsert' : (mode as QueuedRecord['op']);
-}
-
-function isUnchanged(mode: ResolvedSync['mode'], record: QueuedRecord, previous: RecordState | undefined): boolean {
-  if (!previous || previous.dirty || previous.status === 'deleted') return false;
-  // Insert mode creates once and never updates what it created.
-  if (mode === 'insert') return previous.status === 'ok' || previous.hash === record.hash;
-  return previous.hash === record.hash;
-}
-
 /**
  * Stops before anything is sent when a column the sync needs is gone from the model; returns the
  * destination fields' types, taken from the model's columns.
@@ -359,17 +349,7 @@ async function checkSchema(
   }
   const current = Object.fromEntries(mapping.columns.map((c) => [c, columns.get(c)!]));
   if (JSON.stringify(current) !== JSON.stringify(previous)) await state.putModelSchema(request.sync.id, current);
-  const types: Record<string, FieldType> = { [mapping.matchField]: columns.get(mapping.matchColumn)! };
-  for (const rule of mapping.rules) {
-    types[rule.field] = rule.column !== undefined ? columns.get(rule.column)! : valueType(rule.value ?? null);
-  }
-  return types;
-}
-
-function valueType(value: JsonValue): FieldType {
-  if (typeof value === 'boolean') return 'boolean';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
-  return 'string';
+  return destinationFieldTypes(mapping, (column) => columns.get(column));
 }
 
 /**
@@ -425,10 +405,6 @@ async function queueMirrorDeletes(
 
 const MAX_DUPLICATE_KEYS = 10_000;
 
-function duplicateReason(primaryKey: string, key: string, copies: number): string {
-  return `duplicate primary key "${primaryKey}" = ${key}${copies > 1 ? ` (${copies} rows)` : ''}: no copy is sent, and the destination keeps what was last delivered for this key until the model has one row for it`;
-}
-
 /**
  * Keys the whole model holds more than once. An incremental read sees only the rows that changed,
  * so a copy of a key that did not change would go unseen without this one query.
@@ -462,12 +438,11 @@ class DuplicateKeys {
   }
   /** The keys of a page that are repeated, with the number of rows of each in the page. */
   inPage(keys: readonly (string | undefined)[]): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const key of keys) if (key !== undefined) counts.set(key, (counts.get(key) ?? 0) + 1);
-    const repeated = new Map<string, number>();
-    for (const [key, count] of counts) {
+    const repeated = repeatedKeys(keys);
+    for (const key of keys) {
+      if (key === undefined) continue;
       this.unseen.delete(key);
-      if (count > 1 || this.inModel.has(key)) repeated.set(key, count);
+      if (this.inModel.has(key) && !repeated.has(key)) repeated.set(key, 1);
     }
     return repeated;
   }

@@ -1,6 +1,7 @@
 import type { ColumnInfo, SourceConnection } from '#connectors/sdk/source';
 import { quoteIdent } from '#connectors/sdk/sql';
-import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
+import type { JsonValue, Row, SyncMode } from '#connectors/sdk/types';
+import { classifyRecord, destinationFieldTypes, duplicateReason, operationFor, repeatedKeys } from '#core/classify';
 import type { Config, ResolvedSync } from '#core/config/load';
 import type { ModelConfig } from '#core/config/schema';
 import { batchSizeOf, connectSource } from '#core/connect';
@@ -170,7 +171,7 @@ async function readSample(
   return rows;
 }
 
-/** Same rule as the planner: what a run would do with each record. */
+/** What a run would do with each record: the planner's own rule (core/classify.ts). */
 async function classify(
   sync: ResolvedSync,
   model: ModelConfig,
@@ -178,26 +179,27 @@ async function classify(
   rows: readonly Row[],
   state: StateStore,
 ): Promise<PreviewRecord[]> {
-  const seen = new Set<string>();
   const mapped = rows.map((row) => ({ row, result: mapRow(row, model.primary_key, mapping) }));
+  const repeated = repeatedKeys(mapped.map((m) => (m.result.ok ? m.result.record.key : undefined)));
   const stored = await state.getRecords(
     sync.id,
     mapped.flatMap((m) => (m.result.ok ? [m.result.record.key] : [])),
   );
+  const mode = sync.mode as SyncMode;
   return mapped.map(({ row, result }): PreviewRecord => {
     if (!result.ok) return { key: result.key, action: 'invalid', reason: result.reason, row };
     const { record } = result;
     const payload = { match: { [mapping.matchField]: record.match }, fields: { ...record.fields } };
-    if (seen.has(record.key)) {
+    const copies = repeated.get(record.key);
+    if (copies !== undefined) {
       return {
         key: record.key,
         action: 'invalid',
-        reason: `duplicate primary key "${model.primary_key}" = ${record.key}`,
+        reason: duplicateReason(model.primary_key, record.key, copies),
         row,
         payload,
       };
     }
-    seen.add(record.key);
     const hash = recordHash(record, mapping.version);
     const previous = stored.get(record.key);
     const prev = previous && {
@@ -206,13 +208,8 @@ async function classify(
       updatedAt: previous.updatedAt,
       reason: previous.reason,
     };
-    const op = (sync.mode === 'mirror' ? 'upsert' : sync.mode) as QueuedRecord['op'];
-    const known = previous !== undefined && previous.status !== 'deleted';
-    const queued: QueuedRecord = { ...record, op, hash, ...(known ? {} : { isNew: true }) };
-    const unchanged =
-      known &&
-      !previous.dirty &&
-      (sync.mode === 'insert' ? previous.status === 'ok' || previous.hash === hash : previous.hash === hash);
+    const { action, queued } = classifyRecord(mode, { ...record, op: operationFor(mode), hash }, previous);
+    const unchanged = action === 'unchanged';
     const notes: string[] = [];
     if (previous?.status === 'rejected') {
       notes.push(
@@ -222,10 +219,9 @@ async function classify(
       );
     }
     if (previous?.dirty) notes.push('flagged for re-sending (an older write may have landed last)');
-    if (!known && sync.mode === 'update')
+    if (queued.isNew && mode === 'update')
       notes.push('update mode never creates: refused if the destination has no match');
-    if (unchanged && sync.mode === 'insert' && previous.hash !== hash) notes.push('insert mode never updates');
-    const action: PreviewAction = unchanged ? 'unchanged' : known || sync.mode === 'update' ? 'update' : 'create';
+    if (unchanged && mode === 'insert' && previous?.hash !== hash) notes.push('insert mode never updates');
     return {
       key: record.key,
       action,
@@ -236,27 +232,6 @@ async function classify(
       queued,
     };
   });
-}
-
-/** Types of the destination fields, from the model's columns, as the planner sends them. */
-function fieldTypesOf(mapping: Mapping, columns: readonly ColumnInfo[]): Record<string, FieldType> {
-  const byName = new Map(columns.map((c) => [c.name, c.type]));
-  const types: Record<string, FieldType> = { [mapping.matchField]: byName.get(mapping.matchColumn) ?? 'string' };
-  for (const rule of mapping.rules) {
-    if (rule.column !== undefined) types[rule.field] = byName.get(rule.column) ?? 'string';
-    else {
-      const value = rule.value ?? null;
-      types[rule.field] =
-        typeof value === 'boolean'
-          ? 'boolean'
-          : typeof value === 'number'
-            ? Number.isInteger(value)
-              ? 'integer'
-              : 'number'
-            : 'string';
-    }
-  }
-  return types;
 }
 
 /**
@@ -282,7 +257,7 @@ async function sendRecords(
     version: sequence,
     object: sync.object,
     matchField: mapping.matchField,
-    fieldTypes: fieldTypesOf(mapping, columns),
+    fieldTypes: destinationFieldTypes(mapping, (column) => columns.find((c) => c.name === column)?.type),
     attempt: 0,
   } as const;
   const packer = new MessagePacker(header, batchSizeOf(config, sync.destination));
@@ -310,14 +285,8 @@ async function sendRecords(
   await runtime.enqueue(sync.destination, messages);
   await runtime.drain();
   const deadLettered = (await queueDepth(runtime.aws.sqs, dlq)).total - deadBefore;
-  let run = await state.getRun(sync.id, runId);
-  if (run?.status === 'exporting') {
-    await state.updateRun(sync.id, runId, {
-      status: 'failed',
-      error: `${deadLettered} message(s) dead-lettered on lane ${sync.destination}`,
-    });
-    run = await state.getRun(sync.id, runId);
-  }
+  // The exporter closed the run as it handled the last message (core/runs.ts).
+  const run = await state.getRun(sync.id, runId);
   const after = await state.getRecords(
     sync.id,
     records.map((r) => r.key),
@@ -331,7 +300,7 @@ async function sendRecords(
       key: r.key,
       status: 'not delivered',
       reason:
-        deadLettered > 0
+        deadLettered > 0 || (run?.counters.deadLettered ?? 0) > 0
           ? `dead-lettered: see backflow status, then backflow redrive ${sync.destination}`
           : 'no outcome recorded',
     };

@@ -183,7 +183,7 @@ syncs:
     });
     const dry = new DryRunStateStore(real);
     expect(await dry.nextSequence('s')).toBe(5);
-    expect(await dry.acquireLock()).toBe(true);
+    expect(await dry.acquireLock()).toEqual({ acquired: true });
     await dry.putCursor();
     await dry.putModelSchema();
     await dry.putProgress();
