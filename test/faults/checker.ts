@@ -16,12 +16,14 @@ import type { RowValues } from './values.ts';
 import { CheckerDatabase, type Tally, Violation, World } from './world.ts';
 
 export interface CheckerOptions {
-  /** Random schedules to run (before shrinking). */
+  /** Random schedules to run at most (before shrinking). */
   readonly schedules: number;
   readonly seed: number;
   /** Features left out of the schedules (see FEATURES). */
   readonly without?: ReadonlySet<Feature>;
   readonly maxSteps?: number;
+  /** Time allowed for the search: no new schedule starts after it (the report says how many ran). */
+  readonly searchSeconds?: number;
   /** Time allowed for shrinking a failure; after it, the smallest failing schedule so far is reported. */
   readonly shrinkSeconds?: number;
   /** fast-check replay path of a reported failure (with its seed). */
@@ -35,10 +37,8 @@ export interface CheckerOptions {
 
 export interface CheckerReport {
   readonly ok: boolean;
-  readonly seed: number;
-  /** Schedules run before the first failure (or all of them). */
+  /** Schedules run by the search (shrinking not counted). */
   readonly schedules: number;
-  readonly shrinks: number;
   readonly tally: Tally;
   readonly durationMs: number;
   /** The report to print: the summary line, and on failure the reproduction and first difference. */
@@ -54,40 +54,47 @@ const HEAL: Step = { t: 'heal' };
 export async function runChecker(options: CheckerOptions): Promise<CheckerReport> {
   const started = Date.now();
   const log = options.log ?? (() => {});
+  const verbose = options.verbose ? log : undefined;
   const tally: Tally = { steps: 0, heals: 0, crashes: 0, childErrors: 0, stepErrors: 0 };
   const db = await CheckerDatabase.create();
-  let failedAt: number | undefined;
-  const shrinkMs = (options.shrinkSeconds ?? 180) * 1000;
-  let executed = 0;
+  const report = (ok: boolean, schedules: number, text: string): CheckerReport => ({
+    ok,
+    schedules,
+    tally,
+    durationMs: Date.now() - started,
+    text,
+  });
   try {
     if (options.replay) {
-      const violation = await runSchedule(db, options.replay, tally, log, options.verbose ? log : undefined);
-      const text = violation
-        ? failureText({ seed: options.seed, violation, schedule: options.replay, shrinks: 0, runs: 1, tally })
-        : `✔ the schedule passed (${tally.steps} steps, ${tally.heals} heals)`;
-      return {
-        ok: !violation,
-        seed: options.seed,
-        schedules: 1,
-        shrinks: 0,
-        tally,
-        durationMs: Date.now() - started,
-        text,
-      };
+      const violation = await runSchedule(db, options.replay, tally, log, verbose);
+      return violation
+        ? report(false, 1, failureText({ violation, schedule: options.replay, shrinks: 0 }))
+        : report(true, 1, `✔ the schedule passed (${tally.steps} steps, ${tally.heals} heals)`);
     }
+    const shrinkMs = (options.shrinkSeconds ?? 180) * 1000;
+    const searchMs = (options.searchSeconds ?? Number.POSITIVE_INFINITY) * 1000;
+    let failedAt: number | undefined;
+    let searched = 0;
+    let shrinkRuns = 0;
     const property = fc.asyncProperty(
       scheduleArbitrary({ without: options.without, maxSteps: options.maxSteps }),
       async (schedule) => {
-        // Past its share of the shrink budget every candidate "passes": fast-check stops with the
-        // smallest failure so far, and minimize() gets the rest.
-        if (failedAt !== undefined && Date.now() - failedAt > (shrinkMs * 2) / 3) return;
-        executed++;
+        if (failedAt === undefined) {
+          // Past the search budget, schedules are skipped: they pass without running.
+          if (Date.now() - started > searchMs) return;
+          searched++;
+        } else {
+          // Past its share of the shrink budget every candidate passes: fast-check stops with the
+          // smallest failure so far, and minimize() gets the rest of the budget.
+          if (Date.now() - failedAt > (shrinkMs * 2) / 3) return;
+          shrinkRuns++;
+        }
         const t0 = Date.now();
-        const violation = await runSchedule(db, schedule, tally, log, options.verbose ? log : undefined);
+        const violation = await runSchedule(db, schedule, tally, log, verbose);
         const seconds = ((Date.now() - t0) / 1000).toFixed(1);
-        log(
-          `${failedAt === undefined ? 'schedule' : 'shrinking'} #${executed}: ${schedule.steps.length + 1} steps, ${violation ? `FAILED at step ${violation.step + 1}` : 'ok'} (${seconds} s)`,
-        );
+        const which = failedAt === undefined ? `schedule ${searched}` : `shrinking ${shrinkRuns}`;
+        const outcome = violation ? `FAILED at step ${violation.step + 1}` : 'ok';
+        log(`${which}: ${schedule.steps.length + 1} steps, ${outcome} (${seconds} s)`);
         if (violation) {
           failedAt ??= Date.now();
           throw violation;
@@ -98,48 +105,37 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
       seed: options.seed,
       numRuns: options.schedules,
       ...(options.path ? { path: options.path } : {}),
-      // The schedule is what fails; fast-check's own report is replaced by ours.
+      // Our report replaces fast-check's own.
       includeErrorInReport: false,
     });
-    const base = {
-      seed: details.seed,
-      schedules: details.numRuns,
-      shrinks: details.numShrinks,
-      tally,
-      durationMs: Date.now() - started,
-    };
     if (!details.failed) {
-      return {
-        ok: true,
-        ...base,
-        text: `✔ fault checker: ${details.numRuns} schedule(s), ${tally.steps} steps (${tally.heals} heals, ${tally.crashes} crashes), seed ${details.seed}, no broken guarantee (${(base.durationMs / 1000).toFixed(0)} s)`,
-      };
+      const seconds = ((Date.now() - started) / 1000).toFixed(0);
+      return report(
+        true,
+        searched,
+        `✔ fault checker: ${searched} schedule(s), ${tally.steps} steps (${tally.heals} heals, ${tally.crashes} crashes), seed ${options.seed}: no broken guarantee (${seconds} s)`,
+      );
     }
     const found = details.counterexample?.[0];
     if (!found || !(details.errorInstance instanceof Violation)) {
-      return { ok: false, ...base, text: `✘ fault checker failed: ${String(details.errorInstance)}` };
+      return report(false, searched, `✘ fault checker failed: ${String(details.errorInstance)}`);
     }
     // fast-check shrinks values well but rarely drops a step from the middle or the end: finish
     // with a greedy pass of our own, within what is left of the shrink budget.
-    const { schedule, violation, shrinks } = await minimize(db, found, details.errorInstance, {
+    const minimized = await minimize(db, found, details.errorInstance, {
       deadline: (failedAt ?? Date.now()) + shrinkMs,
       tally,
       log,
     });
-    return {
-      ok: false,
-      ...base,
-      text: failureText({
-        seed: details.seed,
-        path: details.counterexamplePath ?? undefined,
-        violation,
-        schedule,
-        shrinks: details.numShrinks + shrinks,
-        runs: details.numRuns,
-        options,
-        tally,
+    return report(
+      false,
+      searched,
+      failureText({
+        ...minimized,
+        shrinks: details.numShrinks + minimized.shrinks,
+        search: { seed: options.seed, schedule: searched, path: details.counterexamplePath ?? undefined, options },
       }),
-    };
+    );
   } finally {
     await db.drop();
   }
@@ -240,20 +236,19 @@ async function minimize(
 }
 
 function failureText(failure: {
-  options?: CheckerOptions;
-  seed: number;
-  path?: string | undefined;
   violation: Violation;
   schedule: Schedule;
   shrinks: number;
-  runs: number;
-  tally: Tally;
+  /** Absent for a replayed schedule. */
+  search?: { seed: number; schedule: number; path: string | undefined; options: CheckerOptions };
 }): string {
   const { violation, schedule } = failure;
   const [first, ...others] = violation.differences;
   const full = { ...schedule, steps: [...schedule.steps, HEAL] };
   const lines = [
-    `✘ fault checker: a guarantee broke (seed ${failure.seed}, schedule ${failure.runs}, shrunk ${failure.shrinks} time(s))`,
+    failure.search
+      ? `✘ fault checker: a guarantee broke (seed ${failure.search.seed}, schedule ${failure.search.schedule}, shrunk ${failure.shrinks} time(s))`
+      : '✘ fault checker: the replayed schedule breaks a guarantee',
     '',
     `first difference, at step ${violation.step + 1}: ${first!.what}`,
   ];
@@ -280,11 +275,12 @@ function failureText(failure: {
     json.length <= 1500 ? `  npm run check:faults -- --replay '${json}'` : `  npm run check:faults -- --replay ${file}`,
   );
   if (json.length <= 1500) lines.push(`  (also saved in ${file})`);
-  if (failure.path && failure.options) {
-    const { without, maxSteps } = failure.options;
-    const flags = `${without && without.size > 0 ? ` --without ${[...without].join(',')}` : ''}${maxSteps ? ` --steps ${maxSteps}` : ''}`;
+  if (failure.search?.path) {
+    const { seed, path: searchPath, options } = failure.search;
+    const without = options.without && options.without.size > 0 ? ` --without ${[...options.without].join(',')}` : '';
+    const steps = options.maxSteps ? ` --steps ${options.maxSteps}` : '';
     lines.push(
-      `or replay fast-check's search (before the final minimizing pass): npm run check:faults -- --seed ${failure.seed}${flags} --path ${failure.path}`,
+      `or replay fast-check's search (before the final minimizing pass): npm run check:faults -- --seed ${seed}${without}${steps} --path ${searchPath}`,
     );
   }
   return lines.join('\n');

@@ -1,6 +1,8 @@
 /**
- * npm run check:faults -- [--schedules N] [--seed S] [--steps N] [--without f1,f2] [--shrink-seconds N]
- *                         [--replay '<json>' | --replay file.json] [--path P] [--quiet]
+ * The fault checker from the command line (see docs/testing.md):
+ *
+ *   npm run check:faults -- --schedules 50 --seed 7
+ *   npm run check:faults -- --replay '<schedule JSON from a report>'
  *
  * Exit code 0 when no guarantee broke, 1 when one did (the report says which, and how to replay
  * it), 2 on a usage error.
@@ -8,85 +10,105 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { runChecker } from './checker.ts';
-import { FEATURES, parseFeatures, type Schedule } from './schedule.ts';
+import { FEATURES, type Feature, parseFeatures, type Schedule } from './schedule.ts';
 
-const usage = `usage: npm run check:faults -- [--schedules N] [--seed S] [--steps N] [--without f1,f2]
-                              [--shrink-seconds N] [--replay '<json>'|file] [--path P] [--quiet]
-features (for --without): ${Object.keys(FEATURES).join(', ')}`;
+const USAGE = `usage: npm run check:faults -- [--schedules N] [--seed S] [--seconds N] [--steps N]
+         [--without f1,f2] [--shrink-seconds N] [--replay '<json>'|file] [--path P] [--verbose] [--quiet]
+  --schedules N       random schedules to run (default 20)
+  --seed S            fast-check seed (default: random, printed)
+  --seconds N         start no new schedule after N seconds (default: no limit)
+  --steps N           at most N steps per schedule, before the final heal (default 12)
+  --without f1,f2     leave features out, to look past a defect already found
+  --shrink-seconds N  time allowed for shrinking a failure (default 300)
+  --replay JSON|file  run one schedule, as printed by a failure report
+  --path P            with --seed: replay fast-check's search from a report
+  --verbose           print every step with its duration
+  --quiet             print only the report
+features: ${Object.entries(FEATURES)
+  .map(([name, what]) => `\n  ${name.padEnd(12)} ${what}`)
+  .join('')}`;
 
-let values: ReturnType<typeof parse>['values'];
+// The AWS SDK warns about Node 20 on every client; the child processes inherit this too.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+
+function usageError(message: string): never {
+  console.error(`${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+function wholeNumber(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) usageError(`--${name} expects a whole number, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+let args: ReturnType<typeof parse>;
 function parse() {
   return parseArgs({
     options: {
-      schedules: { type: 'string', default: '20' },
+      schedules: { type: 'string' },
       seed: { type: 'string' },
-      steps: { type: 'string', default: '12' },
-      without: { type: 'string', default: '' },
-      'shrink-seconds': { type: 'string', default: '300' },
+      seconds: { type: 'string' },
+      steps: { type: 'string' },
+      without: { type: 'string' },
+      'shrink-seconds': { type: 'string' },
       replay: { type: 'string' },
       path: { type: 'string' },
-      quiet: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
-  });
+    allowPositionals: false,
+  }).values;
 }
 try {
-  values = parse().values;
+  args = parse();
 } catch (error) {
-  console.error(`${(error as Error).message}\n${usage}`);
-  process.exit(2);
+  usageError((error as Error).message);
 }
-if (values.help) {
-  console.log(usage);
-  for (const [name, what] of Object.entries(FEATURES)) console.log(`  ${name.padEnd(12)} ${what}`);
+if (args.help) {
+  console.log(USAGE);
   process.exit(0);
 }
-const int = (name: string, text: string | undefined): number => {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--${name} expects a whole number, got ${JSON.stringify(text)}\n${usage}`);
-    process.exit(2);
-  }
-  return n;
-};
 
 let replay: Schedule | undefined;
-if (values.replay) {
-  const text = existsSync(values.replay) ? readFileSync(values.replay, 'utf8') : values.replay;
+if (args.replay !== undefined) {
+  const text = existsSync(args.replay) ? readFileSync(args.replay, 'utf8') : args.replay;
   try {
     replay = JSON.parse(text) as Schedule;
   } catch (error) {
-    console.error(`--replay expects a schedule as JSON or a file holding one: ${(error as Error).message}`);
-    process.exit(2);
+    usageError(`--replay expects a schedule as JSON, or a file holding one: ${(error as Error).message}`);
   }
 }
-let without: ReturnType<typeof parseFeatures>;
+let without: Set<Feature> = new Set();
 try {
-  without = parseFeatures(values.without);
+  without = parseFeatures(args.without ?? '');
 } catch (error) {
-  console.error(`${(error as Error).message}\n${usage}`);
-  process.exit(2);
+  usageError((error as Error).message);
 }
 
-const seed = values.seed === undefined ? Date.now() % 2 ** 31 : int('seed', values.seed);
-const quiet = values.quiet;
-console.log(
-  replay
-    ? 'fault checker: replaying one schedule'
-    : `fault checker: ${values.schedules} schedule(s), seed ${seed}${without.size > 0 ? `, without ${[...without].join(',')}` : ''}`,
-);
+const seed = wholeNumber('seed', args.seed) ?? Date.now() % 2 ** 31;
+const schedules = wholeNumber('schedules', args.schedules) ?? 20;
+if (!args.quiet) {
+  console.log(
+    replay
+      ? 'fault checker: replaying one schedule'
+      : `fault checker: ${schedules} schedule(s), seed ${seed}${without.size > 0 ? `, without ${[...without].join(',')}` : ''}`,
+  );
+}
 const report = await runChecker({
-  schedules: int('schedules', values.schedules),
+  schedules,
   seed,
   without,
-  maxSteps: int('steps', values.steps),
-  shrinkSeconds: int('shrink-seconds', values['shrink-seconds']),
-  path: values.path,
+  maxSteps: wholeNumber('steps', args.steps) ?? 12,
+  searchSeconds: wholeNumber('seconds', args.seconds),
+  shrinkSeconds: wholeNumber('shrink-seconds', args['shrink-seconds']) ?? 300,
+  path: args.path,
   replay,
-  log: quiet ? undefined : (line) => console.log(line),
-  verbose: values.verbose,
+  log: args.quiet ? undefined : (line) => console.log(line),
+  verbose: args.verbose,
 });
 console.log(report.text);
 process.exit(report.ok ? 0 : 1);

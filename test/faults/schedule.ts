@@ -59,7 +59,7 @@ export interface Schedule {
 }
 
 /** Keys 1..KEYS: few, so updates, repeats and deletes keep meeting the same keys. */
-export const KEYS = 8;
+export const KEYS = 5;
 
 /**
  * What schedules may contain. Each can be switched off (`--without negzero,dup`) to look past a
@@ -255,14 +255,14 @@ function rowArbitrary(on: (f: Feature) => boolean): fc.Arbitrary<RowValues> {
     doc: nullable(doc),
     dbl: nullable(dbl),
   });
-  // Half the rows come from three plain ones, so a key often goes back to a value it had before
-  // (A → B → A): the case where "unchanged" and a late redelivery meet.
+  // Two rows in three are one of two plain ones, so a key often goes back to a value it had
+  // before (A → B → A): where "unchanged" and a late delivery of B meet.
   const plain = fc.constantFrom(
-    ...[0, 1, 2].map(
+    ...[0, 1].map(
       (n): RowValues => ({ email: `user${n}@example.com`, txt: 'plain', amount: '1', doc: null, dbl: null }),
     ),
   );
-  return fc.oneof(plain, nasty);
+  return fc.oneof({ weight: 2, arbitrary: plain }, { weight: 1, arbitrary: nasty });
 }
 
 /** A schedule as numbered lines a person can read (strings escaped, long ones shortened). */
@@ -284,7 +284,7 @@ export function describeStep(step: Step): string {
     case 'crash':
       return step.at === 'redrive'
         ? `crash during a redrive (child process killed after destination write #${step.nth})`
-        : `crash ${step.at} #${step.nth} during a ${step.full ? 'full' : 'incremental'} run of both syncs (child process, SIGKILL)`;
+        : `crash ${step.at} #${step.nth} during ${step.full ? 'a full' : 'an incremental'} run of both syncs (child process, SIGKILL)`;
     case 'heal':
       return 'heal (healthy full run, redrive, healthy run) and check every invariant';
   }

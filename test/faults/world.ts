@@ -522,6 +522,13 @@ ${mappings}
               `${showCanonical(deliverable.canonical)} or ${earlier()}`,
             );
           }
+          const record = states.get(lane)!.get(String(id));
+          if (actualKey !== deliverable.key && record?.status !== 'rejected') {
+            fail(
+              `${lane} refused id ${id} and does not hold its value, but the state of ${SYNC_OF[lane]} does not list it as rejected (backflow rejections)`,
+              `status rejected, or ${showCanonical(deliverable.canonical)} delivered`,
+            );
+          }
         } else if (state.kind === 'absent' && lane === 'pg' && this.mode === 'mirror' && !refused) {
           if (actual !== undefined) fail(`${lane} (mirror) still holds id ${id}, which left the source`, 'absent');
         } else if (!candidates.has(actualKey)) {
