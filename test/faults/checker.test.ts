@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { runChecker } from './checker.ts';
 import { parseFeatures } from './schedule.ts';
+import { canonicalDecimal, canonicalDouble, canonicalFields, canonicalJsonText, parseLossless } from './values.ts';
 
 /**
  * The fault checker's share of `npm test`: a fixed seed (deterministic schedules), at most
@@ -16,6 +17,22 @@ const SECONDS = Number(env.BACKFLOW_FAULTS_SECONDS ?? 100);
 const SHRINK_SECONDS = 90;
 
 describe('the fault checker', () => {
+  it('compares values exactly: decimals by value at any precision, JSON numbers without a double, the sign of zero', () => {
+    expect(canonicalDecimal('1.50')).toBe('1.5');
+    expect(canonicalDecimal('-0.0')).toBe('0');
+    expect(canonicalDecimal('1e2')).toBe('100');
+    expect(canonicalDecimal('-1.5e-3')).toBe('-0.0015');
+    expect(canonicalDecimal('123456789012345678901234567890.123456789')).toBe(
+      '123456789012345678901234567890.123456789',
+    );
+    expect(canonicalJsonText('{"n": 12345678901234567890}')).not.toBe(canonicalJsonText('{"n": 12345678901234567000}'));
+    expect(canonicalJsonText('{"b": 1.0, "a": [2]}')).toBe(canonicalJsonText('{"a":[2],"b":1}'));
+    expect(canonicalDouble('-0')).not.toBe(canonicalDouble('0'));
+    // A webhook body's numbers stay text: 2^53 + 1 is not 2^53.
+    const fields = parseLossless('{"amount": 9007199254740993, "dbl": -0, "txt": "\\uFFFE"}');
+    expect(canonicalFields(fields)).toMatchObject({ amount: '9007199254740993', dbl: '-0', txt: '\uFFFE' });
+  });
+
   it(
     'finds no broken guarantee in random fault schedules against real PostgreSQL and webhook destinations',
     async () => {

@@ -119,17 +119,18 @@ export class Model {
   }
 
   /**
-   * A run of `lanes` planned now (`full`, and `mirror` for the PostgreSQL sync): every deliverable
-   * value may be delivered from now on, by this run or a redrive of its dead letters.
+   * A run of `lanes` planned now: every deliverable value may be delivered from now on, by this
+   * run or a redrive of its dead letters; with the PostgreSQL sync in mirror mode, a key gone from
+   * the source may be deleted (by any run: the local runtime makes a run full after a failed one).
    */
-  planned(lanes: readonly Lane[], full: boolean, pgMirror: boolean): void {
+  planned(lanes: readonly Lane[], pgMirror: boolean): void {
     for (const id of this.keys()) {
       const state = this.key(id);
       if (state.kind === 'one') this.uniqueValuesOf(id).add(state.key);
       for (const lane of lanes) {
         const deliverable = this.deliverable(id);
         if (deliverable) this.candidatesOf(lane, id).add(deliverable.key);
-        if (lane === 'pg' && full && pgMirror && state.kind === 'absent') this.candidatesOf(lane, id).add(ABSENT);
+        if (lane === 'pg' && pgMirror && state.kind === 'absent') this.candidatesOf(lane, id).add(ABSENT);
         // A refusal holds until a run plans something else for the key (the engine re-sends a
         // rejected record only once it changed).
         const refused = this.refused.get(lane)!.get(id);

@@ -190,7 +190,7 @@ export class World {
         return;
       case 'run': {
         const syncs = step.syncs === 'both' ? BOTH : [SYNC_OF[step.syncs]];
-        this.model.planned(lanesOf(syncs), step.full, this.mode === 'mirror');
+        this.model.planned(lanesOf(syncs), this.mode === 'mirror');
         await this.withFaults(step.faults, async () => {
           await this.runtime!.run(syncs, { full: step.full });
         });
@@ -383,7 +383,7 @@ ${mappings}
   /** The step in a child process that kills itself at the named point; the runtime is stopped meanwhile. */
   private async crash(step: Step & { t: 'crash' }): Promise<void> {
     this.tally.crashes++;
-    if (step.at !== 'redrive') this.model.planned(LANES, step.full, this.mode === 'mirror');
+    if (step.at !== 'redrive') this.model.planned(LANES, this.mode === 'mirror');
     await this.stopRuntime();
     const args: DriverArgs = {
       projectDir: this.dir,
@@ -470,7 +470,7 @@ ${mappings}
         differences.push({ what: `${what} threw: ${(error as Error).message}` });
       }
     };
-    this.model.planned(LANES, true, this.mode === 'mirror');
+    this.model.planned(LANES, this.mode === 'mirror');
     let fullRuns: SyncSummary[] = [];
     await healthy('healthy full run', async () => {
       fullRuns = await this.runtime!.run(BOTH, { full: true });
@@ -482,7 +482,7 @@ ${mappings}
       return undefined;
     });
     differences.push(...(await this.observe()));
-    this.model.planned(LANES, false, this.mode === 'mirror');
+    this.model.planned(LANES, this.mode === 'mirror');
     await healthy('healthy run after the redrive', () => this.runtime!.run(BOTH));
     differences.push(...(await this.observe()));
 
