@@ -273,8 +273,11 @@ ${mappings}
     this.runtime = await LocalRuntime.start({
       config: loadConfig(path.join(this.dir, 'backflow.yml')),
       stateDir: path.join(this.dir, '.backflow'),
-      // Retries come back at once. Plug-in point: once `LocalRuntimeOptions.clock` is on main, pass
-      // a fake clock here and advance it in `withFaults` to outlast (or not) `retry_budget_seconds`.
+      // Retries come back at once. Plug-in point: once `LocalRuntimeOptions.clock` and the lane's
+      // `retry_budget_seconds` are on main, pass a fake clock here, write a small budget into the
+      // lanes in writeConfig, and have an outage fault advance the clock past it or not: the
+      // exporter then dead-letters a long outage itself, and a short one is retried until it heals.
+      // With the system clock an outage here lasts milliseconds, far inside the default 1800 s.
       maxDelaySeconds: 0,
       exportConcurrency: this.schedule.concurrency,
       wrapDestination: (lane, connection) => this.wrap(lane as Lane, connection),
@@ -486,6 +489,7 @@ ${mappings}
     await healthy('healthy run after the redrive', () => this.runtime!.run(BOTH));
     differences.push(...(await this.observe()));
 
+    this.checkInvalidReported(fullRuns, differences);
     await this.checkSourceMatchesModel(index);
     const held = { pg: await this.postgresHolds(), hook: this.webhookHolds() };
     const states = new Map<Lane, Map<string, RecordState>>();
@@ -559,7 +563,6 @@ ${mappings}
       }
       this.checkState(lane, states.get(lane)!, held[lane], differences);
     }
-    this.checkInvalidReported(fullRuns, differences);
     for (const sync of BOTH) {
       for (const run of await this.runtime!.state.listRuns(sync, 1000)) {
         if (run.status === 'planning' || run.status === 'exporting') {
@@ -617,8 +620,7 @@ ${mappings}
           `the state of ${sync} says run ${record.version} delivered id ${id}, but id ${id} was repeated when that run planned`,
           'never sent',
         );
-      }
-      if (actual === undefined) {
+      } else if (actual === undefined) {
         fail(
           `the state of ${sync} says id ${id} was delivered (run ${record.version}), but ${lane} does not hold it`,
           'present',
