@@ -295,7 +295,7 @@ function describeChange(change: Change): string {
     case 'set':
       return `set id ${change.id} (copy ${change.copy}) = ${describeRow(change.row)}`;
     case 'dup':
-      return `add a repeat of id ${change.id} = ${describeRow(change.row)}`;
+      return `insert another row with id ${change.id} (a repeat if id ${change.id} has a row) = ${describeRow(change.row)}`;
     case 'delete':
       return `delete id ${change.id} (copy ${change.copy})`;
   }
