@@ -113,7 +113,7 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
       return report(
         true,
         searched,
-        `✔ fault checker: ${searched} schedule(s), ${tally.steps} steps (${tally.heals} heals, ${tally.crashes} crashes), seed ${options.seed}: no broken guarantee (${seconds} s)`,
+        `✔ fault checker: ${searched} schedule(s), ${tally.steps} steps (${tally.heals} heals, ${tally.crashes} crashes, ${tally.stepErrors} steps that threw under faults, ${tally.childErrors} crash children that failed without being killed), seed ${options.seed}: no broken guarantee (${seconds} s)`,
       );
     }
     const found = details.counterexample?.[0];

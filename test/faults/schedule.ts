@@ -301,7 +301,7 @@ function describeChange(change: Change): string {
   }
 }
 
-export function describeRow(row: RowValues): string {
+function describeRow(row: RowValues): string {
   const value = (v: string | null) => (v === null ? 'null' : show(v, 40));
   return `{email ${value(row.email)}, txt ${value(row.txt)}, amount ${value(row.amount)}, doc ${value(row.doc)}, dbl ${value(row.dbl)}}`;
 }

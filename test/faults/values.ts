@@ -214,11 +214,6 @@ export function canonicalFields(fields: Lossless): Canonical {
   };
 }
 
-export function sameCanonical(a: Canonical | undefined, b: Canonical | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return FIELDS.every((f) => a[f] === b[f]);
-}
-
 /** One line for a report: a canonical record, or `absent`. */
 export function showCanonical(value: Canonical | undefined): string {
   if (value === undefined) return 'absent';
