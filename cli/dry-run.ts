@@ -71,6 +71,7 @@ export class DryRunStateStore implements StateStore {
     throw new Error('a dry run never delivers');
   }
   async releaseClaims(): Promise<void> {}
+  async markDeadLettered(): Promise<void> {}
   async *listRecords(syncId: string): AsyncIterable<RecordState> {
     for await (const record of this.delegate.listRecords(syncId)) {
       if (record.status === 'ok') this.synced++;

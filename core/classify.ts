@@ -16,7 +16,10 @@ export function classifyRecord(
 ): { action: RecordAction; queued: QueuedRecord } {
   const known = previous !== undefined && previous.status !== 'deleted';
   const queued: QueuedRecord = known ? record : { ...record, isNew: true };
-  if (known && !previous.dirty) {
+  // A newer version waits in the dead-letter queue: even an unchanged payload is sent again, so
+  // a redrive of that version is skipped as stale rather than overwriting the model's value.
+  const redrivable = previous?.pending !== undefined && previous.pending > previous.version;
+  if (known && !previous.dirty && !redrivable) {
     // Insert mode creates once and never updates what it created.
     const same =
       mode === 'insert' ? previous.status === 'ok' || previous.hash === record.hash : previous.hash === record.hash;

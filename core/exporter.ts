@@ -144,6 +144,11 @@ export async function deadLetterUnfinished(
 ): Promise<void> {
   const now = deps.clock.now();
   await deps.queue.sendToDeadLetter(options.lane, [{ ...message, deadLetteredAt: now.toISOString() }]);
+  await deps.state.markDeadLettered(
+    message.syncId,
+    message.records.map((r) => r.key),
+    message.version,
+  );
   await deps.state.updateRun(message.syncId, message.runId, {
     error: `${message.records.length} record(s) dead-lettered on lane ${options.lane}: ${reason}`,
   });
@@ -275,6 +280,11 @@ async function retryOrDeadLetter(
   const retry: LaneMessage = { ...message, attempt: message.attempt + 1, failures, failingSince, records };
   if (now - failingSince + backoffMs > budget) {
     await deps.queue.sendToDeadLetter(options.lane, [{ ...retry, deadLetteredAt: new Date(now).toISOString() }]);
+    await deps.state.markDeadLettered(
+      message.syncId,
+      records.map((r) => r.key),
+      message.version,
+    );
     counters.deadLettered = (counters.deadLettered ?? 0) + records.length;
     counters.messagesDeadLettered = (counters.messagesDeadLettered ?? 0) + 1;
     const spent = Math.round((now - failingSince) / 1000);

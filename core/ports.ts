@@ -17,9 +17,15 @@ export interface RecordState {
   readonly updatedAt: string;
   /** Set when an older write may have landed after a newer one: the next run re-sends. */
   readonly dirty?: boolean | undefined;
+  /**
+   * The newest version of this record put on the dead-letter queue. While it is newer than
+   * `version`, a redrive could still deliver it: the next run re-sends the current payload (at a
+   * newer version), so the redriven one is skipped as stale instead of overwriting it.
+   */
+  readonly pending?: number | undefined;
 }
 
-export type RecordStateWrite = Omit<RecordState, 'dirty'> & {
+export type RecordStateWrite = Omit<RecordState, 'dirty' | 'pending'> & {
   /**
    * The delivery started after the record was flagged dirty (it read the flag), so it may clear
    * it. A flag set while a delivery was already under way survives that delivery's write.
@@ -173,6 +179,8 @@ export interface StateStore {
     until: number,
   ): Promise<ClaimResult>;
   releaseClaims(syncId: string, keys: readonly string[], version: number): Promise<void>;
+  /** Notes that `version` of these records (those that have a state) went to the dead-letter queue. */
+  markDeadLettered(syncId: string, keys: readonly string[], version: number): Promise<void>;
   /** Every record state of a sync (all buckets). */
   listRecords(syncId: string): AsyncIterable<RecordState>;
 

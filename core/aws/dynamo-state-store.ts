@@ -245,6 +245,25 @@ export class DynamoStateStore implements StateStore {
     });
   }
 
+  async markDeadLettered(syncId: string, keys: readonly string[], version: number): Promise<void> {
+    await forEachLimited([...new Set(keys)], WRITE_CONCURRENCY, async (key) => {
+      try {
+        await this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: { pk: s(recordPk(syncId, key)), sk: s(key) },
+            UpdateExpression: 'SET p = :v',
+            ConditionExpression: 'attribute_exists(#v) AND (attribute_not_exists(p) OR p < :v)',
+            ExpressionAttributeNames: { '#v': 'v' },
+            ExpressionAttributeValues: { ':v': n(version) },
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    });
+  }
+
   async putRecords(
     syncId: string,
     states: readonly RecordStateWrite[],
@@ -469,6 +488,7 @@ function toRecordState(item: Record<string, AttributeValue>): RecordState {
     match: item.m?.S === undefined ? undefined : (JSON.parse(item.m.S) as JsonValue),
     updatedAt: item.u?.S ?? '',
     dirty: item.x?.BOOL === true ? true : undefined,
+    pending: item.p?.N === undefined ? undefined : Number(item.p.N),
   };
 }
 

@@ -211,6 +211,35 @@ describe('the local runtime, end to end', () => {
     expect(full!.run!.counters).toMatchObject({ queued: 0, unchanged: 99 });
   });
 
+  it('never lets a redrive deliver a value the model has since moved back from', async () => {
+    project = await TestProject.create({ customers: 10, retryBudgetSeconds: 0 });
+    let down = false;
+    runtime = await project.runtime({
+      wrapDestination: (_lane, connection): DestinationConnection => ({
+        ...connection,
+        write: async (batch) => {
+          if (down) throw new TransientError('connect ECONNREFUSED 127.0.0.1:5999');
+          return connection.write(batch);
+        },
+      }),
+    });
+    await project.sql("update customers set plan = 'A', updated_at = updated_at + interval 1 day where id = 4");
+    await runtime.run(['customers-to-crm']);
+    down = true;
+    await project.sql("update customers set plan = 'B', updated_at = updated_at + interval 2 day where id = 4");
+    const [failed] = await runtime.run(['customers-to-crm']);
+    expect(failed!.run!.counters.deadLettered).toBe(1);
+    down = false;
+    await project.sql("update customers set plan = 'A', updated_at = updated_at + interval 3 day where id = 4");
+    // A is what the destination holds, but B waits in the dead-letter queue: A is sent again.
+    const [full] = await runtime.run(['customers-to-crm'], { full: true });
+    expect(full!.run!.counters).toMatchObject({ queued: 1, updated: 1 });
+    const redriven = await runtime.redrive('crm');
+    expect(redriven.delta).toMatchObject({ stale: 1, updated: 0 });
+    const rows = await project.destinationRows();
+    expect(rows.find((r) => r.customer_id === 4)?.plan).toBe('A');
+  });
+
   it('keeps the newer version when two versions of a record arrive out of order', async () => {
     project = await TestProject.create({ customers: 5 });
     runtime = await project.runtime();

@@ -91,6 +91,13 @@ export class MemoryStateStore implements StateStore {
       if (this.claims.get(`${syncId}/${key}`)?.version === version) this.claims.delete(`${syncId}/${key}`);
     }
   }
+  async markDeadLettered(syncId: string, keys: readonly string[], version: number) {
+    const records = this.syncRecords(syncId);
+    for (const key of keys) {
+      const state = records.get(key);
+      if (state && (state.pending ?? 0) < version) records.set(key, { ...state, pending: version });
+    }
+  }
   async putRecords(syncId: string, states: readonly RecordStateWrite[], now = Date.now()) {
     const superseded: string[] = [];
     const records = this.syncRecords(syncId);
@@ -103,7 +110,11 @@ export class MemoryStateStore implements StateStore {
         records.set(state.key, { ...(previous ?? state), dirty: true });
       } else {
         if (claim?.version === state.version) this.claims.delete(`${syncId}/${state.key}`);
-        records.set(state.key, { ...state, ...(previous?.dirty && !clearsDirty ? { dirty: true } : {}) });
+        records.set(state.key, {
+          ...state,
+          ...(previous?.dirty && !clearsDirty ? { dirty: true } : {}),
+          ...(previous?.pending !== undefined ? { pending: previous.pending } : {}),
+        });
       }
     }
     return { superseded };

@@ -11,7 +11,6 @@ import { LocalRuntime } from '#cli/local-runtime';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import { loadConfig } from '#core/config/load';
 import type { StateStore } from '#core/ports';
-import { redriveLanes } from './redrive.ts';
 import type { CrashPoint } from './schedule.ts';
 
 export interface DriverArgs {
@@ -41,9 +40,9 @@ const runtime = await LocalRuntime.start({
   wrapState: (state): StateStore => {
     const wrapped = Object.create(state) as StateStore;
     // Only the planner takes the sync's lock: between taking and releasing it, reads are the plan's.
-    wrapped.acquireLock = async (syncId, owner, ttlMs) => {
-      const held = await state.acquireLock(syncId, owner, ttlMs);
-      planning = held;
+    wrapped.acquireLock = async (syncId, owner, ttlMs, force) => {
+      const held = await state.acquireLock(syncId, owner, ttlMs, force);
+      planning = held.acquired;
       return held;
     };
     wrapped.releaseLock = async (syncId, owner) => {
@@ -74,6 +73,6 @@ const runtime = await LocalRuntime.start({
     },
   }),
 });
-if (args.at === 'redrive') await redriveLanes(runtime, args.lanes);
+if (args.at === 'redrive') for (const lane of args.lanes) await runtime.redrive(lane);
 else await runtime.run(args.syncs, { full: args.full });
 await runtime.stop();

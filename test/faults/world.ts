@@ -7,14 +7,13 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { queueDepth } from '#cli/local-aws';
 import { LocalRuntime, type SyncSummary } from '#cli/local-runtime';
-import type { DestinationConnection, RecordOutcome } from '#connectors/sdk/destination';
+import type { DestinationConnection, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
 import { loadConfig } from '#core/config/load';
 import { TransientError } from '#core/errors';
 import type { RecordState } from '#core/ports';
 import { type ResultEntry, startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.ts';
 import type { DriverArgs } from './driver.ts';
 import { ABSENT, Model, SYNC_OF } from './model.ts';
-import { redriveLanes } from './redrive.ts';
 import { type Change, type Faults, LANES, type Lane, type Schedule, type Step } from './schedule.ts';
 import {
   type Canonical,
@@ -106,7 +105,23 @@ export interface Tally {
  * runtime on it (restarted around mode switches and crash steps). Steps act on the real source and
  * the real runtime; heals compare the real destinations with the reference model.
  */
+/** The lanes' retry budget, and how far the engine's clock moves with each failed write. */
+const RETRY_BUDGET_SECONDS = 300;
+const FAILURE_SECONDS = 60;
+
+/** The engine's clock in a schedule: it moves only when a failure spends time. */
+class FaultClock {
+  private ms = Date.UTC(2030, 0, 1);
+  now(): Date {
+    return new Date(this.ms);
+  }
+  advance(seconds: number): void {
+    this.ms += seconds * 1000;
+  }
+}
+
 export class World {
+  private readonly clock = new FaultClock();
   readonly model = new Model();
   private runtime: LocalRuntime | undefined;
   private mode: 'upsert' | 'mirror';
@@ -199,7 +214,7 @@ export class World {
       }
       case 'redrive':
         await this.withFaults(step.faults, async () => {
-          await redriveLanes(this.runtime!, LANES);
+          for (const lane of LANES) await this.runtime!.redrive(lane);
         });
         await this.afterStep();
         return;
@@ -245,25 +260,27 @@ destinations:
   pg:
     type: postgres
     connection: { host: ${PG.host}, port: ${PG.port}, database: ${db.name}, user: ${PG.user} }
-    lane: { max_receives: ${schedule.maxReceives}, batch_size: ${schedule.batchSize} }
+    lane: { max_receives: ${schedule.maxReceives}, batch_size: ${schedule.batchSize}, retry_budget_seconds: ${RETRY_BUDGET_SECONDS} }
   hook:
     type: webhook
     url: "${this.receiver.url}"
     max_attempts: 1
     timeout_ms: 10000
-    lane: { max_receives: ${schedule.maxReceives}, batch_size: ${schedule.batchSize}, requests_per_second: 1000 }
+    lane: { max_receives: ${schedule.maxReceives}, batch_size: ${schedule.batchSize}, requests_per_second: 1000, retry_budget_seconds: ${RETRY_BUDGET_SECONDS} }
 syncs:
   ${SYNC_OF.pg}:
     model: people
     destination: pg
     object: ${tables.destination}
     mode: ${this.mode}
+    lock_lease_seconds: 10
 ${mappings}
   ${SYNC_OF.hook}:
     model: people
     destination: hook
     object: people
     mode: upsert
+    lock_lease_seconds: 10
 ${mappings}
 `;
     writeFileSync(path.join(this.dir, 'backflow.yml'), yml);
@@ -273,12 +290,11 @@ ${mappings}
     this.runtime = await LocalRuntime.start({
       config: loadConfig(path.join(this.dir, 'backflow.yml')),
       stateDir: path.join(this.dir, '.backflow'),
-      // Retries come back at once. Plug-in point: once `LocalRuntimeOptions.clock` and the lane's
-      // `retry_budget_seconds` are on main, pass a fake clock here, write a small budget into the
-      // lanes in writeConfig, and have an outage fault advance the clock past it or not: the
-      // exporter then dead-letters a long outage itself, and a short one is retried until it heals.
-      // With the system clock an outage here lasts milliseconds, far inside the default 1800 s.
+      // Retries come back at once, and the engine's clock moves on by FAILURE_SECONDS with each
+      // failed write: a short outage is retried until it heals, a long one outlasts the lanes'
+      // retry budget and is dead-lettered by the exporter (then a redrive heals it).
       maxDelaySeconds: 0,
+      clock: this.clock,
       exportConcurrency: this.schedule.concurrency,
       wrapDestination: (lane, connection) => this.wrap(lane as Lane, connection),
     });
@@ -294,28 +310,41 @@ ${mappings}
     return {
       ...connection,
       write: async (batch) => {
-        const down = lane === 'pg' ? 'pgDown' : 'hookDown';
-        if (this.faults[down] > 0) {
-          this.faults[down]--;
-          const where =
-            lane === 'pg'
-              ? `PostgreSQL ${PG.host}:${PG.port}/${this.db.name}`
-              : `webhook ${new URL(this.receiver.url).origin}`;
-          throw new TransientError(`${where}: connect ECONNREFUSED (fault injected by the checker)`);
+        try {
+          return await this.faultyWrite(lane, connection, batch);
+        } catch (error) {
+          this.clock.advance(FAILURE_SECONDS);
+          throw error;
         }
-        const refuse = this.faults.refuse?.lane === lane ? new Set(this.faults.refuse.ids.map(String)) : undefined;
-        if (!refuse || !batch.records.some((r) => refuse.has(r.key))) return connection.write(batch);
-        const outcomes: RecordOutcome[] = [];
-        for (const record of batch.records) {
-          if (!refuse.has(record.key)) continue;
-          this.model.refusedNow(lane, Number(record.key));
-          outcomes.push({ key: record.key, status: 'rejected', reason: 'refused by the fault checker' });
-        }
-        const rest = batch.records.filter((r) => !refuse.has(r.key));
-        if (rest.length > 0) outcomes.push(...(await connection.write({ ...batch, records: rest })));
-        return outcomes;
       },
     };
+  }
+
+  private async faultyWrite(
+    lane: Lane,
+    connection: DestinationConnection,
+    batch: WriteBatch,
+  ): Promise<RecordOutcome[]> {
+    const down = lane === 'pg' ? 'pgDown' : 'hookDown';
+    if (this.faults[down] > 0) {
+      this.faults[down]--;
+      const where =
+        lane === 'pg'
+          ? `PostgreSQL ${PG.host}:${PG.port}/${this.db.name}`
+          : `webhook ${new URL(this.receiver.url).origin}`;
+      throw new TransientError(`${where}: connect ECONNREFUSED (fault injected by the checker)`);
+    }
+    const refuse = this.faults.refuse?.lane === lane ? new Set(this.faults.refuse.ids.map(String)) : undefined;
+    if (!refuse || !batch.records.some((r) => refuse.has(r.key))) return connection.write(batch);
+    const outcomes: RecordOutcome[] = [];
+    for (const record of batch.records) {
+      if (!refuse.has(record.key)) continue;
+      this.model.refusedNow(lane, Number(record.key));
+      outcomes.push({ key: record.key, status: 'rejected', reason: 'refused by the fault checker' });
+    }
+    const rest = batch.records.filter((r) => !refuse.has(r.key));
+    if (rest.length > 0) outcomes.push(...(await connection.write({ ...batch, records: rest })));
+    return outcomes;
   }
 
   /** Runs `work` with the step's faults on, then clears what is left of them. */
@@ -476,12 +505,13 @@ ${mappings}
     this.model.planned(LANES, this.mode === 'mirror');
     let fullRuns: SyncSummary[] = [];
     await healthy('healthy full run', async () => {
-      fullRuns = await this.runtime!.run(BOTH, { full: true });
+      // Forced: a plan killed by a crash step leaves its lock until its 10 s lease lapses.
+      fullRuns = await this.runtime!.run(BOTH, { full: true, force: true });
       return fullRuns;
     });
     differences.push(...(await this.observe()));
     await healthy('redrive of both lanes', async () => {
-      await redriveLanes(this.runtime!, LANES);
+      for (const lane of LANES) await this.runtime!.redrive(lane);
       return undefined;
     });
     differences.push(...(await this.observe()));
