@@ -55,7 +55,7 @@ import {
  */
 
 export interface EmulatorOptions {
-  readonly synthesized: Synthesized;
+  readonly synthesized: Pick<Synthesized, 'stackName' | 'template' | 'packages'>;
   /** Secrets Manager's content: name → JSON value. */
   readonly secrets: Record<string, unknown>;
   /** The `node` binary new execution environments run on. */
@@ -274,6 +274,16 @@ export class LambdaEmulator {
       throw error;
     }
     return emulator;
+  }
+
+  /** Where the functions find each emulated service (their AWS_ENDPOINT_URL_* variables). */
+  get endpoints(): { dynamodb: string; sqs: string; secretsManager: string; lambda: string } {
+    return {
+      dynamodb: this.services.dynamoUrl,
+      sqs: this.services.sqsEndpoint.url,
+      secretsManager: this.services.secrets.url,
+      lambda: this.services.lambdaUrl,
+    };
   }
 
   /** The Secrets Manager stub's content (tests add or remove secrets). */
