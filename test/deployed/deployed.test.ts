@@ -51,6 +51,9 @@ const OUTAGE_MS = 8_000;
  * invocation hands over after its first page (the real 15 minutes would take a large model).
  */
 const SHORT_PLAN_TIMEOUT_MS = 90_001;
+/** The `stalled` sync's plan lock lease (the smallest allowed), and its plan's timeout while the model stalls. */
+const STALLED_LOCK_LEASE_SECONDS = 10;
+const STALLED_PLAN_TIMEOUT_MS = 5_000;
 
 const admin = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
 const source = new pg.Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: SOURCE_DB });
@@ -128,6 +131,12 @@ models:
     primary_key: id
     cursor: updated_at
     page_size: 50
+  stalling_people:
+    source: warehouse
+    sql: select id, name, updated_at from people where (select pg_sleep(seconds) from plan_stall) is not null
+    primary_key: id
+    cursor: updated_at
+    page_size: 200
   sf_customers:
     source: snowflake
     sql: ${sfModel}
@@ -164,6 +173,14 @@ syncs:${customersSync('clean-node22', 'crm')}${customersSync('clean-runner-node'
     object: continued_people
     match: { person_id: id }
     mappings: { name: name }
+    schedule: rate(1 day)
+  stalled:
+    model: stalling_people
+    destination: crm
+    object: stalled_people
+    match: { person_id: id }
+    mappings: { name: name }
+    lock_lease_seconds: ${STALLED_LOCK_LEASE_SECONDS}
     schedule: rate(1 day)${hubspotSync('sf-contacts', 'sf_customers')}${hubspotSync('sf-missing-secret', 'sf_customers_rotated')}
 `;
   const file = path.join(configDir, 'backflow.yml');
@@ -193,7 +210,9 @@ beforeAll(async () => {
     create table people as
     select i as id, 'person ' || i as name, timestamptz '2024-06-01 00:00:00+00' + i * interval '1 second' as updated_at
     from generate_series(1, ${PEOPLE}) i;
-    alter table people add primary key (id);`);
+    alter table people add primary key (id);
+    create table plan_stall (seconds float8 not null);
+    insert into plan_stall values (0);`);
 
   snowflake = await startFakeSnowflake({ users: { BACKFLOW: SNOWFLAKE_PASSWORD }, warehouses: ['COMPUTE_WH'] });
   await snowflake.db.run(`
@@ -377,6 +396,7 @@ describe('the synthesized deployment on an emulation of Lambda', () => {
         'outage',
         'sf-contacts',
         'sf-missing-secret',
+        'stalled',
       ].sort(),
     );
   });
@@ -515,6 +535,49 @@ describe('the synthesized deployment on an emulation of Lambda', () => {
     expect(emulator.metricSum('RecordsRetried', dimensions)).toBe(run.counters.retried);
     expect(await destinationCustomers('outage')).toEqual(await expectedCustomers());
   }, 120_000);
+
+  it('a plan killed at its timeout: Lambda’s retry finds the lock held, the next run after its lease marks it interrupted and completes', async () => {
+    emulator.useNode(NODE_22);
+    await source.query('update plan_stall set seconds = 30');
+    emulator.overrideTimeout(planFunction.name, STALLED_PLAN_TIMEOUT_MS);
+    try {
+      emulator.fireSchedule((s) => (s.input as PlanEvent).syncId === 'stalled');
+      await emulator.waitForIdle(60_000);
+    } finally {
+      emulator.overrideTimeout(planFunction.name, undefined);
+      await source.query('update plan_stall set seconds = 0');
+    }
+    const [killed, retried] = planInvocations('stalled');
+    expect(killed!.outcome).toMatchObject({
+      ok: false,
+      kind: 'timeout',
+      error: {
+        errorMessage: expect.stringContaining(
+          `Task timed out after ${(STALLED_PLAN_TIMEOUT_MS / 1000).toFixed(2)} seconds`,
+        ),
+      },
+    });
+    // Lambda retried the timed-out event; the dead plan's lock had not lapsed yet.
+    expect(retried).toMatchObject({ attempt: 1, outcome: { ok: true, value: { status: 'stopped' } } });
+    expect((retried!.outcome as { value: { reason: string } }).value.reason).toMatch(/already running/);
+    expect(planInvocations('stalled')).toHaveLength(2);
+    const [dead] = await state.listRuns('stalled', 1);
+    expect(dead!.status).toBe('planning');
+
+    await sleep(STALLED_LOCK_LEASE_SECONDS * 1000);
+    const run = await scheduledRun('stalled', 90_000);
+    completedCleanly(run, PEOPLE);
+    expect(run.runId).not.toBe(dead!.runId);
+    expect((await state.getRun('stalled', dead!.runId))!.status).toBe('interrupted');
+    const last = planInvocations('stalled').at(-1)!;
+    expect((last.outcome as { value: { notices: string[] } }).value.notices).toContainEqual(
+      expect.stringContaining(`run ${dead!.runId} had died while planning`),
+    );
+    const { rows } = await destination.query(
+      'select person_id::text as id, name from stalled_people order by person_id::bigint',
+    );
+    expect(rows).toEqual((await source.query('select id::text, name from people order by people.id')).rows);
+  }, 150_000);
 
   it('Snowflake → HubSpot on the test runner’s Node: every contact arrives as Snowflake holds it', async () => {
     emulator.useNode(RUNNER_NODE);
