@@ -615,4 +615,9 @@ describe('the synthesized deployment on an emulation of Lambda', () => {
     expect.soft(emulator.metricSum('PlanFailures', { service: 'backflow', sync: 'sf-missing-secret' })).toBe(3);
     for (const i of plans) expect.soft(JSON.stringify(i.outcome)).toContain('snowflake-rotated-away');
   }, 90_000);
+
+  it('every call the functions made was allowed by their roles’ policies', () => {
+    expect(emulator.accessDenied).toEqual([]);
+    expect(emulator.invocations.length).toBeGreaterThan(0);
+  });
 });

@@ -33,6 +33,19 @@ export const handler = async (event, context) => {
     }
     return { batchItemFailures };
   }
+  if (event.secret) {
+    // GetSecretValue as the SDK sends it, signed (in name) with the function's own credentials.
+    const response = await fetch(process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-amz-json-1.1',
+        'x-amz-target': 'secretsmanager.GetSecretValue',
+        authorization: 'AWS4-HMAC-SHA256 Credential=' + process.env.AWS_ACCESS_KEY_ID + '/20260101/us-east-1/secretsmanager/aws4_request',
+      },
+      body: JSON.stringify({ SecretId: event.secret }),
+    });
+    return { status: response.status, body: await response.json() };
+  }
   if (event.sleepMs) await new Promise((resolve) => setTimeout(resolve, event.sleepMs));
   if (event.fail) throw new TypeError('asked to fail');
   console.log('hello', 'from', context.functionName);
@@ -72,9 +85,36 @@ const TEMPLATE: Template = {
         RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': ['DeadLetters', 'Arn'] }, maxReceiveCount: 2 },
       },
     },
+    Role: { Type: 'AWS::IAM::Role', Properties: { AssumeRolePolicyDocument: {} } },
+    Policy: {
+      Type: 'AWS::IAM::Policy',
+      Properties: {
+        Roles: [{ Ref: 'Role' }],
+        PolicyDocument: {
+          Statement: [
+            {
+              Effect: 'Allow',
+              Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+              Resource: { 'Fn::GetAtt': ['Queue', 'Arn'] },
+            },
+            {
+              Effect: 'Allow',
+              Action: 'secretsmanager:GetSecretValue',
+              Resource: {
+                'Fn::Join': [
+                  '',
+                  ['arn:aws:secretsmanager:us-east-1:', { Ref: 'AWS::AccountId' }, ':secret:present-??????'],
+                ],
+              },
+            },
+          ],
+        },
+      },
+    },
     Fn: {
       Type: 'AWS::Lambda::Function',
       Properties: {
+        Role: { 'Fn::GetAtt': ['Role', 'Arn'] },
         Handler: 'index.handler',
         Runtime: 'nodejs22.x',
         MemorySize: 256,
@@ -116,7 +156,7 @@ beforeAll(async () => {
   writeFileSync(path.join(taskRoot, 'index.mjs'), HANDLER);
   emulator = await LambdaEmulator.start({
     synthesized: { stackName: 'EmulatorTest', template: TEMPLATE, packages: new Map([['Fn', taskRoot]]) },
-    secrets: { present: { token: 'x' } },
+    secrets: { present: { token: 'x' }, other: { token: 'y' } },
     node: process.execPath,
     asyncRetryDelaysMs: [100, 100],
   });
@@ -237,6 +277,26 @@ describe('the Lambda emulation', () => {
       expect.objectContaining({ kind: 'timeout' }),
     ]);
   }, 40_000);
+
+  it('refuses a call the function’s role does not allow, as IAM does', async () => {
+    const allowed = await emulator.invoke(name, { secret: 'present' });
+    expect((allowed.outcome as { value: unknown }).value).toMatchObject({ status: 200, body: { Name: 'present' } });
+    const refused = await emulator.invoke(name, { secret: 'other' });
+    expect((refused.outcome as { value: unknown }).value).toMatchObject({
+      status: 400,
+      body: {
+        __type: 'AccessDeniedException',
+        message: expect.stringContaining('is not authorized to perform: secretsmanager:GetSecretValue'),
+      },
+    });
+    expect(emulator.accessDenied).toEqual([
+      expect.objectContaining({
+        functionName: name,
+        action: 'secretsmanager:GetSecretValue',
+        resource: expect.stringContaining(':secret:other-'),
+      }),
+    ]);
+  });
 
   it('answers the Invoke and GetSecretValue calls of the AWS SDK as AWS does', async () => {
     const credentials = { accessKeyId: 'a', secretAccessKey: 'b' };

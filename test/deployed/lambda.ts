@@ -25,8 +25,9 @@ import {
 import dynalite from 'dynalite';
 import { buildSync } from 'esbuild';
 import type { InvokeMessage, LambdaError, RuntimeMessage } from './bootstrap.ts';
+import { accessKeyOf, authorize, callerKey, type EmulatedRole, loadRoles } from './iam.ts';
 import { type SecretsManagerStub, startSecretsManager } from './secrets-manager.ts';
-import { type SqsEndpoint, startSqsEndpoint } from './sqs-endpoint.ts';
+import { type Gate, type GateCall, type Refusal, startGate } from './service-gate.ts';
 import type { Synthesized } from './synth.ts';
 import {
   ACCOUNT,
@@ -150,6 +151,8 @@ export interface DeployedSchedule {
   readonly enabled: boolean;
   readonly expression: string;
   readonly targetFunction: string;
+  /** The role Scheduler assumes to invoke the target. */
+  readonly roleLogicalId: string;
   readonly input: unknown;
 }
 
@@ -179,7 +182,11 @@ const MAX_ENVIRONMENT_BYTES = 4096;
 /** Lambda's limit on a function's init phase (on-demand). */
 const INIT_TIMEOUT_MS = 10_000;
 
-const credentials = { accessKeyId: 'AKIAEMULATEDLAMBDA00', secretAccessKey: 'emulated', sessionToken: 'emulated' };
+/** The harness's own credentials: its calls are not checked against any role. */
+const credentials = { accessKeyId: 'AKIAEMULATEDHARNESS0', secretAccessKey: 'emulated', sessionToken: 'emulated' };
+
+/** The IAM action of an SQS operation: a batch operation is authorized as its single form. */
+const sqsAction = (operation: string) => `sqs:${operation.replace(/Batch$/, '')}`;
 
 export class LambdaEmulator {
   readonly invocations: Invocation[] = [];
@@ -197,6 +204,13 @@ export class LambdaEmulator {
 
   private node: string;
   private nodeVersion: string;
+  /** Calls the functions' IAM policies refused: who, what, on which resource. */
+  readonly accessDenied: { functionName: string; action: string; resource: string; message: string }[] = [];
+  private roles = new Map<string, EmulatedRole>();
+  /** Function logical id → its role's logical id. */
+  private readonly roleOf = new Map<string, string>();
+  /** Queue URL the functions use → fauxqs's URL of the same queue. */
+  private readonly fauxqsUrlOf = new Map<string, string>();
   private readonly timeoutOverrides = new Map<string, number>();
   private readonly environments = new Map<string, ExecutionEnvironment[]>();
   private readonly pollers: SqsPoller[] = [];
@@ -208,10 +222,11 @@ export class LambdaEmulator {
     private readonly options: EmulatorOptions,
     private readonly services: {
       dynalite: Server;
-      dynamoUrl: string;
+      dynaliteUrl: string;
+      dynamoGate: Gate;
       fauxqs: { close(): Promise<unknown> };
       fauxqsUrl: string;
-      sqsEndpoint: SqsEndpoint;
+      sqsGate: Gate;
       secrets: SecretsManagerStub;
       lambdaApi: Server;
       lambdaUrl: string;
@@ -221,7 +236,7 @@ export class LambdaEmulator {
     this.node = options.node;
     this.nodeVersion = versionOf(options.node);
     this.sqs = new SQSClient({ region: REGION, credentials, endpoint: services.fauxqsUrl });
-    this.dynamodb = new DynamoDBClient({ region: REGION, credentials, endpoint: services.dynamoUrl });
+    this.dynamodb = new DynamoDBClient({ region: REGION, credentials, endpoint: services.dynaliteUrl });
   }
 
   static async start(options: EmulatorOptions): Promise<LambdaEmulator> {
@@ -242,9 +257,25 @@ export class LambdaEmulator {
     const fauxqs = buildApp({ logger: false });
     await fauxqs.listen({ port: 0, host: '127.0.0.1' });
     const fauxqsPort = (fauxqs.server.address() as AddressInfo).port;
-    const sqsEndpoint = await startSqsEndpoint(fauxqsPort);
-    const secrets = await startSecretsManager(options.secrets);
     let emulator: LambdaEmulator | undefined;
+    // fauxqs names its queues on a host this machine does not resolve (sqs.us-east-1.localhost),
+    // and the SDK sends a request to its QueueUrl's host: the functions get queue URLs on the
+    // gate's address, as an SQS queue URL is on the SQS endpoint, mapped back here.
+    const sqsGate = await startGate({
+      upstreamPort: fauxqsPort,
+      check: (call) => emulator!.checkSqs(call),
+      rewrite: (body) => {
+        const mapped = typeof body.QueueUrl === 'string' ? emulator!.fauxqsUrlOf.get(body.QueueUrl) : undefined;
+        return mapped ? { ...body, QueueUrl: mapped } : body;
+      },
+    });
+    const dynamoGate = await startGate({
+      upstreamPort: (dynamo.address() as AddressInfo).port,
+      check: (call) => emulator!.checkDynamo(call),
+    });
+    const secrets = await startSecretsManager(options.secrets, (caller, arn) =>
+      emulator!.denial(caller, 'secretsmanager:GetSecretValue', [arn]),
+    );
     const lambdaApi = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -258,10 +289,11 @@ export class LambdaEmulator {
     await new Promise<void>((ok) => lambdaApi.listen(0, '127.0.0.1', ok));
     emulator = new LambdaEmulator(options, {
       dynalite: dynamo as unknown as Server,
-      dynamoUrl: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`,
+      dynaliteUrl: `http://127.0.0.1:${(dynamo.address() as AddressInfo).port}`,
+      dynamoGate,
       fauxqs,
       fauxqsUrl: `http://127.0.0.1:${fauxqsPort}`,
-      sqsEndpoint,
+      sqsGate,
       secrets,
       lambdaApi,
       lambdaUrl: `http://127.0.0.1:${(lambdaApi.address() as AddressInfo).port}`,
@@ -279,8 +311,8 @@ export class LambdaEmulator {
   /** Where the functions find each emulated service (their AWS_ENDPOINT_URL_* variables). */
   get endpoints(): { dynamodb: string; sqs: string; secretsManager: string; lambda: string } {
     return {
-      dynamodb: this.services.dynamoUrl,
-      sqs: this.services.sqsEndpoint.url,
+      dynamodb: this.services.dynamoGate.url,
+      sqs: this.services.sqsGate.url,
       secretsManager: this.services.secrets.url,
       lambda: this.services.lambdaUrl,
     };
@@ -407,7 +439,8 @@ export class LambdaEmulator {
       const arn = (
         await this.sqs.send(new GetQueueAttributesCommand({ QueueUrl: created.QueueUrl, AttributeNames: ['QueueArn'] }))
       ).Attributes!.QueueArn!;
-      const url = this.services.sqsEndpoint.expose(created.QueueUrl!);
+      const url = `${this.services.sqsGate.url}${new URL(created.QueueUrl!).pathname}`;
+      this.fauxqsUrlOf.set(url, created.QueueUrl!);
       this.queues.set(logicalId, {
         logicalId,
         name,
@@ -431,6 +464,11 @@ export class LambdaEmulator {
       });
     }
 
+    for (const [logicalId] of resourcesOf(template, 'AWS::IAM::Role')) {
+      const name = generatedName(logicalId, 64);
+      physical.set(logicalId, { ref: name, attributes: { Arn: `arn:aws:iam::${ACCOUNT}:role/${name}` } });
+    }
+
     const functions = resourcesOf(template, 'AWS::Lambda::Function');
     // Names first: a function's environment may name another function.
     for (const [logicalId, fn] of functions) {
@@ -446,7 +484,9 @@ export class LambdaEmulator {
     }
     for (const [logicalId, fn] of functions) {
       this.functions.set(logicalId, this.deployFunction(logicalId, fn, lookup, packages, retries));
+      this.roleOf.set(logicalId, roleIdOf(fn.Properties?.Role, `function ${logicalId}`));
     }
+    this.roles = loadRoles(template, stackName, lookup);
 
     for (const [logicalId, mapping] of resourcesOf(template, 'AWS::Lambda::EventSourceMapping')) {
       assertKnownProperties(
@@ -468,6 +508,15 @@ export class LambdaEmulator {
       if (!queue) throw new Error(`event source mapping ${logicalId}: only SQS queues of the template are emulated`);
       const fn = [...this.functions.values()].find((f) => f.name === p.FunctionName || f.arn === p.FunctionName);
       if (!fn) throw new Error(`event source mapping ${logicalId}: no function ${String(p.FunctionName)}`);
+      // CloudFormation refuses the mapping when the function's role cannot read the queue.
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes']) {
+        const decision = authorize(this.roleOfFunction(fn), 'lambda', action, [queue.arn]);
+        if (!decision.allowed) {
+          throw new Error(
+            `event source mapping ${logicalId}: the provided execution role does not have permissions to call ${action.slice(4)} on SQS (${decision.message})`,
+          );
+        }
+      }
       const batchSize = Number(p.BatchSize ?? 10);
       const window = Number(p.MaximumBatchingWindowInSeconds ?? 0);
       if (batchSize > 10 && window < 1) {
@@ -498,7 +547,7 @@ export class LambdaEmulator {
 
     for (const [logicalId, schedule] of resourcesOf(template, 'AWS::Scheduler::Schedule')) {
       const p = schedule.Properties ?? {};
-      const target = p.Target as { Arn: unknown; Input?: string };
+      const target = p.Target as { Arn: unknown; Input?: string; RoleArn?: unknown };
       const arn = resolve(target.Arn, lookup, stackName) as string;
       const fn = [...this.functions.values()].find((f) => f.arn === arn);
       if (!fn) throw new Error(`schedule ${logicalId} targets ${arn}, which is not a function of the template`);
@@ -507,6 +556,7 @@ export class LambdaEmulator {
         enabled: p.State !== 'DISABLED',
         expression: String(p.ScheduleExpression),
         targetFunction: fn.name,
+        roleLogicalId: roleIdOf(target.RoleArn, `schedule ${logicalId}`),
         input: target.Input === undefined ? {} : JSON.parse(target.Input),
       });
     }
@@ -578,12 +628,13 @@ export class LambdaEmulator {
         TZ: ':UTC',
         LANG: 'en_US.UTF-8',
         PATH: '/usr/local/bin:/usr/bin/:/bin',
-        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-        AWS_SESSION_TOKEN: credentials.sessionToken,
+        // Temporary credentials of the function's role: the emulated services tell callers apart by them.
+        AWS_ACCESS_KEY_ID: accessKeyOf(logicalId),
+        AWS_SECRET_ACCESS_KEY: 'emulated',
+        AWS_SESSION_TOKEN: 'emulated',
         // The one difference from Lambda: the AWS SDK's service-specific endpoints point at the emulators.
-        AWS_ENDPOINT_URL_DYNAMODB: this.services.dynamoUrl,
-        AWS_ENDPOINT_URL_SQS: this.services.sqsEndpoint.url,
+        AWS_ENDPOINT_URL_DYNAMODB: this.services.dynamoGate.url,
+        AWS_ENDPOINT_URL_SQS: this.services.sqsGate.url,
         AWS_ENDPOINT_URL_SECRETS_MANAGER: this.services.secrets.url,
         AWS_ENDPOINT_URL_LAMBDA: this.services.lambdaUrl,
       },
@@ -631,6 +682,10 @@ export class LambdaEmulator {
     if (found.length !== 1) throw new Error(`expected one schedule, found ${found.length}`);
     const schedule = found[0]!;
     if (!schedule.enabled) throw new Error(`schedule ${schedule.logicalId} is disabled: Scheduler never fires it`);
+    const fn = this.byName(schedule.targetFunction);
+    const decision = authorize(this.roles.get(schedule.roleLogicalId)!, 'scheduler', 'lambda:InvokeFunction', [fn.arn]);
+    if (!decision.allowed)
+      throw new Error(`schedule ${schedule.logicalId} cannot invoke its target: ${decision.message}`);
     this.invokeAsync(schedule.targetFunction, schedule.input, 'schedule');
     return schedule;
   }
@@ -707,6 +762,12 @@ export class LambdaEmulator {
       );
       return;
     }
+    const denied = this.denial(callerKey(req.headers.authorization), 'lambda:InvokeFunction', [fn.arn]);
+    if (denied !== undefined) {
+      res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException' });
+      res.end(JSON.stringify({ Type: 'User', Message: denied }));
+      return;
+    }
     this.invokeCalls.push({ functionName: fn.name, invocationType, payload });
     if (invocationType === 'Event') {
       this.invokeAsync(fn.name, payload, 'api');
@@ -727,6 +788,74 @@ export class LambdaEmulator {
       ...(!outcome.ok && { 'x-amz-function-error': 'Unhandled' }),
     });
     res.end(JSON.stringify(outcome.ok ? outcome.value : outcome.error));
+  }
+
+  // ---------------------------------------------------------------- IAM
+
+  private roleOfFunction(fn: DeployedFunction): EmulatedRole {
+    const role = this.roles.get(this.roleOf.get(fn.logicalId)!);
+    if (!role) throw new Error(`function ${fn.logicalId}: its role is not a role of the template`);
+    return role;
+  }
+
+  /**
+   * Why a call with these credentials may not perform `action` on `resources`, or undefined. Only
+   * the functions' credentials are checked (the harness and the tests act as an administrator).
+   */
+  denial(caller: string | undefined, action: string, resources: readonly string[]): string | undefined {
+    const fn = [...this.functions.values()].find((f) => accessKeyOf(f.logicalId) === caller);
+    if (!fn) return undefined;
+    const decision = authorize(this.roleOfFunction(fn), fn.name, action, resources);
+    if (decision.allowed) return undefined;
+    this.accessDenied.push({
+      functionName: fn.name,
+      action,
+      resource: resources.join(', '),
+      message: decision.message,
+    });
+    return decision.message;
+  }
+
+  private checkSqs(call: GateCall): Refusal | undefined {
+    const { QueueUrl, QueueName } = call.body as { QueueUrl?: string; QueueName?: string };
+    const queue = [...this.queues.values()].find((q) => q.url === QueueUrl || (QueueName && q.name === QueueName));
+    const message = this.denial(call.caller, sqsAction(call.operation), [queue?.arn ?? '*']);
+    if (message === undefined) return undefined;
+    return {
+      status: 400,
+      body: { __type: 'com.amazon.coral.service#AccessDeniedException', message },
+      headers: { 'x-amzn-query-error': 'AccessDenied;Sender' },
+    };
+  }
+
+  private checkDynamo(call: GateCall): Refusal | undefined {
+    const table = (name: unknown, index?: unknown) =>
+      `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${String(name)}${index ? `/index/${String(index)}` : ''}`;
+    const body = call.body as Record<string, unknown>;
+    const checks: [string, string][] = [];
+    if (call.operation === 'BatchGetItem' || call.operation === 'BatchWriteItem') {
+      for (const name of Object.keys((body.RequestItems ?? {}) as object)) checks.push([call.operation, table(name)]);
+    } else if (call.operation === 'TransactWriteItems' || call.operation === 'TransactGetItems') {
+      const single: Record<string, string> = {
+        Put: 'PutItem',
+        Update: 'UpdateItem',
+        Delete: 'DeleteItem',
+        ConditionCheck: 'ConditionCheckItem',
+        Get: 'GetItem',
+      };
+      for (const item of (body.TransactItems ?? []) as Record<string, { TableName: string }>[]) {
+        for (const [kind, op] of Object.entries(item)) checks.push([single[kind] ?? kind, table(op.TableName)]);
+      }
+    } else {
+      checks.push([call.operation, table(body.TableName, body.IndexName)]);
+    }
+    for (const [operation, resource] of checks) {
+      const message = this.denial(call.caller, `dynamodb:${operation}`, [resource]);
+      if (message !== undefined) {
+        return { status: 400, body: { __type: 'com.amazon.coral.service#AccessDeniedException', Message: message } };
+      }
+    }
+    return undefined;
   }
 
   // ---------------------------------------------------------------- observation
@@ -845,7 +974,8 @@ export class LambdaEmulator {
     for (const list of this.environments.values()) for (const env of list.splice(0)) env.discard();
     this.sqs.destroy();
     this.dynamodb.destroy();
-    await this.services.sqsEndpoint.stop();
+    await this.services.sqsGate.stop();
+    await this.services.dynamoGate.stop();
     await this.services.secrets.stop();
     this.services.lambdaApi.closeAllConnections();
     await new Promise<void>((ok) => this.services.lambdaApi.close(() => ok()));
@@ -989,6 +1119,13 @@ class ExecutionEnvironment {
     this.idle = false;
     this.child.kill('SIGKILL');
   }
+}
+
+/** The role logical id of `{"Fn::GetAtt": [role, "Arn"]}`. */
+function roleIdOf(value: unknown, where: string): string {
+  const getAtt = (value as { 'Fn::GetAtt'?: [string, string] } | undefined)?.['Fn::GetAtt'];
+  if (getAtt?.[1] !== 'Arn') throw new Error(`${where}: only a role of the template is emulated`);
+  return getAtt[0];
 }
 
 function versionOf(node: string): string {

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { callerKey } from './iam.ts';
 import { ACCOUNT, REGION } from './template.ts';
 
 /**
  * Secrets Manager's GetSecretValue on 127.0.0.1, as the AWS SDK calls it (JSON 1.1 protocol,
  * `X-Amz-Target: secretsmanager.GetSecretValue`), with AWS's documented answers: the secret, or
  * HTTP 400 `ResourceNotFoundException` ("Secrets Manager can't find the specified secret.") for
- * a name it does not hold. No emulator of Secrets Manager exists on npm; the functions read
+ * a name it does not hold; AccessDeniedException when the caller's policies do not allow it. No emulator of Secrets Manager exists on npm; the functions read
  * nothing else from it.
  */
 export interface SecretsManagerStub {
@@ -19,7 +20,14 @@ export interface SecretsManagerStub {
   stop(): Promise<void>;
 }
 
-export async function startSecretsManager(initial: Record<string, unknown>): Promise<SecretsManagerStub> {
+/**
+ * `authorize` answers, for a caller's access key and a secret's ARN, why the caller may not read
+ * it (AccessDeniedException), or undefined. A secret that does not exist is not found, whoever asks.
+ */
+export async function startSecretsManager(
+  initial: Record<string, unknown>,
+  authorize: (caller: string | undefined, arn: string) => string | undefined = () => undefined,
+): Promise<SecretsManagerStub> {
   const secrets = new Map(Object.entries(initial));
   const requests: string[] = [];
   const versions = new Map<string, string>();
@@ -49,10 +57,16 @@ export async function startSecretsManager(initial: Record<string, unknown>): Pro
       );
       return;
     }
+    const arn = `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${name}-AbCdEf`;
+    const denied = authorize(callerKey(req.headers.authorization), arn);
+    if (denied !== undefined) {
+      answer(res, 400, { __type: 'AccessDeniedException', message: denied }, 'AccessDeniedException');
+      return;
+    }
     const version = versions.get(name) ?? randomUUID();
     versions.set(name, version);
     answer(res, 200, {
-      ARN: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${name}-AbCdEf`,
+      ARN: arn,
       Name: name,
       VersionId: version,
       SecretString: JSON.stringify(secrets.get(name)),
