@@ -325,6 +325,7 @@ export class LambdaEmulator {
 
   /** The `node` binary of environments started from now on; warm environments are discarded. */
   useNode(node: string): void {
+    if (this.running > 0) throw new Error('switch the runtime between scenarios: invocations are running');
     this.node = node;
     this.nodeVersion = versionOf(node);
     for (const list of this.environments.values()) for (const env of list.splice(0)) env.discard();
@@ -723,7 +724,8 @@ export class LambdaEmulator {
       const timeoutMs = this.timeoutOverrides.get(fn.name) ?? fn.timeoutMs;
       invocation.outcome = await environment.invoke(invocation, timeoutMs);
       invocation.endedAt = Date.now();
-      if (!environment.alive) pool.splice(pool.indexOf(environment), 1);
+      const index = pool.indexOf(environment);
+      if (!environment.alive && index >= 0) pool.splice(index, 1);
       return invocation;
     } finally {
       this.running--;
@@ -1054,7 +1056,14 @@ class ExecutionEnvironment {
     this.idle = false;
     const logs = invocation.logs;
     logs.push(...this.initLogs.splice(0));
-    const initError = await Promise.race([this.ready, sleep(INIT_TIMEOUT_MS).then(() => 'timeout' as const)]);
+    let initTimer: NodeJS.Timeout | undefined;
+    const initError = await Promise.race([
+      this.ready,
+      new Promise<'timeout'>((resolveTimeout) => {
+        initTimer = setTimeout(() => resolveTimeout('timeout'), INIT_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(initTimer);
     if (initError !== undefined) {
       this.discard();
       const error =

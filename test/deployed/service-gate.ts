@@ -40,7 +40,12 @@ export async function startGate(options: GateOptions): Promise<Gate> {
     req.on('end', () => {
       let body = Buffer.concat(chunks);
       const target = String(req.headers['x-amz-target'] ?? '');
-      const parsed = body.length > 0 ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {};
+      let parsed: Record<string, unknown> = {};
+      try {
+        if (body.length > 0) parsed = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        // Not the JSON protocol: checked without a resource, passed on unchanged.
+      }
       const refusal = options.check({
         caller: callerKey(req.headers.authorization),
         operation: target.slice(target.indexOf('.') + 1),
@@ -51,7 +56,8 @@ export async function startGate(options: GateOptions): Promise<Gate> {
         res.end(JSON.stringify(refusal.body));
         return;
       }
-      if (options.rewrite && body.length > 0) body = Buffer.from(JSON.stringify(options.rewrite(parsed)));
+      if (options.rewrite && Object.keys(parsed).length > 0)
+        body = Buffer.from(JSON.stringify(options.rewrite(parsed)));
       const forward = request(
         {
           host: '127.0.0.1',
