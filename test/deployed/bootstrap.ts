@@ -13,27 +13,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
-
-export interface InvokeMessage {
-  readonly type: 'invoke';
-  readonly requestId: string;
-  readonly event: unknown;
-  /** Epoch milliseconds at which the emulator kills this environment. */
-  readonly deadlineMs: number;
-  readonly traceId: string;
-}
-
-export interface LambdaError {
-  readonly errorType: string;
-  readonly errorMessage: string;
-  readonly trace: readonly string[];
-}
-
-export type RuntimeMessage =
-  | { readonly type: 'ready' }
-  | { readonly type: 'initError'; readonly error: LambdaError }
-  | { readonly type: 'result'; readonly requestId: string; readonly ok: true; readonly value: unknown }
-  | { readonly type: 'result'; readonly requestId: string; readonly ok: false; readonly error: LambdaError };
+import { END_OF_OUTPUT, type InvokeMessage, type LambdaError, type RuntimeMessage } from './runtime-protocol.ts';
 
 type Handler = (event: unknown, context: object, callback?: (error: unknown, value?: unknown) => void) => unknown;
 
@@ -84,6 +64,10 @@ async function loadHandler(): Promise<Handler> {
 }
 
 function send(message: RuntimeMessage): void {
+  if (message.type === 'result') {
+    process.stdout.write(`${END_OF_OUTPUT}${message.requestId}\n`);
+    process.stderr.write(`${END_OF_OUTPUT}${message.requestId}\n`);
+  }
   process.send!(message);
 }
 

@@ -24,8 +24,8 @@ import {
 } from '@aws-sdk/client-sqs';
 import dynalite from 'dynalite';
 import { buildSync } from 'esbuild';
-import type { InvokeMessage, LambdaError, RuntimeMessage } from './bootstrap.ts';
 import { accessKeyOf, authorize, callerKey, type EmulatedRole, loadRoles } from './iam.ts';
+import { END_OF_OUTPUT, type InvokeMessage, type LambdaError, type RuntimeMessage } from './runtime-protocol.ts';
 import { type SecretsManagerStub, startSecretsManager } from './secrets-manager.ts';
 import { type Gate, type GateCall, type Refusal, startGate } from './service-gate.ts';
 import type { Synthesized } from './synth.ts';
@@ -998,7 +998,16 @@ class ExecutionEnvironment {
   idle = false;
   private readonly child: ChildProcess;
   private readonly ready: Promise<LambdaError | undefined>;
-  private current: { invocation: Invocation; settle: (outcome: InvocationOutcome) => void } | undefined;
+  private current:
+    | {
+        invocation: Invocation;
+        settle: (outcome: InvocationOutcome) => void;
+        /** The child's answer. */
+        result: (outcome: InvocationOutcome) => void;
+        /** One of the child's two output streams reached the end of the invocation's output. */
+        endOfOutput: () => void;
+      }
+    | undefined;
   private readonly initLogs: string[] = [];
   private frozen = false;
 
@@ -1016,16 +1025,17 @@ class ExecutionEnvironment {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     for (const stream of [this.child.stdout!, this.child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) =>
-        (this.current?.invocation.logs ?? this.initLogs).push(line),
-      );
+      createInterface({ input: stream }).on('line', (line) => {
+        if (!line.startsWith(END_OF_OUTPUT)) (this.current?.invocation.logs ?? this.initLogs).push(line);
+        else if (this.current?.invocation.requestId === line.slice(END_OF_OUTPUT.length)) this.current.endOfOutput();
+      });
     }
     this.ready = new Promise((resolveReady) => {
       const onMessage = (message: RuntimeMessage) => {
         if (message.type === 'ready') resolveReady(undefined);
         else if (message.type === 'initError') resolveReady(message.error);
         else if (message.type === 'result' && this.current?.invocation.requestId === message.requestId) {
-          this.current.settle(
+          this.current.result(
             message.ok ? { ok: true, value: message.value } : { ok: false, kind: 'function', error: message.error },
           );
         }
@@ -1091,7 +1101,23 @@ class ExecutionEnvironment {
     logs.push(`START RequestId: ${invocation.requestId} Version: $LATEST`);
     let timer: NodeJS.Timeout | undefined;
     const outcome = await new Promise<InvocationOutcome>((settle) => {
-      this.current = { invocation, settle };
+      let answer: InvocationOutcome | undefined;
+      let ended = 0;
+      const finish = () => {
+        if (answer && ended === 2) settle(answer);
+      };
+      this.current = {
+        invocation,
+        settle,
+        result: (outcome) => {
+          answer = outcome;
+          finish();
+        },
+        endOfOutput: () => {
+          ended++;
+          finish();
+        },
+      };
       timer = setTimeout(() => {
         this.discard();
         settle({
