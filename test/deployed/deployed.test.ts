@@ -599,7 +599,7 @@ describe('the synthesized deployment on an emulation of Lambda', () => {
     expect(emulator.metricSum('RecordsCreated', { service: 'backflow', sync: 'sf-contacts' })).toBe(SF_CUSTOMERS);
   }, 120_000);
 
-  it('a missing secret: each plan attempt fails, counts PlanFailures, and names the secret; no run is started', async () => {
+  it('a missing secret: each plan attempt fails, counts PlanFailures, and is shown as a failed run naming the secret', async () => {
     emulator.useNode(RUNNER_NODE);
     emulator.fireSchedule((s) => (s.input as PlanEvent).syncId === 'sf-missing-secret');
     await emulator.waitForIdle(60_000);
@@ -610,7 +610,11 @@ describe('the synthesized deployment on an emulation of Lambda', () => {
       [1, false],
       [2, false],
     ]);
-    expect(await state.listRuns('sf-missing-secret', 5)).toEqual([]);
+    // Each attempt is recorded as a failed run, so `backflow status --remote` says why nothing runs.
+    const runs = await state.listRuns('sf-missing-secret', 5);
+    expect(runs.map((r) => r.status)).toEqual(['failed', 'failed', 'failed']);
+    for (const run of runs)
+      expect(run.error).toMatch(/secret "snowflake-rotated-away" does not exist in Secrets Manager/);
     // Soft: each is its own finding, reported even when the other one fails.
     expect.soft(emulator.metricSum('PlanFailures', { service: 'backflow', sync: 'sf-missing-secret' })).toBe(3);
     for (const i of plans) expect.soft(JSON.stringify(i.outcome)).toContain('snowflake-rotated-away');
