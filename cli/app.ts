@@ -137,8 +137,11 @@ function context(spec: CommandSpec, parsed: Parsed, io: Io, options: CliOptions)
         );
       }
       // Loaded lazily: the config's modules (zod schemas, connectors) are the heavy part of startup.
-      const { loadConfig } = await import('#core/config/load');
-      config = loadConfig(configFile);
+      const [{ loadConfig }, { catalogue }] = await Promise.all([
+        import('#core/config/load'),
+        import('#connectors/registry'),
+      ]);
+      config = loadConfig(configFile, catalogue);
       return config;
     },
     remote() {

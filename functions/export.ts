@@ -2,7 +2,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { getDestination } from '#connectors/registry';
+import type { ConnectorCatalogue } from '#connectors/sdk/catalogue';
 import { ConnectorConfigError } from '#core/errors';
 import { exportMessage } from '#core/exporter';
 import { decodeMessage } from '#core/lane-message';
@@ -22,7 +22,8 @@ export function createExportHandler(environment: () => Environment, lane: () => 
     const laneName = lane();
     const destination = env.config.destinations[laneName];
     const requestsPerSecond =
-      destination?.lane.requests_per_second ?? getDestination(destination?.type ?? '')?.limits.requestsPerSecond?.value;
+      destination?.lane.requests_per_second ??
+      env.connectors.destinations.get(destination?.type ?? '')?.limits.requestsPerSecond?.value;
     const retryBudgetMs = (destination?.lane.retry_budget_seconds ?? 1800) * 1000;
     // Claims last as long as this invocation can: when it is gone, another may deliver the keys.
     const claimLeaseMs = context ? context.getRemainingTimeInMillis() + CLAIM_MARGIN_MS : undefined;
@@ -62,10 +63,20 @@ export function createExportHandler(environment: () => Environment, lane: () => 
 /** Added to the invocation's remaining time: a claim outlives its holder by this much. */
 const CLAIM_MARGIN_MS = 5_000;
 
-export const handler = middy(
-  createExportHandler(awsEnvironment, () => {
-    const lane = process.env.BACKFLOW_LANE;
-    if (!lane) throw new ConnectorConfigError('environment variable BACKFLOW_LANE is not set on this function');
-    return lane;
-  }),
-).use(injectLambdaContext(logger));
+/**
+ * A lane's export function's Lambda handler over `connectors`. Each lane's bundle entry, generated
+ * by infra/bundles.ts, calls it with the runtime of the lane's destination alone, and exports it
+ * as `handler`.
+ */
+export function exportLambdaHandler(connectors: ConnectorCatalogue) {
+  return middy(
+    createExportHandler(
+      () => awsEnvironment(connectors),
+      () => {
+        const lane = process.env.BACKFLOW_LANE;
+        if (!lane) throw new ConnectorConfigError('environment variable BACKFLOW_LANE is not set on this function');
+        return lane;
+      },
+    ),
+  ).use(injectLambdaContext(logger));
+}

@@ -1,6 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import type { ConnectorCatalogue } from '#connectors/sdk/catalogue';
 import { batchSizeOf, connectSource } from '#core/connect';
 import { ConnectorConfigError, RunStoppedError } from '#core/errors';
 import { planSync } from '#core/planner';
@@ -33,14 +34,14 @@ export function createPlanHandler(environment: () => Environment) {
     const sync = env.config.syncs[event.syncId];
     if (!sync) throw new ConnectorConfigError(`no sync named ${event.syncId} in the deployed config`);
     const model = env.config.models[sync.model]!;
-    const source = await connectSource(env.config, model.source, env.secrets, `backflow:${sync.id}`);
+    const source = await connectSource(env.connectors, env.config, model.source, env.secrets, `backflow:${sync.id}`);
     try {
       const outcome = await planSync(
         {
           sync,
           model,
           lane: sync.destination,
-          batchSize: batchSizeOf(env.config, sync.destination),
+          batchSize: batchSizeOf(env.connectors, env.config, sync.destination),
           full: event.full,
           force: event.force,
           remainingMs: () => context.getRemainingTimeInMillis(),
@@ -92,4 +93,11 @@ export function createPlanHandler(environment: () => Environment) {
   };
 }
 
-export const handler = middy(createPlanHandler(awsEnvironment)).use(injectLambdaContext(logger));
+/**
+ * The plan function's Lambda handler over `connectors`. Each deployment's bundle entry, generated
+ * by infra/bundles.ts, calls it with the runtimes of the sources its syncs read, and exports it
+ * as `handler`.
+ */
+export function planLambdaHandler(connectors: ConnectorCatalogue) {
+  return middy(createPlanHandler(() => awsEnvironment(connectors))).use(injectLambdaContext(logger));
+}

@@ -3,6 +3,7 @@ import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import type { ConnectorCatalogue } from '#connectors/sdk/catalogue';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import { DynamoPacer } from '#core/aws/dynamo-pacer';
 import { DynamoStateStore } from '#core/aws/dynamo-state-store';
@@ -42,19 +43,20 @@ function required(name: string): string {
 let cached: Environment | undefined;
 
 /**
- * The Lambda environment: config bundled next to the handler (BACKFLOW_CONFIG), DynamoDB table
- * BACKFLOW_TABLE, lanes BACKFLOW_LANES (JSON: destination → queue and DLQ URLs), secrets from
- * Secrets Manager, Powertools logger and EMF metrics.
+ * The Lambda environment: the connectors of the function's bundle, config bundled next to the
+ * handler (BACKFLOW_CONFIG), DynamoDB table BACKFLOW_TABLE, lanes BACKFLOW_LANES (JSON:
+ * destination → queue and DLQ URLs), secrets from Secrets Manager, Powertools logger and EMF metrics.
  */
-export function awsEnvironment(): Environment {
+export function awsEnvironment(connectors: ConnectorCatalogue): Environment {
   if (cached) return cached;
-  const config = loadConfig(process.env.BACKFLOW_CONFIG ?? 'backflow.yml');
+  const config = loadConfig(process.env.BACKFLOW_CONFIG ?? 'backflow.yml', connectors);
   const lanes = JSON.parse(required('BACKFLOW_LANES')) as Record<string, LaneUrls>;
   const lambda = new LambdaClient({});
   const connections = new Map<string, Promise<DestinationConnection>>();
   const secrets = new SecretsManagerSecrets();
   const dynamodb = new DynamoDBClient({});
   cached = {
+    connectors,
     config,
     state: new DynamoStateStore(dynamodb, required('BACKFLOW_TABLE')),
     pacer: new DynamoPacer(dynamodb, required('BACKFLOW_TABLE')),
@@ -79,7 +81,7 @@ export function awsEnvironment(): Environment {
     destination(lane) {
       let connection = connections.get(lane);
       if (!connection) {
-        connection = connectDestination(config, lane, secrets).then((c) => c.connection);
+        connection = connectDestination(connectors, config, lane, secrets);
         connection.catch(() => connections.delete(lane));
         connections.set(lane, connection);
       }

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { manifests } from '#connectors/manifests';
 import { loadConfig } from '#core/config/load';
 import { BackflowStack, type BackflowStackProps } from '../../infra/BackflowStack.ts';
 
@@ -26,7 +27,7 @@ export interface TestStack {
 /** A Backflow stack from a config text, synthesized without bundling the functions. */
 export function synthStack(configText: string, props: Partial<BackflowStackProps> = {}): TestStack {
   const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
-  const stack = new BackflowStack(app, 'Test', { config: loadConfig(writeConfig(configText)), ...props });
+  const stack = new BackflowStack(app, 'Test', { config: loadConfig(writeConfig(configText), manifests), ...props });
   return { stack, template: Template.fromStack(stack) };
 }
 
