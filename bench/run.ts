@@ -90,6 +90,7 @@ async function main(): Promise<void> {
       memoryPageSizes: options.memoryPageSizes,
       pageSize: options.pageSize,
       importRuns: options.importRuns,
+      bundlesBaseline: options.bundlesBaseline,
       updateDocs: options.updateDocs,
       only: [...options.only],
     },
@@ -161,7 +162,12 @@ async function main(): Promise<void> {
     tables.push(...costTables(report.cost));
   }
   if (options.only.has('bundles')) {
-    report.bundles = await bundlesScenario({ root, importRuns: options.importRuns, log });
+    report.bundles = await bundlesScenario({
+      root,
+      importRuns: options.importRuns,
+      baseline: options.bundlesBaseline,
+      log,
+    });
     tables.push(...bundleTables(report.bundles));
   }
   report.targets = targetChecks(report);
@@ -169,8 +175,16 @@ async function main(): Promise<void> {
 
   mkdirSync(path.dirname(options.out), { recursive: true });
   writeFileSync(options.out, `${JSON.stringify(report, null, 2)}\n`);
-  const markdown = tables.map(renderMarkdown).join('\n\n');
-  writeFileSync(options.out.replace(/\.json$/, '.md'), `${markdown}\n`);
+  // The markdown holds every section of the JSON, those kept from earlier runs included.
+  const all = [
+    ...(report.plan ? planTables(report.plan) : []),
+    ...(report.memory ? memoryTables(report.memory) : []),
+    ...(report.delivery ? deliveryTables(report.delivery) : []),
+    ...(report.cost ? costTables(report.cost) : []),
+    ...(report.bundles ? bundleTables(report.bundles) : []),
+    targetTable(report.targets),
+  ];
+  writeFileSync(options.out.replace(/\.json$/, '.md'), `${all.map(renderMarkdown).join('\n\n')}\n`);
   if (options.updateDocs) updateDocs(report, tables);
 
   console.log('');

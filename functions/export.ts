@@ -7,7 +7,7 @@ import { ConnectorConfigError } from '#core/errors';
 import { exportMessage } from '#core/exporter';
 import { decodeMessage } from '#core/lane-message';
 import { awsEnvironment, logger } from './shared/aws-environment.ts';
-import type { Environment } from './shared/environment.ts';
+import type { Environment, PlanEvent } from './shared/environment.ts';
 
 /**
  * The export function of one lane (`lane` = destination name). The engine handles every failure a
@@ -60,6 +60,16 @@ export function createExportHandler(environment: () => Environment, lane: () => 
   };
 }
 
+/**
+ * The continuePlan of an export function's Environment. An export function never plans: only the
+ * plan function continues a run, and it alone bundles the Lambda client to do so.
+ */
+async function refuseToPlan(event: PlanEvent): Promise<void> {
+  throw new Error(
+    `an export function was asked to continue the plan of sync ${event.syncId}: only the plan function does`,
+  );
+}
+
 /** Added to the invocation's remaining time: a claim outlives its holder by this much. */
 const CLAIM_MARGIN_MS = 5_000;
 
@@ -71,7 +81,7 @@ const CLAIM_MARGIN_MS = 5_000;
 export function exportLambdaHandler(connectors: ConnectorCatalogue) {
   return middy(
     createExportHandler(
-      () => awsEnvironment(connectors),
+      () => awsEnvironment(connectors, refuseToPlan),
       () => {
         const lane = process.env.BACKFLOW_LANE;
         if (!lane) throw new ConnectorConfigError('environment variable BACKFLOW_LANE is not set on this function');

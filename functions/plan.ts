@@ -7,6 +7,7 @@ import { ConnectorConfigError, RunStoppedError } from '#core/errors';
 import { planSync } from '#core/planner';
 import type { RunCounters } from '#core/ports';
 import { awsEnvironment, logger } from './shared/aws-environment.ts';
+import { continueInFreshInvocation } from './shared/continue-plan.ts';
 import type { Environment, PlanEvent } from './shared/environment.ts';
 
 export interface PlanResult {
@@ -99,5 +100,7 @@ export function createPlanHandler(environment: () => Environment) {
  * as `handler`.
  */
 export function planLambdaHandler(connectors: ConnectorCatalogue) {
-  return middy(createPlanHandler(() => awsEnvironment(connectors))).use(injectLambdaContext(logger));
+  return middy(createPlanHandler(() => awsEnvironment(connectors, continueInFreshInvocation))).use(
+    injectLambdaContext(logger),
+  );
 }

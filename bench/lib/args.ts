@@ -33,6 +33,8 @@ export interface BenchOptions {
   readonly pageSize: number | undefined;
   /** Bundles: fresh `node` processes importing each function bundle. */
   readonly importRuns: number;
+  /** Bundles: an earlier commit's `cdk synth -o` directory of the same config, measured in turn. */
+  readonly bundlesBaseline: string | undefined;
   /** Where the JSON report goes. */
   readonly out: string;
   /** Rewrite the results block of docs/performance.md. */
@@ -68,6 +70,7 @@ const USAGE = `npm run bench -- [options]
   --memory-page-sizes <list>  memory: page sizes measured besides the default (default ${DEFAULTS.memoryPageSizes.join(',')}; 0 for none)
   --page-size <n>        plan and delivery: the model's page_size (default: the engine's)
   --import-runs <n>      bundles: fresh node processes importing each bundle (default ${DEFAULTS.importRuns}; env BENCH_IMPORT_RUNS)
+  --bundles-baseline <dir>  bundles: an earlier commit's cdk synth -o <dir> of bench/bundles/backflow.yml, measured in turn
   --out <file>           JSON report (default bench/results/latest.json)
   --update-docs          rewrite the results block of docs/performance.md
   --help`;
@@ -99,6 +102,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv, ro
       'memory-page-sizes': { type: 'string' },
       'page-size': { type: 'string' },
       'import-runs': { type: 'string' },
+      'bundles-baseline': { type: 'string' },
       out: { type: 'string' },
       'update-docs': { type: 'boolean' },
       help: { type: 'boolean' },
@@ -153,6 +157,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv, ro
     importRuns: Math.floor(
       positive('--import-runs', values['import-runs'] ?? env.BENCH_IMPORT_RUNS, DEFAULTS.importRuns),
     ),
+    bundlesBaseline: values['bundles-baseline'] === undefined ? undefined : path.resolve(values['bundles-baseline']),
     out: path.resolve(root, values.out ?? env.BENCH_OUT ?? 'bench/results/latest.json'),
     updateDocs: values['update-docs'] === true,
   };

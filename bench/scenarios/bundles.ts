@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -19,40 +19,8 @@ export const HEAVY_PACKAGES = [
   '@duckdb/node-api',
 ] as const;
 
-/**
- * The bench's deployment: a Snowflake warehouse and a HubSpot lane, as a team starting with the
- * quickstart would deploy it. Secrets are named, never written: synth reads none.
- */
-const CONFIG = `version: 1
-sources:
-  warehouse:
-    type: snowflake
-    account: myorg-myaccount
-    username: BACKFLOW
-    warehouse: REPORTING
-    database: ANALYTICS
-    secret: warehouse-snowflake
-models:
-  customers:
-    source: warehouse
-    sql: select * from customers
-    primary_key: id
-    cursor: updated_at
-destinations:
-  crm:
-    type: hubspot
-    secret: crm-hubspot
-syncs:
-  customers-to-crm:
-    model: customers
-    destination: crm
-    object: contacts
-    match: { email: email }
-    mappings:
-      firstname: first_name
-      lastname: last_name
-    schedule: rate(15 minutes)
-`;
+/** The deployment synthesized: a Snowflake source and a HubSpot lane. */
+export const BUNDLES_CONFIG = 'bench/bundles/backflow.yml';
 
 export interface BundleMeasure {
   /** `plan` or `export <lane>`. */
@@ -72,81 +40,115 @@ export interface BundleResults {
   /** A bare `node` start with an empty import, for reference: what no bundle can go below. */
   readonly emptyImportMs: number;
   readonly functions: readonly BundleMeasure[];
+  /** The bundles of `--bundles-baseline` (an earlier commit's synth), imported in turn with these. */
+  readonly baseline?: { readonly dir: string; readonly functions: readonly BundleMeasure[] };
+}
+
+interface FunctionAsset {
+  readonly name: string;
+  readonly dir: string;
+  /** The function's NODE_OPTIONS (`--enable-source-maps`: Node then reads the source map at import). */
+  readonly nodeOptions: string | undefined;
 }
 
 /**
- * Synthesizes the Snowflake → HubSpot deployment with `cdk synth` (the real bundling of each
- * function) and measures each function's `index.mjs`: its size, which heavy packages it holds,
- * and how long a fresh Node process takes to import it — the part of a Lambda cold start the
- * bundle decides.
+ * Synthesizes BUNDLES_CONFIG with `cdk synth` (the real bundling of each function) and measures
+ * each function's `index.mjs`: its size, which heavy packages it holds, and how long a fresh Node
+ * process takes to import it — the part of a Lambda cold start the bundle decides. With
+ * `baseline` (the cloud assembly of an earlier commit's synth of the same config), its bundles
+ * are imported in turn with these, so both see the same load on a shared machine.
  */
 export async function bundlesScenario(options: {
   root: string;
   importRuns: number;
+  baseline: string | undefined;
   log: (line: string) => void;
 }): Promise<BundleResults> {
   const measuredAt = new Date().toISOString();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'backflow-bench-bundles-'));
   try {
-    const configFile = path.join(dir, 'backflow.yml');
-    writeFileSync(configFile, CONFIG);
     const out = path.join(dir, 'cdk.out');
-    options.log('bundles: cdk synth of a Snowflake source and a HubSpot lane');
+    options.log(`bundles: cdk synth of ${BUNDLES_CONFIG}`);
     const started = performance.now();
-    await run('npx', ['cdk', 'synth', '-c', `config=${configFile}`, '--quiet', '-o', out], {
+    await run('npx', ['cdk', 'synth', '-c', `config=${BUNDLES_CONFIG}`, '--quiet', '-o', out], {
       cwd: options.root,
       env: { ...process.env, CDK_DISABLE_VERSION_CHECK: '1' },
       maxBuffer: 64 * MB,
     });
     const synthMs = round(performance.now() - started);
-    const template = JSON.parse(readFileSync(path.join(out, 'Backflow.template.json'), 'utf8')) as {
-      Resources: Record<
-        string,
-        { Type: string; Properties?: { Description?: string }; Metadata?: Record<string, string> }
-      >;
-    };
-    const emptyImportMs = median(await importTimes(dir, "'node:path'", options.importRuns));
-    const functions: BundleMeasure[] = [];
-    for (const resource of Object.values(template.Resources)) {
-      if (resource.Type !== 'AWS::Lambda::Function') continue;
-      const asset = path.join(out, resource.Metadata?.['aws:asset:path'] ?? '');
-      const description = resource.Properties?.Description ?? '';
-      const lane = /delivers lane (\S+)/.exec(description)?.[1];
-      const name = lane ? `export ${lane}` : 'plan';
-      options.log(`bundles: importing the ${name} bundle ${options.importRuns} times`);
-      const times = await importTimes(asset, "'./index.mjs'", options.importRuns);
-      functions.push({
-        function: name,
-        bundleBytes: statSync(path.join(asset, 'index.mjs')).size,
-        sourceMapBytes: statSync(path.join(asset, 'index.mjs.map')).size,
-        heavyPackages: heavyPackagesOf(path.join(asset, 'index.mjs.map')),
-        importMs: { median: median(times), min: Math.min(...times), max: Math.max(...times) },
-      });
+    const current = functionAssets(out);
+    const baseline = options.baseline ? functionAssets(options.baseline) : [];
+    const all = [...current, ...baseline];
+    const times = new Map<FunctionAsset, number[]>(all.map((f) => [f, []]));
+    const empty: number[] = [];
+    options.log(`bundles: importing ${all.length} bundles in turn, ${options.importRuns} times each`);
+    for (let i = 0; i < options.importRuns; i++) {
+      empty.push(await importTime(dir, "'node:path'", undefined));
+      for (const f of all) times.get(f)!.push(await importTime(f.dir, "'./index.mjs'", f.nodeOptions));
     }
-    functions.sort((a, b) => a.function.localeCompare(b.function));
-    return { measuredAt, importRuns: options.importRuns, synthMs, emptyImportMs, functions };
+    const measure = (f: FunctionAsset): BundleMeasure => {
+      const ms = times.get(f)!;
+      return {
+        function: f.name,
+        bundleBytes: statSync(path.join(f.dir, 'index.mjs')).size,
+        sourceMapBytes: statSync(path.join(f.dir, 'index.mjs.map')).size,
+        heavyPackages: heavyPackagesOf(path.join(f.dir, 'index.mjs.map')),
+        importMs: { median: median(ms), min: Math.min(...ms), max: Math.max(...ms) },
+      };
+    };
+    return {
+      measuredAt,
+      importRuns: options.importRuns,
+      synthMs,
+      emptyImportMs: median(empty),
+      functions: current.map(measure),
+      ...(options.baseline && { baseline: { dir: options.baseline, functions: baseline.map(measure) } }),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** Milliseconds of `await import(specifier)`, each in a fresh `node` process started in `cwd`. */
-async function importTimes(cwd: string, specifier: string, runs: number): Promise<number[]> {
+/** The Lambda functions of a cloud assembly (`cdk synth -o <dir>`), named `plan` or `export <lane>`. */
+function functionAssets(out: string): FunctionAsset[] {
+  const template = JSON.parse(readFileSync(path.join(out, 'Backflow.template.json'), 'utf8')) as {
+    Resources: Record<
+      string,
+      {
+        Type: string;
+        Properties?: { Description?: string; Environment?: { Variables?: Record<string, unknown> } };
+        Metadata?: Record<string, string>;
+      }
+    >;
+  };
+  return Object.values(template.Resources)
+    .filter((r) => r.Type === 'AWS::Lambda::Function')
+    .map((r) => {
+      const lane = /delivers lane (\S+)/.exec(r.Properties?.Description ?? '')?.[1];
+      const nodeOptions = r.Properties?.Environment?.Variables?.NODE_OPTIONS;
+      return {
+        name: lane ? `export ${lane}` : 'plan',
+        dir: path.join(out, r.Metadata?.['aws:asset:path'] ?? ''),
+        nodeOptions: typeof nodeOptions === 'string' ? nodeOptions : undefined,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Milliseconds of `await import(specifier)` in a fresh `node` process started in `cwd`. */
+async function importTime(cwd: string, specifier: string, nodeOptions: string | undefined): Promise<number> {
   const script = `const t = performance.now(); await import(${specifier}); console.log(performance.now() - t);`;
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    // The bundle runs as on Lambda: no node_modules beside it, a region for the AWS SDK clients.
-    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
-      cwd,
-      env: {
-        PATH: process.env.PATH,
-        AWS_REGION: 'us-east-1',
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      },
-    });
-    times.push(round(Number(stdout.trim().split('\n').at(-1)), 1));
-  }
-  return times;
+  // The bundle runs as on Lambda: no node_modules beside it, a region for the AWS SDK clients.
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], {
+    cwd,
+    env: {
+      PATH: process.env.PATH,
+      AWS_REGION: 'us-east-1',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ...(nodeOptions !== undefined && { NODE_OPTIONS: nodeOptions }),
+    },
+  });
+  return round(Number(stdout.trim().split('\n').at(-1)), 1);
 }
 
 function heavyPackagesOf(sourceMapFile: string): string[] {
@@ -161,9 +163,18 @@ function median(values: readonly number[]): number {
 }
 
 export function bundleTables(result: BundleResults): Table[] {
+  const row = (label: string, f: BundleMeasure) => [
+    label,
+    round(f.bundleBytes / MB, 2),
+    round(f.sourceMapBytes / MB, 2),
+    f.importMs.median,
+    f.importMs.min,
+    f.importMs.max,
+    f.heavyPackages.join(', ') || 'none',
+  ];
   return [
     {
-      title: 'Function bundles — a Snowflake source and a HubSpot lane, as `cdk synth` builds them',
+      title: `Function bundles — ${BUNDLES_CONFIG} (a Snowflake source, a HubSpot lane), as \`cdk synth\` builds them`,
       headers: [
         'function',
         'index.mjs MB',
@@ -173,19 +184,19 @@ export function bundleTables(result: BundleResults): Table[] {
         'max',
         'heavy packages inside',
       ],
-      rows: result.functions.map((f) => [
-        f.function,
-        round(f.bundleBytes / MB, 2),
-        round(f.sourceMapBytes / MB, 2),
-        f.importMs.median,
-        f.importMs.min,
-        f.importMs.max,
-        f.heavyPackages.join(', ') || 'none',
-      ]),
+      rows: [
+        ...result.functions.map((f) => row(f.function, f)),
+        ...(result.baseline?.functions ?? []).map((f) => row(`baseline: ${f.function}`, f)),
+      ],
       notes: [
-        `Import: \`await import('./index.mjs')\` in a fresh \`node\` process in the asset directory (no node_modules there, as on Lambda), ${result.importRuns} processes per bundle; a bare \`node\` importing \`node:path\` takes ${result.emptyImportMs} ms.`,
+        `Import: \`await import('./index.mjs')\` in a fresh \`node\` process in the asset directory (no node_modules there, as on Lambda) with the function's NODE_OPTIONS (\`--enable-source-maps\`: the source map is read too), ${result.importRuns} processes per bundle, the bundles in turn; a bare \`node\` importing \`node:path\` takes ${result.emptyImportMs} ms.`,
+        ...(result.baseline
+          ? [
+              `Baseline: the bundles of ${result.baseline.dir} (--bundles-baseline), imported in turn with this synth's.`,
+            ]
+          : []),
         `Heavy packages: which of ${HEAVY_PACKAGES.join(', ')} the bundle's source map lists.`,
-        `cdk synth (bundling both functions, cdk-nag) took ${round(result.synthMs / 1000, 1)} s.`,
+        `cdk synth (bundling every function, cdk-nag) took ${round(result.synthMs / 1000, 1)} s.`,
       ],
     },
   ];

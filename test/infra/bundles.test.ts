@@ -146,6 +146,13 @@ describe('a bundle per function', () => {
     expect(packages(plan)).toEqual(['pg']);
   });
 
+  it('leaves the Lambda client, which continues a plan, to the plan function', () => {
+    const holdsLambdaClient = (b: Bundle) => b.sources.some((s) => s.includes('node_modules/@aws-sdk/client-lambda/'));
+    expect(holdsLambdaClient(bundle('plan'))).toBe(true);
+    expect(holdsLambdaClient(bundle('export crm'))).toBe(false);
+    expect(holdsLambdaClient(bundle('export hooks'))).toBe(false);
+  });
+
   it('keeps a HubSpot lane within 1.5 MB', () => {
     expect(bundle('export crm').bytes).toBeLessThanOrEqual(1.5 * 1024 * 1024);
   });
