@@ -11,10 +11,11 @@ export interface TargetCheck {
 /**
  * Commit 9265fa7, before each function got a bundle of its own: every function bundled every
  * connector (5.74 MB), and importing the export bundle took this long (--enable-source-maps as on
- * Lambda; median of 15 fresh processes, taken in turn with this branch's bundles, load average 6
- * on the 2-core bench machine; docs/performance.md#function-bundles).
+ * Lambda; median of 15 fresh processes, imported in turn with this branch's bundles through
+ * --bundles-baseline, load average 3.7 on the 2-core bench machine). Used when a run has no
+ * baseline of its own.
  */
-export const BUNDLE_BASELINE = { commit: '9265fa7', exportImportMs: 706, bundleMb: 5.74 } as const;
+export const BUNDLE_BASELINE = { commit: '9265fa7', exportImportMs: 659, bundleMb: 5.74 } as const;
 
 export function targetChecks(report: BenchReport): TargetCheck[] {
   const checks: TargetCheck[] = [];

@@ -136,7 +136,7 @@ function context(spec: CommandSpec, parsed: Parsed, io: Io, options: CliOptions)
           `no config at ${path.relative(io.cwd, configFile) || configFile} (use --project DIR or --config FILE, or create one with \`backflow init\`)`,
         );
       }
-      // Loaded lazily: the config's modules (zod schemas, connectors) are the heavy part of startup.
+      // Loaded lazily: the config's modules (zod schemas, connector manifests) are the heavy part of startup.
       const [{ loadConfig }, { catalogue }] = await Promise.all([
         import('#core/config/load'),
         import('#connectors/registry'),

@@ -10,7 +10,8 @@ import { BackflowStack, type BackflowStackProps } from '../../infra/BackflowStac
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** The feature flags and settings of cdk.json, so test stacks synthesize like `cdk synth`. */
-export const CDK_CONTEXT = (JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as { context: object }).context;
+export const CDK_CONTEXT = (JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as { context: object })
+  .context;
 
 /** Writes a backflow.yml into a fresh temp directory and returns its path. */
 export function writeConfig(text: string): string {
