@@ -157,15 +157,35 @@ describe('a bundle per function', () => {
     expect(bundle('export crm').bytes).toBeLessThanOrEqual(1.5 * 1024 * 1024);
   });
 
-  it('starts each bundle as Lambda does: index.mjs with a handler, the config beside it, no node_modules', async () => {
+  it('starts each bundle as Lambda does, and its handler loads the config beside it with the bundled manifests', async () => {
+    // An invocation that reaches no AWS service: the export of an empty batch, the plan of a sync
+    // the config lacks. Both load backflow.yml first, through the bundle's own catalogue.
+    const invocations: Record<string, string> = {
+      'export crm': '{ Records: [] }',
+      'export hooks': '{ Records: [] }',
+      plan: "{ syncId: 'no-such-sync' }",
+    };
     for (const [name, { dir }] of bundles) {
-      expect(readFileSync(path.join(dir, 'backflow.yml'), 'utf8'), name).toContain('customers-to-crm');
-      const started = await run(
-        process.execPath,
-        ['--input-type=module', '-e', "const m = await import('./index.mjs'); console.log(typeof m.handler);"],
-        { cwd: dir, env: { PATH: process.env.PATH, AWS_REGION: 'us-east-1' }, timeout: 60_000 },
+      const script = `const { handler } = await import('./index.mjs');
+const context = { functionName: 'f', awsRequestId: 'r', getRemainingTimeInMillis: () => 60_000 };
+try { console.log(JSON.stringify(await handler(${invocations[name]}, context))); } catch (error) { console.log(error.name + ': ' + error.message); }`;
+      const invoked = await run(process.execPath, ['--input-type=module', '-e', script], {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH,
+          AWS_REGION: 'us-east-1',
+          BACKFLOW_TABLE: 'state',
+          BACKFLOW_LANE: name.replace('export ', ''),
+          BACKFLOW_LANES: JSON.stringify({ crm: { queueUrl: 'q', deadLetterUrl: 'd' } }),
+        },
+        timeout: 60_000,
+      });
+      const last = invoked.stdout.trim().split('\n').at(-1);
+      expect(last, name).toBe(
+        name === 'plan'
+          ? 'ConnectorConfigError: no sync named no-such-sync in the deployed config'
+          : '{"batchItemFailures":[]}',
       );
-      expect(started.stdout.trim(), name).toBe('function');
     }
   });
 });
