@@ -1,6 +1,6 @@
 /**
  * Backflow's benchmarks: `npm run bench` (or `tsx bench/run.ts`). Prints the tables and writes
- * bench/results/latest.json; `--only plan|delivery|memory|cost` and size flags, see `--help`.
+ * bench/results/latest.json; `--only plan|delivery|memory|cost|bundles` and size flags, see `--help`.
  * Benchmarks never run inside `npm test`.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BenchOptions, DEFAULTS, parseOptions } from './lib/args.ts';
 import { renderMarkdown, renderText, type Table } from './lib/table.ts';
+import { type BundleResults, bundlesScenario, bundleTables } from './scenarios/bundles.ts';
 import { type CostResults, costScenario, costTables } from './scenarios/cost.ts';
 import { type DeliveryResults, deliveryScenario, deliveryTables } from './scenarios/delivery.ts';
 import { type MemoryResults, memoryScenario, memoryTables } from './scenarios/memory.ts';
@@ -35,6 +36,7 @@ export interface BenchReport {
   delivery?: DeliveryResults;
   memory?: MemoryResults;
   cost?: CostResults;
+  bundles?: BundleResults;
   targets?: TargetCheck[];
 }
 
@@ -87,6 +89,8 @@ async function main(): Promise<void> {
       memoryRows: options.memoryRows,
       memoryPageSizes: options.memoryPageSizes,
       pageSize: options.pageSize,
+      importRuns: options.importRuns,
+      bundlesBaseline: options.bundlesBaseline,
       updateDocs: options.updateDocs,
       only: [...options.only],
     },
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
     ...(previous.delivery && { delivery: previous.delivery }),
     ...(previous.memory && { memory: previous.memory }),
     ...(previous.cost && { cost: previous.cost }),
+    ...(previous.bundles && { bundles: previous.bundles }),
   };
   const tables: Table[] = [];
   log(`machine: ${report.machine.cpus} × ${report.machine.cpuModel}, load ${report.machine.loadAverage}`);
@@ -156,13 +161,30 @@ async function main(): Promise<void> {
     report.cost = costScenario(report.plan, report.delivery);
     tables.push(...costTables(report.cost));
   }
+  if (options.only.has('bundles')) {
+    report.bundles = await bundlesScenario({
+      root,
+      importRuns: options.importRuns,
+      baseline: options.bundlesBaseline,
+      log,
+    });
+    tables.push(...bundleTables(report.bundles));
+  }
   report.targets = targetChecks(report);
   tables.push(targetTable(report.targets));
 
   mkdirSync(path.dirname(options.out), { recursive: true });
   writeFileSync(options.out, `${JSON.stringify(report, null, 2)}\n`);
-  const markdown = tables.map(renderMarkdown).join('\n\n');
-  writeFileSync(options.out.replace(/\.json$/, '.md'), `${markdown}\n`);
+  // The markdown holds every section of the JSON, those kept from earlier runs included.
+  const all = [
+    ...(report.plan ? planTables(report.plan) : []),
+    ...(report.memory ? memoryTables(report.memory) : []),
+    ...(report.delivery ? deliveryTables(report.delivery) : []),
+    ...(report.cost ? costTables(report.cost) : []),
+    ...(report.bundles ? bundleTables(report.bundles) : []),
+    targetTable(report.targets),
+  ];
+  writeFileSync(options.out.replace(/\.json$/, '.md'), `${all.map(renderMarkdown).join('\n\n')}\n`);
   if (options.updateDocs) updateDocs(report, tables);
 
   console.log('');

@@ -8,6 +8,15 @@ export interface TargetCheck {
   readonly met: boolean | undefined;
 }
 
+/**
+ * Commit 9265fa7, before each function got a bundle of its own: every function bundled every
+ * connector (5.74 MB), and importing the export bundle took this long (--enable-source-maps as on
+ * Lambda; median of 15 fresh processes, imported in turn with this branch's bundles through
+ * --bundles-baseline, load average 3.7 on the 2-core bench machine). Used when a run has no
+ * baseline of its own.
+ */
+export const BUNDLE_BASELINE = { commit: '9265fa7', exportImportMs: 659, bundleMb: 5.74 } as const;
+
 export function targetChecks(report: BenchReport): TargetCheck[] {
   const checks: TargetCheck[] = [];
   const delivery = report.delivery;
@@ -59,6 +68,25 @@ export function targetChecks(report: BenchReport): TargetCheck[] {
       target: `peak RSS of the ${memory.rows.toLocaleString('en-US')}-row plan < 300 MB`,
       measured: `${memory.child.peakRssMb} MB`,
       met: memory.rows >= 1_000_000 ? memory.child.peakRssMb < 300 : undefined,
+    });
+  }
+  const bundles = report.bundles;
+  const lane = bundles?.functions.find((f) => f.function.startsWith('export'));
+  if (bundles && lane) {
+    const mb = lane.bundleBytes / (1024 * 1024);
+    const before = bundles.baseline?.functions.find((f) => f.function === lane.function);
+    checks.push({
+      target: "a HubSpot lane's export bundle ≤ 1.5 MB",
+      measured: `${mb.toFixed(2)} MB (${before ? `baseline ${(before.bundleBytes / (1024 * 1024)).toFixed(2)} MB` : `${BUNDLE_BASELINE.commit}: ${BUNDLE_BASELINE.bundleMb} MB`})`,
+      met: mb <= 1.5,
+    });
+    // Against the baseline measured in turn in this run when there is one: timings move with the load.
+    const beforeMs = before?.importMs.median ?? BUNDLE_BASELINE.exportImportMs;
+    const share = lane.importMs.median / beforeMs;
+    checks.push({
+      target: `its cold import ≤ 40% of the baseline's`,
+      measured: `${lane.importMs.median} ms median, ${(share * 100).toFixed(0)}% of ${beforeMs} ms (${before ? 'baseline bundles, imported in turn' : `${BUNDLE_BASELINE.commit}, measured apart: load differs`})`,
+      met: share <= 0.4,
     });
   }
   return checks;

@@ -136,9 +136,12 @@ function context(spec: CommandSpec, parsed: Parsed, io: Io, options: CliOptions)
           `no config at ${path.relative(io.cwd, configFile) || configFile} (use --project DIR or --config FILE, or create one with \`backflow init\`)`,
         );
       }
-      // Loaded lazily: the config's modules (zod schemas, connectors) are the heavy part of startup.
-      const { loadConfig } = await import('#core/config/load');
-      config = loadConfig(configFile);
+      // Loaded lazily: the config's modules (zod schemas, connector manifests) are the heavy part of startup.
+      const [{ loadConfig }, { catalogue }] = await Promise.all([
+        import('#core/config/load'),
+        import('#connectors/registry'),
+      ]);
+      config = loadConfig(configFile, catalogue);
       return config;
     },
     remote() {

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { catalogue } from '#connectors/registry';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import type { SourceConnection } from '#connectors/sdk/source';
 import type { Config } from '#core/config/load';
@@ -77,7 +78,11 @@ export async function checkSource(
   const started = Date.now();
   let connection: SourceConnection | undefined;
   try {
-    connection = await withTimeout(connectSource(config, name, secrets, 'backflow:check'), timeoutMs, `source ${name}`);
+    connection = await withTimeout(
+      connectSource(catalogue, config, name, secrets, 'backflow:check'),
+      timeoutMs,
+      `source ${name}`,
+    );
     await withTimeout(connection.check(), timeoutMs, `source ${name}`);
     return { check: { kind: 'source', name, type: connector.type, ok: true, ms: Date.now() - started }, connection };
   } catch (error) {
@@ -106,16 +111,15 @@ export async function checkDestination(
   const started = Date.now();
   let connection: DestinationConnection | undefined;
   try {
-    const opened = await withTimeout(
-      connectDestination(config, name, secrets, 'backflow:check'),
+    connection = await withTimeout(
+      connectDestination(catalogue, config, name, secrets, 'backflow:check'),
       timeoutMs,
       `destination ${name}`,
     );
-    connection = opened.connection;
-    await withTimeout(opened.connection.check(), timeoutMs, `destination ${name}`);
+    await withTimeout(connection.check(), timeoutMs, `destination ${name}`);
     return {
       check: { kind: 'destination', name, type: connector.type, ok: true, ms: Date.now() - started },
-      connection: opened.connection,
+      connection,
     };
   } catch (error) {
     await connection?.close().catch(() => {});

@@ -1,3 +1,4 @@
+import { catalogue } from '#connectors/registry';
 import type { Checkpoint, SourceConnection } from '#connectors/sdk/source';
 import type { Config } from '#core/config/load';
 import { batchSizeOf } from '#core/connect';
@@ -192,7 +193,7 @@ export async function dryRunPlan(
 ): Promise<DryRunResult> {
   const sync = config.syncs[syncId]!;
   const model = config.models[sync.model]!;
-  const batchSize = batchSizeOf(config, sync.destination);
+  const batchSize = batchSizeOf(catalogue, config, sync.destination);
   const attempt = async (force: boolean) => {
     const state = new DryRunStateStore(deps.state);
     const queue = new DryRunQueue();

@@ -8,6 +8,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
+import { catalogue } from '#connectors/registry';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import { DynamoPacer } from '#core/aws/dynamo-pacer';
 import { DynamoStateStore } from '#core/aws/dynamo-state-store';
@@ -146,6 +147,7 @@ export class LocalRuntime {
     const logger = new Logger({ serviceName: 'backflow', logLevel: options.logLevel ?? 'SILENT' });
     let runtime: LocalRuntime | undefined;
     const environment: Environment = {
+      connectors: catalogue,
       config,
       state,
       pacer: new DynamoPacer(aws.dynamodb, aws.table),
@@ -170,7 +172,7 @@ export class LocalRuntime {
   private destination(lane: string): Promise<DestinationConnection> {
     let connection = this.connections.get(lane);
     if (!connection) {
-      connection = connectDestination(this.options.config, lane, this.environment.secrets).then(({ connection: c }) =>
+      connection = connectDestination(catalogue, this.options.config, lane, this.environment.secrets).then((c) =>
         this.options.wrapDestination ? this.options.wrapDestination(lane, c) : c,
       );
       connection.catch(() => this.connections.delete(lane));

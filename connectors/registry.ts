@@ -1,52 +1,46 @@
-import { brazeDestination } from '#connectors/destinations/braze/index';
-import { duckdbDestination } from '#connectors/destinations/duckdb/index';
-import { hubspotDestination } from '#connectors/destinations/hubspot/index';
-import { intercomDestination } from '#connectors/destinations/intercom/index';
-import { mailchimpDestination } from '#connectors/destinations/mailchimp/index';
-import { postgresDestination } from '#connectors/destinations/postgres/index';
-import { salesforceDestination } from '#connectors/destinations/salesforce/index';
-import { webhookDestination } from '#connectors/destinations/webhook/index';
-import { zendeskDestination } from '#connectors/destinations/zendesk/index';
-import type { DestinationDefinition } from '#connectors/sdk/destination';
-import type { SourceDefinition } from '#connectors/sdk/source';
-import { duckdbSource } from '#connectors/sources/duckdb/index';
-import { mysqlSource } from '#connectors/sources/mysql/index';
-import { postgresSource } from '#connectors/sources/postgres/index';
-import { snowflakeSource } from '#connectors/sources/snowflake/index';
-
-const sources = new Map<string, SourceDefinition>(
-  [duckdbSource, postgresSource, mysqlSource, snowflakeSource].map((s) => [s.type, s as unknown as SourceDefinition]),
-);
-
-const destinations = new Map<string, DestinationDefinition>(
-  [
-    hubspotDestination,
-    salesforceDestination,
-    mailchimpDestination,
-    zendeskDestination,
-    brazeDestination,
-    intercomDestination,
-    webhookDestination,
-    postgresDestination,
-    duckdbDestination,
-  ].map((d) => [d.type, d as unknown as DestinationDefinition]),
-);
-
-export function getSource(type: string): SourceDefinition | undefined {
-  return sources.get(type);
-}
-
-export function getDestination(type: string): DestinationDefinition | undefined {
-  return destinations.get(type);
-}
-
-export const sourceTypes = (): string[] => [...sources.keys()];
-export const destinationTypes = (): string[] => [...destinations.keys()];
+import { manifests } from '#connectors/manifests';
+import { type ConnectorCatalogue, connectorCatalogue, type RuntimeLoader } from '#connectors/sdk/catalogue';
+import type { DestinationManifest, DestinationRuntime } from '#connectors/sdk/destination';
+import type { SourceRuntime } from '#connectors/sdk/source';
 
 /**
- * Adds a destination type at run time. Connectors in this repository are listed above; this is
- * for tests of a connector in development and for plugins loaded by the embedding program.
+ * The full catalogue of the CLI and the local runtime: every manifest at once, and each runtime
+ * through a dynamic `import()` on first use, so a command loads only the drivers its config uses
+ * (a HubSpot sync never loads snowflake-sdk). Lambda functions do not use this: each bundle holds
+ * the runtimes of its own function (infra/bundles.ts).
  */
-export function registerDestination(definition: DestinationDefinition | { type: string }): void {
-  destinations.set(definition.type, definition as DestinationDefinition);
+const sourceLoaders = new Map<string, RuntimeLoader<SourceRuntime>>([
+  ['duckdb', async () => (await import('#connectors/sources/duckdb/index')).duckdbSource],
+  ['postgres', async () => (await import('#connectors/sources/postgres/index')).postgresSource],
+  ['mysql', async () => (await import('#connectors/sources/mysql/index')).mysqlSource],
+  ['snowflake', async () => (await import('#connectors/sources/snowflake/index')).snowflakeSource],
+]);
+
+const destinationLoaders = new Map<string, RuntimeLoader<DestinationRuntime>>([
+  ['hubspot', async () => (await import('#connectors/destinations/hubspot/index')).hubspotDestination],
+  ['salesforce', async () => (await import('#connectors/destinations/salesforce/index')).salesforceDestination],
+  ['mailchimp', async () => (await import('#connectors/destinations/mailchimp/index')).mailchimpDestination],
+  ['zendesk', async () => (await import('#connectors/destinations/zendesk/index')).zendeskDestination],
+  ['braze', async () => (await import('#connectors/destinations/braze/index')).brazeDestination],
+  ['intercom', async () => (await import('#connectors/destinations/intercom/index')).intercomDestination],
+  ['webhook', async () => (await import('#connectors/destinations/webhook/index')).webhookDestination],
+  ['postgres', async () => (await import('#connectors/destinations/postgres/index')).postgresDestination],
+  ['duckdb', async () => (await import('#connectors/destinations/duckdb/index')).duckdbDestination],
+]);
+
+const destinationManifests = new Map<string, DestinationManifest>(manifests.destinations);
+
+export const catalogue: ConnectorCatalogue = connectorCatalogue(
+  { sources: manifests.sources, destinations: destinationManifests },
+  { sources: sourceLoaders, destinations: destinationLoaders },
+  'this catalogue has its manifest but no runtime: add a loader to connectors/registry.ts',
+);
+
+/**
+ * Adds a destination at run time: for tests of a connector in development, before it is listed
+ * in connectors/manifests.ts and above, and for plugins loaded by the embedding program.
+ */
+export function registerDestination(runtime: DestinationRuntime): void {
+  destinationManifests.set(runtime.type, runtime);
+  destinationLoaders.set(runtime.type, async () => runtime);
 }

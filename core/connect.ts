@@ -1,7 +1,7 @@
-import { getDestination, getSource } from '#connectors/registry';
-import type { DestinationConnection, DestinationDefinition } from '#connectors/sdk/destination';
+import type { ConnectorCatalogue, ConnectorManifests } from '#connectors/sdk/catalogue';
+import type { DestinationConnection, DestinationManifest } from '#connectors/sdk/destination';
 import { withFormats } from '#connectors/sdk/formats';
-import type { SourceConnection, SourceDefinition } from '#connectors/sdk/source';
+import type { SourceConnection, SourceManifest } from '#connectors/sdk/source';
 import type { Config, ConnectorConfig } from '#core/config/load';
 import { ConnectorConfigError } from './errors.ts';
 import type { Secrets } from './ports.ts';
@@ -23,11 +23,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 async function resolveOptions(
   kind: 'source' | 'destination',
   connector: ConnectorConfig,
-  definition: SourceDefinition | DestinationDefinition,
+  manifest: SourceManifest | DestinationManifest,
   secrets: Secrets,
 ): Promise<unknown> {
   const secret = connector.secret ? await secrets.get(connector.secret) : {};
-  const parsed = definition.optionsSchema.safeParse(deepMerge(connector.options, secret));
+  const parsed = manifest.optionsSchema.safeParse(deepMerge(connector.options, secret));
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(options)'}: ${i.message}`).join('; ');
     throw new ConnectorConfigError(
@@ -37,36 +37,45 @@ async function resolveOptions(
   return parsed.data;
 }
 
+/**
+ * Opens a source of the config: its options (merged with its secret) are checked against the
+ * manifest before the runtime, and with it the warehouse driver, is loaded from `connectors`.
+ */
 export async function connectSource(
+  connectors: ConnectorCatalogue,
   config: Config,
   name: string,
   secrets: Secrets,
   tag?: string,
 ): Promise<SourceConnection> {
   const connector = config.sources[name];
-  const definition = connector && getSource(connector.type);
-  if (!connector || !definition) throw new ConnectorConfigError(`no source named ${name}`);
-  const options = await resolveOptions('source', connector, definition, secrets);
-  return definition.connect(options as never, { projectDir: config.projectDir, tag });
+  const manifest = connector && connectors.sources.get(connector.type);
+  if (!connector || !manifest) throw new ConnectorConfigError(`no source named ${name}`);
+  const options = await resolveOptions('source', connector, manifest, secrets);
+  const runtime = await connectors.loadSource(connector.type);
+  return runtime.connect(options as never, { projectDir: config.projectDir, tag });
 }
 
+/** Opens a destination of the config, as connectSource does; every batch is formatted as its manifest says. */
 export async function connectDestination(
+  connectors: ConnectorCatalogue,
   config: Config,
   name: string,
   secrets: Secrets,
   tag?: string,
-): Promise<{ connection: DestinationConnection; definition: DestinationDefinition }> {
+): Promise<DestinationConnection> {
   const connector = config.destinations[name];
-  const definition = connector && getDestination(connector.type);
-  if (!connector || !definition) throw new ConnectorConfigError(`no destination named ${name}`);
-  const options = await resolveOptions('destination', connector, definition, secrets);
-  const connection = await definition.connect(options as never, { projectDir: config.projectDir, tag });
-  return { connection: withFormats(connection, definition.formats), definition };
+  const manifest = connector && connectors.destinations.get(connector.type);
+  if (!connector || !manifest) throw new ConnectorConfigError(`no destination named ${name}`);
+  const options = await resolveOptions('destination', connector, manifest, secrets);
+  const runtime = await connectors.loadDestination(connector.type);
+  const connection = await runtime.connect(options as never, { projectDir: config.projectDir, tag });
+  return withFormats(connection, manifest.formats);
 }
 
 /** Records per destination call: the lane override, else the connector's documented batch size. */
-export function batchSizeOf(config: Config, destination: string): number {
+export function batchSizeOf(connectors: ConnectorManifests, config: Config, destination: string): number {
   const lane = config.destinations[destination];
-  const definition = lane && getDestination(lane.type);
-  return lane?.lane.batch_size ?? definition?.limits.batchSize.value ?? 100;
+  const manifest = lane && connectors.destinations.get(lane.type);
+  return lane?.lane.batch_size ?? manifest?.limits.batchSize.value ?? 100;
 }

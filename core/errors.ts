@@ -1,15 +1,19 @@
 /**
  * The small error hierarchy of Backflow. Every error sets `name` so logs and the CLI can tell
- * them apart without `instanceof` across bundles.
+ * them apart without `instanceof` across bundles. The errors connectors throw are part of the
+ * connector contract and live in the SDK (`connectors/sdk/errors.ts`); they are re-exported here,
+ * the same classes, so `instanceof` holds whichever module a caller imports them from.
  */
+import { BackflowError } from '#connectors/sdk/errors';
 
-/** Base class: an error a user can meet, with a message that says what happened and what to do. */
-export class BackflowError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'BackflowError';
-  }
-}
+export {
+  AuthError,
+  BackflowError,
+  ConnectorConfigError,
+  errorMessage,
+  RateLimitedError,
+  TransientError,
+} from '#connectors/sdk/errors';
 
 /** One problem found in a config file, located at file:line:column and a key path. */
 export interface ConfigIssue {
@@ -36,32 +40,6 @@ export class ConfigFileError extends BackflowError {
   }
 }
 
-/** Credentials were refused by a source or destination. Retrying will not help until they change. */
-export class AuthError extends BackflowError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'AuthError';
-  }
-}
-
-/** The whole batch was refused for rate limiting; `retryAfterMs` is the vendor's hint when given. */
-export class RateLimitedError extends BackflowError {
-  readonly retryAfterMs: number | undefined;
-  constructor(message: string, retryAfterMs?: number) {
-    super(message);
-    this.name = 'RateLimitedError';
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
-/** A whole-batch failure that may pass on retry (network, 5xx, timeouts). */
-export class TransientError extends BackflowError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'TransientError';
-  }
-}
-
 /**
  * The queue refused some messages for their content (SQS: `InvalidMessageContents` and other
  * sender faults). `refused` are their indexes in the call; the others were sent.
@@ -75,14 +53,6 @@ export class MessagesRefusedError extends BackflowError {
   }
 }
 
-/** A connector's options or the destination object are wrong: retrying will not help. */
-export class ConnectorConfigError extends BackflowError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ConnectorConfigError';
-  }
-}
-
 /** A run stopped on purpose before sending anything: schema drift, a guardrail, a held lock. */
 export class RunStoppedError extends BackflowError {
   readonly reason: 'schema_drift' | 'guardrail' | 'locked';
@@ -91,8 +61,4 @@ export class RunStoppedError extends BackflowError {
     this.name = 'RunStoppedError';
     this.reason = reason;
   }
-}
-
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

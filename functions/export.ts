@@ -2,13 +2,13 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { getDestination } from '#connectors/registry';
+import type { ConnectorCatalogue } from '#connectors/sdk/catalogue';
 import { ConnectorConfigError } from '#core/errors';
 import { deadLetterUnfinished, exportMessage } from '#core/exporter';
 import { decodeMessage } from '#core/lane-message';
 import { METRICS } from '#core/metrics';
 import { awsEnvironment, logger } from './shared/aws-environment.ts';
-import type { Environment } from './shared/environment.ts';
+import type { Environment, PlanEvent } from './shared/environment.ts';
 
 /**
  * The export function of one lane (`lane` = destination name). The engine handles every failure a
@@ -23,7 +23,8 @@ export function createExportHandler(environment: () => Environment, lane: () => 
     const laneName = lane();
     const destination = env.config.destinations[laneName];
     const requestsPerSecond =
-      destination?.lane.requests_per_second ?? getDestination(destination?.type ?? '')?.limits.requestsPerSecond?.value;
+      destination?.lane.requests_per_second ??
+      env.connectors.destinations.get(destination?.type ?? '')?.limits.requestsPerSecond?.value;
     const retryBudgetMs = (destination?.lane.retry_budget_seconds ?? 1800) * 1000;
     // Claims last as long as this invocation can: when it is gone, another may deliver the keys.
     const claimLeaseMs = context ? context.getRemainingTimeInMillis() + CLAIM_MARGIN_MS : undefined;
@@ -73,13 +74,33 @@ export function createExportHandler(environment: () => Environment, lane: () => 
   };
 }
 
+/**
+ * The continuePlan of an export function's Environment. An export function never plans: only the
+ * plan function continues a run, and it alone bundles the Lambda client to do so.
+ */
+async function refuseToPlan(event: PlanEvent): Promise<void> {
+  throw new Error(
+    `an export function was asked to continue the plan of sync ${event.syncId}: only the plan function does`,
+  );
+}
+
 /** Added to the invocation's remaining time: a claim outlives its holder by this much. */
 const CLAIM_MARGIN_MS = 5_000;
 
-export const handler = middy(
-  createExportHandler(awsEnvironment, () => {
-    const lane = process.env.BACKFLOW_LANE;
-    if (!lane) throw new ConnectorConfigError('environment variable BACKFLOW_LANE is not set on this function');
-    return lane;
-  }),
-).use(injectLambdaContext(logger));
+/**
+ * A lane's export function's Lambda handler over `connectors`. Each lane's bundle entry, generated
+ * by infra/bundles.ts, calls it with the runtime of the lane's destination alone, and exports it
+ * as `handler`.
+ */
+export function exportLambdaHandler(connectors: ConnectorCatalogue) {
+  return middy(
+    createExportHandler(
+      () => awsEnvironment(connectors, refuseToPlan),
+      () => {
+        const lane = process.env.BACKFLOW_LANE;
+        if (!lane) throw new ConnectorConfigError('environment variable BACKFLOW_LANE is not set on this function');
+        return lane;
+      },
+    ),
+  ).use(injectLambdaContext(logger));
+}

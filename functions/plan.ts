@@ -1,6 +1,7 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import type { ConnectorCatalogue } from '#connectors/sdk/catalogue';
 import type { SourceConnection } from '#connectors/sdk/source';
 import { batchSizeOf, connectSource } from '#core/connect';
 import { ConnectorConfigError, RunStoppedError } from '#core/errors';
@@ -9,6 +10,7 @@ import { planSync } from '#core/planner';
 import type { RunCounters } from '#core/ports';
 import { recordFailedStart } from '#core/runs';
 import { awsEnvironment, logger } from './shared/aws-environment.ts';
+import { continueInFreshInvocation } from './shared/continue-plan.ts';
 import type { Environment, PlanEvent } from './shared/environment.ts';
 
 export interface PlanResult {
@@ -44,7 +46,7 @@ export function createPlanHandler(environment: () => Environment) {
       // Inside the try: a missing secret or a refused login is a plan failure like any other,
       // counted (PlanFailures, alarmed) and shown on the sync's runs.
       try {
-        source = await connectSource(env.config, model.source, env.secrets, `backflow:${sync.id}`);
+        source = await connectSource(env.connectors, env.config, model.source, env.secrets, `backflow:${sync.id}`);
       } catch (error) {
         await recordFailedStart(
           env.state,
@@ -59,7 +61,7 @@ export function createPlanHandler(environment: () => Environment) {
           sync,
           model,
           lane: sync.destination,
-          batchSize: batchSizeOf(env.config, sync.destination),
+          batchSize: batchSizeOf(env.connectors, env.config, sync.destination),
           full: event.full,
           force: event.force,
           remainingMs: () => context.getRemainingTimeInMillis(),
@@ -114,4 +116,13 @@ export function createPlanHandler(environment: () => Environment) {
   };
 }
 
-export const handler = middy(createPlanHandler(awsEnvironment)).use(injectLambdaContext(logger));
+/**
+ * The plan function's Lambda handler over `connectors`. Each deployment's bundle entry, generated
+ * by infra/bundles.ts, calls it with the runtimes of the sources its syncs read, and exports it
+ * as `handler`.
+ */
+export function planLambdaHandler(connectors: ConnectorCatalogue) {
+  return middy(createPlanHandler(() => awsEnvironment(connectors, continueInFreshInvocation))).use(
+    injectLambdaContext(logger),
+  );
+}

@@ -1,6 +1,6 @@
 import { Annotations, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import { getDestination } from '#connectors/registry';
+import { manifests } from '#connectors/manifests';
 import type { Config } from '#core/config/load';
 import { BackflowMonitoring } from './constructs/BackflowMonitoring.ts';
 import { Lane } from './constructs/Lane.ts';
@@ -35,13 +35,13 @@ export class BackflowStack extends Stack {
     this.state = new StateTable(this, 'State');
     const lanes = new Map<string, Lane>();
     for (const destination of Object.values(config.destinations)) {
-      const definition = getDestination(destination.type);
-      if (!definition) throw new Error(`destination ${destination.name}: no connector of type ${destination.type}`);
+      const manifest = manifests.destinations.get(destination.type);
+      if (!manifest) throw new Error(`destination ${destination.name}: no connector of type ${destination.type}`);
       lanes.set(
         destination.name,
         new Lane(this, `Lane-${destination.name}`, {
           destination,
-          limits: definition.limits,
+          limits: manifest.limits,
           table: this.state.table,
           configFile,
         }),

@@ -1,5 +1,6 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { manifests } from '#connectors/manifests';
 import { type Config, loadConfig } from '#core/config/load';
 import { ConfigFileError } from '#core/errors';
 import { BackflowStack } from './BackflowStack.ts';
@@ -15,7 +16,7 @@ if (note) console.error(note);
 
 let config: Config;
 try {
-  config = loadConfig(file);
+  config = loadConfig(file, manifests);
 } catch (error) {
   // The same report as `backflow validate`, and no template.
   if (!(error instanceof ConfigFileError)) throw error;

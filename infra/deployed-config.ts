@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { parseDocument, stringify } from 'yaml';
+import { manifests } from '#connectors/manifests';
 import { type Config, parseConfig } from '#core/config/load';
 
 /** The same references core/config/load.ts resolves: `${VAR}`, `${VAR:-default}`, and `$${` for a literal `${`. */
@@ -19,7 +20,7 @@ export function deployedConfigText(config: Config, env: NodeJS.ProcessEnv = proc
   const source = readFileSync(config.file, 'utf8');
   const resolved = resolveReferences(parseDocument(source).toJS() as unknown, env);
   const text = `# Deployed by Backflow's CDK app from ${path.basename(config.file)}, environment references resolved.\n${stringify(resolved, { lineWidth: 0 })}`;
-  const deployed = parseConfig(text, 'backflow.yml', {});
+  const deployed = parseConfig(text, 'backflow.yml', manifests, {});
   const same = (['sources', 'models', 'destinations', 'syncs'] as const).every((key) =>
     isDeepStrictEqual(deployed[key], config[key]),
   );

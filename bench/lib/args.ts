@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-export const SCENARIOS = ['plan', 'delivery', 'memory', 'cost'] as const;
+export const SCENARIOS = ['plan', 'delivery', 'memory', 'cost', 'bundles'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** Sizes and switches of one bench run: flags first, then BENCH_* environment variables, then defaults. */
@@ -31,6 +31,10 @@ export interface BenchOptions {
   readonly memoryPageSizes: readonly number[];
   /** The model's page_size in the plan and delivery scenarios; undefined: the engine's default. */
   readonly pageSize: number | undefined;
+  /** Bundles: fresh `node` processes importing each function bundle. */
+  readonly importRuns: number;
+  /** Bundles: an earlier commit's `cdk synth -o` directory of the same config, measured in turn. */
+  readonly bundlesBaseline: string | undefined;
   /** Where the JSON report goes. */
   readonly out: string;
   /** Rewrite the results block of docs/performance.md. */
@@ -47,11 +51,12 @@ export const DEFAULTS = {
   concurrency: [1, 4],
   memoryRows: 1_000_000,
   memoryPageSizes: [5_000],
+  importRuns: 7,
 } as const;
 
 const USAGE = `npm run bench -- [options]
 
-  --only <list>          plan, delivery, memory, cost (comma-separated; default: all)
+  --only <list>          plan, delivery, memory, cost, bundles (comma-separated; default: all)
   --rows <n>             plan throughput: model rows (default ${DEFAULTS.rows}; env BENCH_ROWS)
   --changed <share>      plan throughput: share changed for the "changed" runs (default ${DEFAULTS.changed})
   --dynalite-rows <n>    plan rows/s against dynalite, smaller (default ${DEFAULTS.dynaliteRows}; 0 skips; env BENCH_DYNALITE_ROWS)
@@ -64,6 +69,8 @@ const USAGE = `npm run bench -- [options]
   --memory-rows <n>      memory: model rows planned in a child process (default ${DEFAULTS.memoryRows}; env BENCH_MEMORY_ROWS)
   --memory-page-sizes <list>  memory: page sizes measured besides the default (default ${DEFAULTS.memoryPageSizes.join(',')}; 0 for none)
   --page-size <n>        plan and delivery: the model's page_size (default: the engine's)
+  --import-runs <n>      bundles: fresh node processes importing each bundle (default ${DEFAULTS.importRuns}; env BENCH_IMPORT_RUNS)
+  --bundles-baseline <dir>  bundles: an earlier commit's cdk synth -o <dir> of bench/bundles/backflow.yml, measured in turn
   --out <file>           JSON report (default bench/results/latest.json)
   --update-docs          rewrite the results block of docs/performance.md
   --help`;
@@ -94,6 +101,8 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv, ro
       'memory-rows': { type: 'string' },
       'memory-page-sizes': { type: 'string' },
       'page-size': { type: 'string' },
+      'import-runs': { type: 'string' },
+      'bundles-baseline': { type: 'string' },
       out: { type: 'string' },
       'update-docs': { type: 'boolean' },
       help: { type: 'boolean' },
@@ -145,6 +154,10 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv, ro
     ),
     memoryPageSizes,
     pageSize: pageSizeText === undefined ? undefined : Math.floor(positive('--page-size', pageSizeText, 1)),
+    importRuns: Math.floor(
+      positive('--import-runs', values['import-runs'] ?? env.BENCH_IMPORT_RUNS, DEFAULTS.importRuns),
+    ),
+    bundlesBaseline: values['bundles-baseline'] === undefined ? undefined : path.resolve(values['bundles-baseline']),
     out: path.resolve(root, values.out ?? env.BENCH_OUT ?? 'bench/results/latest.json'),
     updateDocs: values['update-docs'] === true,
   };

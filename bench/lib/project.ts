@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { openDuckDb, queryRows } from '#connectors/duckdb/database';
+import { manifests } from '#connectors/manifests';
 import type { Row } from '#connectors/sdk/types';
 import { type Config, loadConfig } from '#core/config/load';
 import { seedSql } from '../../examples/quickstart/seed.ts';
@@ -99,7 +100,7 @@ syncs:
 `;
   const file = path.join(dir, 'backflow.yml');
   writeFileSync(file, yml);
-  return loadConfig(file);
+  return loadConfig(file, manifests);
 }
 
 /**

@@ -5,7 +5,9 @@
  * Mode `read` only pages through the model with the source, to tell the source's memory from the
  * engine's.
  */
+
 import { performance } from 'node:perf_hooks';
+import { manifests } from '#connectors/manifests';
 import { duckdbSource } from '#connectors/sources/duckdb/index';
 import { loadConfig } from '#core/config/load';
 import { batchSizeOf } from '#core/connect';
@@ -40,7 +42,7 @@ async function main(): Promise<MemoryChildReport> {
   const [configFile, rowsText, modeText, pageText] = process.argv.slice(2);
   if (!configFile) throw new Error('usage: memory-child.ts <backflow.yml> <rows> <plan|read> <page size>');
   const mode = modeText === 'read' ? 'read' : 'plan';
-  const config = loadConfig(configFile);
+  const config = loadConfig(configFile, manifests);
   const sync = config.syncs[SYNC_ID]!;
   const configured = config.models[sync.model]!;
   const model = { ...configured, page_size: Number(pageText ?? configured.page_size) };
@@ -60,7 +62,7 @@ async function main(): Promise<MemoryChildReport> {
   let counters = { extracted: 0, queued: 0, messages: 0 };
   if (mode === 'plan') {
     const outcome = await planSync(
-      { sync, model, lane: sync.destination, batchSize: batchSizeOf(config, sync.destination) },
+      { sync, model, lane: sync.destination, batchSize: batchSizeOf(manifests, config, sync.destination) },
       { state: new MemoryStateStore(), queue, clock: systemClock, metrics: noMetrics, source },
     );
     if (outcome.status !== 'planned') throw new Error(`the plan did not finish: ${outcome.status}`);

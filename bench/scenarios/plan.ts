@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { startLocalDynamo } from '#cli/local-aws';
 import { openDuckDb } from '#connectors/duckdb/database';
+import { manifests } from '#connectors/manifests';
 import type { SourceConnection } from '#connectors/sdk/source';
 import type { Row } from '#connectors/sdk/types';
 import { duckdbSource } from '#connectors/sources/duckdb/index';
@@ -104,7 +105,7 @@ async function planPhase(name: string, full: boolean, env: PlanEnvironment, prof
   const rss = new RssSampler();
   const watch = new Stopwatch();
   const outcome = await planSync(
-    { sync, model, lane: sync.destination, batchSize: batchSizeOf(config, sync.destination), full },
+    { sync, model, lane: sync.destination, batchSize: batchSizeOf(manifests, config, sync.destination), full },
     { state, queue, clock: systemClock, metrics: noMetrics, source: env.source },
   );
   const time = watch.stop();
@@ -192,7 +193,7 @@ export async function planScenario(options: {
       measuredAt,
       rows: options.rows,
       changedShare: options.changed,
-      batchSize: batchSizeOf(project.config, sync.destination),
+      batchSize: batchSizeOf(manifests, project.config, sync.destination),
       pageSize: project.config.models[sync.model]!.page_size,
       phases,
       mapHash,

@@ -1,3 +1,4 @@
+import { catalogue } from '#connectors/registry';
 import type { FieldInfo } from '#connectors/sdk/destination';
 import { connectDestination } from '#core/connect';
 import { compileMapping } from '#core/mapping';
@@ -25,8 +26,8 @@ export async function fields(ctx: CommandContext): Promise<number> {
     );
   }
   ctx.progress.update(`connecting to ${destination.name}…`);
-  const { connection } = await withTimeout(
-    connectDestination(config, destination.name, localSecrets(config), 'backflow:fields'),
+  const connection = await withTimeout(
+    connectDestination(catalogue, config, destination.name, localSecrets(config), 'backflow:fields'),
     CHECK_TIMEOUT_MS,
     `destination ${destination.name}`,
   );

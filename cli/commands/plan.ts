@@ -1,4 +1,4 @@
-import { getDestination } from '#connectors/registry';
+import { catalogue } from '#connectors/registry';
 import type { SourceConnection } from '#connectors/sdk/source';
 import type { Config, ResolvedSync } from '#core/config/load';
 import { connectSource } from '#core/connect';
@@ -33,7 +33,7 @@ export function estimateRequests(
   batchSize: number,
 ): RequestEstimate {
   const destination = config.destinations[sync.destination]!;
-  const limits = getDestination(destination.type)?.limits;
+  const limits = catalogue.destinations.get(destination.type)?.limits;
   const lane = destination.lane.requests_per_second;
   const rate = lane ?? limits?.requestsPerSecond?.value;
   return {
@@ -60,7 +60,7 @@ export async function plan(ctx: CommandContext): Promise<number> {
     // As `backflow run` does: a run after one that did not finish re-reads everything.
     const [last] = await local.state.listRuns(sync.id, 1);
     const healing = last !== undefined && ['planning', 'exporting', 'failed'].includes(last.status);
-    source = await connectSource(config, model.source, localSecrets(config), `backflow:${sync.id}:plan`);
+    source = await connectSource(catalogue, config, model.source, localSecrets(config), `backflow:${sync.id}:plan`);
     const result = await dryRunPlan(config, sync.id, {
       state: local.state,
       source: counting(source, ctx.progress, `reading model ${sync.model}:`),

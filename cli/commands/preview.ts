@@ -1,3 +1,4 @@
+import { catalogue } from '#connectors/registry';
 import type { ColumnInfo, SourceConnection } from '#connectors/sdk/source';
 import { quoteIdent } from '#connectors/sdk/sql';
 import type { JsonValue, Row, SyncMode } from '#connectors/sdk/types';
@@ -54,7 +55,13 @@ export async function preview(ctx: CommandContext): Promise<number> {
   const limit = intOption(ctx, 'limit', 5);
   const send = flag(ctx, 'send');
 
-  const source = await connectSource(config, model.source, localSecrets(config), `backflow:${sync.id}:preview`);
+  const source = await connectSource(
+    catalogue,
+    config,
+    model.source,
+    localSecrets(config),
+    `backflow:${sync.id}:preview`,
+  );
   let runtime: LocalRuntime | undefined;
   let stopState: (() => Promise<void>) | undefined;
   try {
@@ -260,7 +267,7 @@ async function sendRecords(
     fieldTypes: destinationFieldTypes(mapping, (column) => columns.find((c) => c.name === column)?.type),
     attempt: 0,
   } as const;
-  const packer = new MessagePacker(header, batchSizeOf(config, sync.destination));
+  const packer = new MessagePacker(header, batchSizeOf(catalogue, config, sync.destination));
   const messages: LaneMessage[] = [];
   for (const record of records) {
     const full = packer.add(record.queued!);

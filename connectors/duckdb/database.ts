@@ -16,10 +16,10 @@ import type {
   DuckDBUnionValue,
   DuckDBValue,
 } from '@duckdb/node-api';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import { toJson } from '#connectors/sdk/json';
 import { exactNumber, fieldTypeOf, isoTimestamp } from '#connectors/sdk/sql';
 import type { ConnectorContext, FieldType, JsonValue, Row } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 
 let duckDbModule: Promise<typeof DuckDb> | undefined;
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * `connection:` of the database connectors (PostgreSQL and MySQL, as sources or destinations).

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { ValueFormats } from './formats.ts';
 import type { ConnectorContext, FieldType, JsonValue, SyncMode } from './types.ts';
 
@@ -84,7 +84,12 @@ export interface DestinationObject {
   readonly onDelete?: 'delete' | 'archive' | 'unsubscribe';
 }
 
-export interface DestinationDefinition<Schema extends z.ZodObject = z.ZodObject> {
+/**
+ * What Backflow knows about a destination without loading its code: type, options, secrets,
+ * modes, limits, objects and value formats. Zod and plain data only, never a vendor driver, so
+ * the config loader, the planner, the CLI and `cdk synth` can read every manifest cheaply.
+ */
+export interface DestinationManifest<Schema extends z.ZodObject = z.ZodObject> {
   readonly type: string;
   /** Name shown to people: "HubSpot". */
   readonly title?: string;
@@ -98,11 +103,23 @@ export interface DestinationDefinition<Schema extends z.ZodObject = z.ZodObject>
   readonly customObjects?: boolean;
   /** Value formats the vendor needs, applied by the SDK before `write`. */
   readonly formats?: ValueFormats;
+}
+
+export function defineDestinationManifest<Schema extends z.ZodObject>(
+  manifest: DestinationManifest<Schema>,
+): DestinationManifest<Schema> {
+  return manifest;
+}
+
+/** A destination's runtime: its manifest, and the code that connects (the vendor calls, the driver). */
+export interface DestinationRuntime<Schema extends z.ZodObject = z.ZodObject> extends DestinationManifest<Schema> {
   connect(options: z.output<Schema>, context: ConnectorContext): Promise<DestinationConnection>;
 }
 
+/** The runtime of a manifest: `connect` receives the options its `optionsSchema` parsed. */
 export function defineDestination<Schema extends z.ZodObject>(
-  definition: DestinationDefinition<Schema>,
-): DestinationDefinition<Schema> {
-  return definition;
+  manifest: DestinationManifest<Schema>,
+  runtime: Pick<DestinationRuntime<Schema>, 'connect'>,
+): DestinationRuntime<Schema> {
+  return { ...manifest, connect: runtime.connect };
 }

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AuthError, RateLimitedError, TransientError } from '#core/errors';
+import { AuthError, RateLimitedError, TransientError } from './errors.ts';
 
 /**
  * The HTTP client every SaaS connector uses: timeouts, retries of network errors and 5xx within

@@ -1,4 +1,4 @@
-import { ConnectorConfigError } from '#core/errors';
+import { ConnectorConfigError } from './errors.ts';
 import type { Checkpoint, ReadRequest, RowPage } from './source.ts';
 import type { JsonValue, Row } from './types.ts';
 

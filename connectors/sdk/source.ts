@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { ConnectorContext, FieldType, JsonValue, Row } from './types.ts';
 
 /** A column of a model or table, with its normalized type and the warehouse's own type name. */
@@ -80,17 +80,33 @@ export interface SourceConnection {
   close(): Promise<void>;
 }
 
-export interface SourceDefinition<Schema extends z.ZodObject = z.ZodObject> {
+/**
+ * What Backflow knows about a source without loading its driver: type, options and secret keys.
+ * Zod and plain data only, so the config loader and `cdk synth` read it cheaply.
+ */
+export interface SourceManifest<Schema extends z.ZodObject = z.ZodObject> {
   readonly type: string;
   /** Options as written in backflow.yml, merged with the secret's JSON. */
   readonly optionsSchema: Schema;
   /** Keys that must come from a secret, never from the config file. */
   readonly secretKeys: readonly string[];
+}
+
+export function defineSourceManifest<Schema extends z.ZodObject>(
+  manifest: SourceManifest<Schema>,
+): SourceManifest<Schema> {
+  return manifest;
+}
+
+/** A source's runtime: its manifest, and the code that connects (the warehouse driver). */
+export interface SourceRuntime<Schema extends z.ZodObject = z.ZodObject> extends SourceManifest<Schema> {
   connect(options: z.output<Schema>, context: ConnectorContext): Promise<SourceConnection>;
 }
 
+/** The runtime of a manifest: `connect` receives the options its `optionsSchema` parsed. */
 export function defineSource<Schema extends z.ZodObject>(
-  definition: SourceDefinition<Schema>,
-): SourceDefinition<Schema> {
-  return definition;
+  manifest: SourceManifest<Schema>,
+  runtime: Pick<SourceRuntime<Schema>, 'connect'>,
+): SourceRuntime<Schema> {
+  return { ...manifest, connect: runtime.connect };
 }

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import type { z } from 'zod';
-import { destinationTypes, getDestination, getSource, sourceTypes } from '#connectors/registry';
+import type * as z from 'zod';
+import type { ConnectorManifests } from '#connectors/sdk/catalogue';
 import { SYNC_MODES, type SyncMode } from '#connectors/sdk/types';
 import { ConfigFileError, type ConfigIssue } from '#core/errors';
 import { locate } from './locate.ts';
@@ -49,8 +49,11 @@ type Path = readonly PropertyKey[];
 
 const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** Reads and validates a config file; throws ConfigFileError listing every problem with file:line. */
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * Reads and validates a config file; throws ConfigFileError listing every problem with file:line.
+ * Connector types and options are checked against `connectors`: manifests only, no driver is loaded.
+ */
+export function loadConfig(file: string, connectors: ConnectorManifests, env: NodeJS.ProcessEnv = process.env): Config {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -59,10 +62,15 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
       { file, line: 1, column: 1, path: '', message: `cannot read the config file (${(error as Error).message})` },
     ]);
   }
-  return parseConfig(text, file, env);
+  return parseConfig(text, file, connectors, env);
 }
 
-export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export function parseConfig(
+  text: string,
+  file: string,
+  connectors: ConnectorManifests,
+  env: NodeJS.ProcessEnv = process.env,
+): Config {
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false });
   const display = path.relative(process.cwd(), file) || file;
@@ -87,34 +95,36 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const rawModels = section(loose.models);
   const rawDestinations = section(loose.destinations);
 
+  const sourceTypes = [...connectors.sources.keys()];
+  const destinationTypes = [...connectors.destinations.keys()];
   const sources: Record<string, ConnectorConfig> = {};
   for (const [name, source] of Object.entries(rawSources)) {
     if (typeof source.type !== 'string') continue;
-    const definition = getSource(source.type);
-    if (!definition) {
+    const manifest = connectors.sources.get(source.type);
+    if (!manifest) {
       at(
         ['sources', name, 'type'],
-        `unknown source type "${source.type}"${didYouMean(source.type, sourceTypes())}; expected one of ${sourceTypes().join(', ')}`,
+        `unknown source type "${source.type}"${didYouMean(source.type, sourceTypes)}; expected one of ${sourceTypes.join(', ')}`,
       );
       continue;
     }
-    const options = checkOptions(['sources', name], source, definition.optionsSchema, definition.secretKeys, at);
+    const options = checkOptions(['sources', name], source, manifest.optionsSchema, manifest.secretKeys, at);
     sources[name] = { name, type: source.type, secret: source.secret as string | undefined, options };
   }
 
   const destinations: Record<string, DestinationConfig> = {};
   for (const [name, destination] of Object.entries(rawDestinations)) {
     if (typeof destination.type !== 'string') continue;
-    const definition = getDestination(destination.type);
-    if (!definition) {
+    const manifest = connectors.destinations.get(destination.type);
+    if (!manifest) {
       at(
         ['destinations', name, 'type'],
-        `unknown destination type "${destination.type}"${didYouMean(destination.type, destinationTypes())}; expected one of ${destinationTypes().join(', ')}`,
+        `unknown destination type "${destination.type}"${didYouMean(destination.type, destinationTypes)}; expected one of ${destinationTypes.join(', ')}`,
       );
       continue;
     }
     const { lane, ...rest } = destination;
-    const options = checkOptions(['destinations', name], rest, definition.optionsSchema, definition.secretKeys, at);
+    const options = checkOptions(['destinations', name], rest, manifest.optionsSchema, manifest.secretKeys, at);
     destinations[name] = {
       name,
       type: destination.type,
@@ -145,12 +155,13 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
           `no destination named "${sync.destination}"${didYouMean(sync.destination, Object.keys(rawDestinations))}`,
         );
       } else {
-        const definition = typeof destination.type === 'string' ? getDestination(destination.type) : undefined;
+        const manifest =
+          typeof destination.type === 'string' ? connectors.destinations.get(destination.type) : undefined;
         const mode = sync.mode ?? 'upsert';
-        if (definition && SYNC_MODES.includes(mode as SyncMode) && !definition.modes.includes(mode as SyncMode)) {
+        if (manifest && SYNC_MODES.includes(mode as SyncMode) && !manifest.modes.includes(mode as SyncMode)) {
           at(
             ['syncs', id, 'mode'],
-            `destination type "${destination.type}" supports modes ${definition.modes.join(', ')}, not "${mode}"`,
+            `destination type "${destination.type}" supports modes ${manifest.modes.join(', ')}, not "${mode}"`,
           );
         }
       }

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { SYNC_MODES } from '#connectors/sdk/types';
 import { parseSchedule } from './schedule.ts';
 

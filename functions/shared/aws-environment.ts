@@ -1,8 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics as PowertoolsMetrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import type { ConnectorCatalogue } from '#connectors/sdk/catalogue';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import { DynamoPacer } from '#core/aws/dynamo-pacer';
 import { DynamoStateStore } from '#core/aws/dynamo-state-store';
@@ -12,7 +12,7 @@ import { loadConfig } from '#core/config/load';
 import { connectDestination } from '#core/connect';
 import { ConnectorConfigError } from '#core/errors';
 import { type Metrics, systemClock } from '#core/ports';
-import type { Environment, PlanEvent } from './environment.ts';
+import type { Environment } from './environment.ts';
 
 export const logger = new Logger({ serviceName: 'backflow' });
 export const metrics = new PowertoolsMetrics({ namespace: 'Backflow', serviceName: 'backflow' });
@@ -33,7 +33,7 @@ export function powertoolsMetrics(target: PowertoolsMetrics): Metrics {
   };
 }
 
-function required(name: string): string {
+export function required(name: string): string {
   const value = process.env[name];
   if (!value) throw new ConnectorConfigError(`environment variable ${name} is not set on this function`);
   return value;
@@ -42,19 +42,21 @@ function required(name: string): string {
 let cached: Environment | undefined;
 
 /**
- * The Lambda environment: config bundled next to the handler (BACKFLOW_CONFIG), DynamoDB table
- * BACKFLOW_TABLE, lanes BACKFLOW_LANES (JSON: destination → queue and DLQ URLs), secrets from
- * Secrets Manager, Powertools logger and EMF metrics.
+ * The Lambda environment: the connectors of the function's bundle, config bundled next to the
+ * handler (BACKFLOW_CONFIG), DynamoDB table BACKFLOW_TABLE, lanes BACKFLOW_LANES (JSON:
+ * destination → queue and DLQ URLs), secrets from Secrets Manager, Powertools logger and EMF
+ * metrics. `continuePlan` comes from the function: only the plan function bundles the Lambda
+ * client it takes (continue-plan.ts).
  */
-export function awsEnvironment(): Environment {
+export function awsEnvironment(connectors: ConnectorCatalogue, continuePlan: Environment['continuePlan']): Environment {
   if (cached) return cached;
-  const config = loadConfig(process.env.BACKFLOW_CONFIG ?? 'backflow.yml');
+  const config = loadConfig(process.env.BACKFLOW_CONFIG ?? 'backflow.yml', connectors);
   const lanes = JSON.parse(required('BACKFLOW_LANES')) as Record<string, LaneUrls>;
-  const lambda = new LambdaClient({});
   const connections = new Map<string, Promise<DestinationConnection>>();
   const secrets = new SecretsManagerSecrets();
   const dynamodb = new DynamoDBClient({});
   cached = {
+    connectors,
     config,
     state: new DynamoStateStore(dynamodb, required('BACKFLOW_TABLE')),
     pacer: new DynamoPacer(dynamodb, required('BACKFLOW_TABLE')),
@@ -67,19 +69,11 @@ export function awsEnvironment(): Environment {
     clock: systemClock,
     metrics: powertoolsMetrics(metrics),
     logger,
-    async continuePlan(event: PlanEvent) {
-      await lambda.send(
-        new InvokeCommand({
-          FunctionName: required('AWS_LAMBDA_FUNCTION_NAME'),
-          InvocationType: 'Event',
-          Payload: Buffer.from(JSON.stringify(event)),
-        }),
-      );
-    },
+    continuePlan,
     destination(lane) {
       let connection = connections.get(lane);
       if (!connection) {
-        connection = connectDestination(config, lane, secrets).then((c) => c.connection);
+        connection = connectDestination(connectors, config, lane, secrets);
         connection.catch(() => connections.delete(lane));
         connections.set(lane, connection);
       }

@@ -1,4 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
+import type { ConnectorCatalogue } from '#connectors/sdk/catalogue';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import type { Config } from '#core/config/load';
 import type { Pacer } from '#core/pacing';
@@ -16,6 +17,8 @@ export interface PlanEvent {
  * never look at process.env themselves, so the local runtime can run them unchanged.
  */
 export interface Environment {
+  /** The connectors this program holds: on AWS, the runtimes bundled into the function. */
+  readonly connectors: ConnectorCatalogue;
   readonly config: Config;
   readonly state: StateStore;
   readonly queue: LaneQueue;

@@ -21,8 +21,8 @@ export const FUNCTION_RUNTIME = Runtime.NODEJS_22_X;
 export const EXTERNAL_MODULES = ['@duckdb/node-api', 'pg-native'];
 
 export interface BackflowFunctionProps {
-  /** Handler file under functions/, e.g. `plan.ts`; its `handler` export is the entry point. */
-  readonly handlerFile: string;
+  /** The generated bundle entry (infra/bundles.ts); its `handler` export is the entry point. */
+  readonly entry: string;
   readonly description: string;
   readonly sizing: FunctionSizing;
   /** The deployed config file (see deployed-config.ts), copied into the bundle as backflow.yml. */
@@ -54,7 +54,7 @@ export class BackflowFunction extends Construct {
     this.logGroup.grantWrite(this.role);
     const configFile = props.configFile;
     this.function = new NodejsFunction(this, 'Function', {
-      entry: path.join(ROOT, 'functions', props.handlerFile),
+      entry: props.entry,
       handler: 'handler',
       functionName: props.functionName,
       description: props.description,

@@ -6,6 +6,7 @@ import { Construct } from 'constructs';
 import type { DestinationLimits } from '#connectors/sdk/destination';
 import type { LaneUrls } from '#core/aws/sqs-lane-queue';
 import type { DestinationConfig } from '#core/config/load';
+import { exportEntry } from '../bundles.ts';
 import { type LaneEventSource, laneEventSource } from '../lane-settings.ts';
 import { EXPORT_FUNCTION, type FunctionSizing } from '../settings.ts';
 import { BackflowFunction } from './BackflowFunction.ts';
@@ -70,7 +71,7 @@ export class Lane extends Construct {
     });
 
     this.exporter = new BackflowFunction(this, 'Export', {
-      handlerFile: 'export.ts',
+      entry: exportEntry(destination.type),
       description: `Backflow: delivers lane ${this.name} to its ${destination.type} destination`,
       sizing,
       configFile: props.configFile,

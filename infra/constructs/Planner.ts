@@ -8,6 +8,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '#core/config/load';
 import type { PlanEvent } from '#functions/shared/environment';
+import { planEntry } from '../bundles.ts';
 import { type FunctionSizing, PLAN_FUNCTION } from '../settings.ts';
 import { BackflowFunction } from './BackflowFunction.ts';
 import type { Lane } from './Lane.ts';
@@ -61,7 +62,7 @@ export class Planner extends Construct {
     this.functionName = `${stack.stackName.slice(0, 59)}-plan`;
 
     this.plan = new BackflowFunction(this, 'Plan', {
-      handlerFile: 'plan.ts',
+      entry: planEntry(config),
       functionName: this.functionName,
       description: 'Backflow: plans sync runs (extract, diff, enqueue on the lanes)',
       sizing: props.sizing ?? PLAN_FUNCTION,

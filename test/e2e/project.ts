@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { LocalRuntime, type LocalRuntimeOptions } from '#cli/local-runtime';
 import { openDuckDb, queryRows } from '#connectors/duckdb/database';
+import { manifests } from '#connectors/manifests';
 import type { DestinationConnection, WriteBatch } from '#connectors/sdk/destination';
 import type { Row } from '#connectors/sdk/types';
 import { type Config, loadConfig } from '#core/config/load';
@@ -77,7 +78,7 @@ ${options.mapping ?? DEFAULT_MAPPING}
     guardrails: { max_delete_ratio: ${options.maxDeleteRatio ?? 0.2} }
 `;
     writeFileSync(path.join(this.dir, 'backflow.yml'), yml);
-    this.config = loadConfig(path.join(this.dir, 'backflow.yml'));
+    this.config = loadConfig(path.join(this.dir, 'backflow.yml'), manifests);
   }
 
   /** Starts the local runtime on this project; every destination write is recorded in `writes`. */

@@ -8,6 +8,7 @@
  */
 import path from 'node:path';
 import { LocalRuntime } from '#cli/local-runtime';
+import { manifests } from '#connectors/manifests';
 import type { DestinationConnection } from '#connectors/sdk/destination';
 import { loadConfig } from '#core/config/load';
 import type { StateStore } from '#core/ports';
@@ -31,7 +32,7 @@ let planReads = 0;
 let writes = 0;
 let messagesDone = 0;
 
-const config = loadConfig(path.join(args.projectDir, 'backflow.yml'));
+const config = loadConfig(path.join(args.projectDir, 'backflow.yml'), manifests);
 const runtime = await LocalRuntime.start({
   config,
   stateDir: path.join(args.projectDir, '.backflow'),

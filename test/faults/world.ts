@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { queueDepth } from '#cli/local-aws';
 import { LocalRuntime, type SyncSummary } from '#cli/local-runtime';
+import { manifests } from '#connectors/manifests';
 import type { DestinationConnection, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
 import { loadConfig } from '#core/config/load';
 import { TransientError } from '#core/errors';
@@ -288,7 +289,7 @@ ${mappings}
 
   private async startRuntime(): Promise<void> {
     this.runtime = await LocalRuntime.start({
-      config: loadConfig(path.join(this.dir, 'backflow.yml')),
+      config: loadConfig(path.join(this.dir, 'backflow.yml'), manifests),
       stateDir: path.join(this.dir, '.backflow'),
       // Retries come back at once, and the engine's clock moves on by FAILURE_SECONDS with each
       // failed write: a short outage is retried until it heals, a long one outlasts the lanes'

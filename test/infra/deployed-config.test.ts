@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { manifests } from '#connectors/manifests';
 import { loadConfig, parseConfig } from '#core/config/load';
 import { deployedConfigText, stageDeployedConfig } from '../../infra/deployed-config.ts';
 import { writeConfig } from './stacks.ts';
@@ -30,20 +31,20 @@ syncs:
 
 describe('deployed config', () => {
   const env = { HOOK_HOST: 'hooks.example.com' };
-  const config = loadConfig(writeConfig(CONFIG), env);
+  const config = loadConfig(writeConfig(CONFIG), manifests, env);
   const text = deployedConfigText(config, env);
 
   it('resolves environment references with the synth environment, so the functions need none', () => {
     expect(text).toContain('url: https://hooks.example.com/backflow');
     expect(text).toContain('path: warehouse.duckdb');
-    const deployed = parseConfig(text, 'backflow.yml', {});
+    const deployed = parseConfig(text, 'backflow.yml', manifests, {});
     expect(deployed.syncs).toEqual(config.syncs);
     expect(deployed.destinations).toEqual(config.destinations);
     expect(deployed.sources).toEqual(config.sources);
   });
 
   it('keeps an escaped $${ literal through the round trip', () => {
-    const deployed = parseConfig(text, 'backflow.yml', {});
+    const deployed = parseConfig(text, 'backflow.yml', manifests, {});
     expect(deployed.models.people?.sql).toBe(`select id, email, '\${not a reference}' as note from people`);
   });
 

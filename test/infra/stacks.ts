@@ -3,13 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import { manifests } from '#connectors/manifests';
 import { loadConfig } from '#core/config/load';
 import { BackflowStack, type BackflowStackProps } from '../../infra/BackflowStack.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** The feature flags and settings of cdk.json, so test stacks synthesize like `cdk synth`. */
-const CDK_CONTEXT = (JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as { context: object }).context;
+export const CDK_CONTEXT = (JSON.parse(readFileSync(path.join(ROOT, 'cdk.json'), 'utf8')) as { context: object })
+  .context;
 
 /** Writes a backflow.yml into a fresh temp directory and returns its path. */
 export function writeConfig(text: string): string {
@@ -26,7 +28,7 @@ export interface TestStack {
 /** A Backflow stack from a config text, synthesized without bundling the functions. */
 export function synthStack(configText: string, props: Partial<BackflowStackProps> = {}): TestStack {
   const app = new App({ context: { ...CDK_CONTEXT, 'aws:cdk:bundling-stacks': [] } });
-  const stack = new BackflowStack(app, 'Test', { config: loadConfig(writeConfig(configText)), ...props });
+  const stack = new BackflowStack(app, 'Test', { config: loadConfig(writeConfig(configText), manifests), ...props });
   return { stack, template: Template.fromStack(stack) };
 }
 

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { manifests } from '#connectors/manifests';
 import { loadConfig, parseConfig } from '#core/config/load';
 import { ConfigFileError } from '#core/errors';
 import { ROOT, writeConfig } from './stacks.ts';
@@ -67,10 +68,15 @@ describe('cdk synth of the quickstart', () => {
         .filter((r) => r.Type === 'AWS::Lambda::Function')
         .map((r) => path.join(out, r.Metadata?.['aws:asset:path'] ?? 'missing'));
       expect(assets).toHaveLength(2);
-      const quickstart = loadConfig(path.join(ROOT, 'examples/quickstart/backflow.yml'));
+      const quickstart = loadConfig(path.join(ROOT, 'examples/quickstart/backflow.yml'), manifests);
       for (const asset of assets) {
         expect(existsSync(path.join(asset, 'index.mjs')), asset).toBe(true);
-        const bundled = parseConfig(readFileSync(path.join(asset, 'backflow.yml'), 'utf8'), 'backflow.yml', {});
+        const bundled = parseConfig(
+          readFileSync(path.join(asset, 'backflow.yml'), 'utf8'),
+          'backflow.yml',
+          manifests,
+          {},
+        );
         expect(bundled.syncs).toEqual(quickstart.syncs);
         // Outside the repository @duckdb/node-api cannot be resolved, as on Lambda: the handler must still load.
         const started = await run(
@@ -94,7 +100,7 @@ describe('the CDK app', () => {
       );
       let expected = '';
       try {
-        loadConfig(file);
+        loadConfig(file, manifests);
       } catch (error) {
         expect(error).toBeInstanceOf(ConfigFileError);
         expected = (error as Error).message;

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { baseUrlOf, DEFAULT_API_VERSION, intercomDestination } from '#connectors/destinations/intercom/index';
+import { baseUrlOf, intercomDestination } from '#connectors/destinations/intercom/index';
 import { intercomLimits, WORST_CALLS_PER_BATCH } from '#connectors/destinations/intercom/limits';
+import { DEFAULT_API_VERSION } from '#connectors/destinations/intercom/manifest';
 import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connectors/sdk/destination';
 import { withFormats } from '#connectors/sdk/formats';
 import type { FieldType } from '#connectors/sdk/types';

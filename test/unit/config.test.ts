@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { manifests } from '#connectors/manifests';
 import { parseConfig } from '#core/config/load';
 import { ConfigFileError } from '#core/errors';
 
@@ -33,7 +34,7 @@ syncs:
 
 function issuesOf(text: string, env: NodeJS.ProcessEnv = {}): string[] {
   try {
-    parseConfig(text, 'backflow.yml', env);
+    parseConfig(text, 'backflow.yml', manifests, env);
   } catch (error) {
     if (error instanceof ConfigFileError)
       return error.issues.map((i) => `${i.line}:${i.column} ${i.path}: ${i.message}`);
@@ -44,7 +45,7 @@ function issuesOf(text: string, env: NodeJS.ProcessEnv = {}): string[] {
 
 describe('loading backflow.yml', () => {
   it('accepts the documented example and fills defaults', () => {
-    const config = parseConfig(valid, 'backflow.yml', {});
+    const config = parseConfig(valid, 'backflow.yml', manifests, {});
     const sync = config.syncs['customers-to-crm']!;
     expect(sync.mode).toBe('upsert');
     expect(sync.enabled).toBe(true);
@@ -117,11 +118,14 @@ describe('loading backflow.yml', () => {
 
   it('substitutes ${ENV} in values and reports a missing variable where it is used', () => {
     const text = valid.replace('database: crm', 'database: "${CRM_DB}"');
-    expect(parseConfig(text, 'backflow.yml', { CRM_DB: 'crm_prod' }).destinations.crm!.options).toMatchObject({
+    expect(
+      parseConfig(text, 'backflow.yml', manifests, { CRM_DB: 'crm_prod' }).destinations.crm!.options,
+    ).toMatchObject({
       connection: { database: 'crm_prod' },
     });
     expect(
-      parseConfig(text.replace('${CRM_DB}', '${CRM_DB:-fallback}'), 'backflow.yml', {}).destinations.crm!.options,
+      parseConfig(text.replace('${CRM_DB}', '${CRM_DB:-fallback}'), 'backflow.yml', manifests, {}).destinations.crm!
+        .options,
     ).toMatchObject({
       connection: { database: 'fallback' },
     });
@@ -205,9 +209,9 @@ describe('loading backflow.yml', () => {
     });
 
     it('prints each problem as file:line:column and the message', () => {
-      expect(() => parseConfig(valid.replace('object: contacts', 'object: "contacts'), 'backflow.yml', {})).toThrow(
-        'Invalid config (1 problem):\n  backflow.yml:19:13 unclosed " quote',
-      );
+      expect(() =>
+        parseConfig(valid.replace('object: contacts', 'object: "contacts'), 'backflow.yml', manifests, {}),
+      ).toThrow('Invalid config (1 problem):\n  backflow.yml:19:13 unclosed " quote');
     });
   });
 
@@ -229,12 +233,12 @@ describe('loading backflow.yml', () => {
       'schedule: rate(15 minutes)',
       'schedule: cron(0 6 * * ? *)\n    timezone: Europe/Paris',
     );
-    expect(parseConfig(zoned, 'backflow.yml', {}).syncs['customers-to-crm']!.timezone).toBe('Europe/Paris');
+    expect(parseConfig(zoned, 'backflow.yml', manifests, {}).syncs['customers-to-crm']!.timezone).toBe('Europe/Paris');
     expect(issuesOf(zoned.replace('Europe/Paris', 'Europe/Pariss'))).toEqual([
       expect.stringMatching(/timezone: expected an IANA time zone/),
     ]);
     const monitored = `monitoring: { email: data@example.com }\n${valid}`;
-    expect(parseConfig(monitored, 'backflow.yml', {}).monitoring.email).toBe('data@example.com');
+    expect(parseConfig(monitored, 'backflow.yml', manifests, {}).monitoring.email).toBe('data@example.com');
     expect(issuesOf(monitored.replace('data@example.com', 'not-an-email'))).toHaveLength(1);
   });
 
@@ -360,7 +364,9 @@ describe('loading backflow.yml', () => {
       'rate(1 day)',
       'rate(7 days)',
     ])('accepts %s', (schedule) => {
-      expect(parseConfig(at(schedule), 'backflow.yml', {}).syncs['customers-to-crm']!.schedule).toBe(schedule);
+      expect(parseConfig(at(schedule), 'backflow.yml', manifests, {}).syncs['customers-to-crm']!.schedule).toBe(
+        schedule,
+      );
     });
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { manifests } from '#connectors/manifests';
 import type { ReadRequest, RowPage, SourceConnection } from '#connectors/sdk/source';
 import type { Row } from '#connectors/sdk/types';
 import { parseConfig } from '#core/config/load';
@@ -60,7 +61,7 @@ function source(pages: Row[][], incremental: Row[][] = []): SourceConnection {
 }
 
 function setup(mode = 'upsert') {
-  const config = parseConfig(yml(mode), '/tmp/backflow.yml', {});
+  const config = parseConfig(yml(mode), '/tmp/backflow.yml', manifests, {});
   const sync = config.syncs['people-to-crm']!;
   const model = config.models.people!;
   const state = new MemoryStateStore();
@@ -121,8 +122,8 @@ describe('planning a run', () => {
     const mirror = setup('mirror');
     const outcome = await planSync(
       {
-        sync: parseConfig(yml('mirror'), '/tmp/backflow.yml', {}).syncs['people-to-crm']!,
-        model: parseConfig(yml('mirror'), '/tmp/backflow.yml', {}).models.people!,
+        sync: parseConfig(yml('mirror'), '/tmp/backflow.yml', manifests, {}).syncs['people-to-crm']!,
+        model: parseConfig(yml('mirror'), '/tmp/backflow.yml', manifests, {}).models.people!,
         lane: 'crm',
         batchSize: 10,
         full: true,
@@ -147,8 +148,8 @@ describe('planning a run', () => {
     };
     const outcome = await planSync(
       {
-        sync: parseConfig(yml(), '/tmp/backflow.yml', {}).syncs['people-to-crm']!,
-        model: parseConfig(yml(), '/tmp/backflow.yml', {}).models.people!,
+        sync: parseConfig(yml(), '/tmp/backflow.yml', manifests, {}).syncs['people-to-crm']!,
+        model: parseConfig(yml(), '/tmp/backflow.yml', manifests, {}).models.people!,
         lane: 'crm',
         batchSize: 10,
       },

@@ -1,6 +1,6 @@
+import { AuthError, ConnectorConfigError } from '#connectors/sdk/errors';
 import { createHttpClient, HttpError, type HttpRequest, type HttpResponse } from '#connectors/sdk/http';
 import type { JsonValue } from '#connectors/sdk/types';
-import { AuthError, ConnectorConfigError } from '#core/errors';
 import { MAX_DELETE_IDS, MAX_TRACK_OBJECTS } from './limits.ts';
 
 /**

@@ -1,7 +1,8 @@
 import type { FieldInfo } from '#connectors/sdk/destination';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import type { FieldType } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import type { CustomAttribute } from './client.ts';
+import { USERS } from './manifest.ts';
 
 /**
  * Field discovery of Braze users: the user profile fields Braze documents, then the workspace's
@@ -10,19 +11,12 @@ import type { CustomAttribute } from './client.ts';
  * https://www.braze.com/docs/api/objects_filters/user_attributes_object/#braze-user-profile-fields
  */
 
-/** The object Backflow writes: Braze user profiles. */
-export const USERS = 'users';
-
 /** Braze writes one object, its user profiles. */
 export function objectOf(object: string): void {
   if (object !== USERS) {
     throw new ConnectorConfigError(`Braze has no object "${object}": Backflow writes Braze user profiles as "users"`);
   }
 }
-
-/** Fields a sync may match on: the identifiers of an attributes object Backflow supports. */
-export const MATCH_KEYS = ['external_id', 'email'] as const;
-export type MatchKey = (typeof MATCH_KEYS)[number];
 
 const profile = (name: string, type: FieldType, matchable = false): FieldInfo => ({
   name,

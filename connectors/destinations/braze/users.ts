@@ -1,9 +1,10 @@
 import type { OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
+import { ConnectorConfigError, RateLimitedError, TransientError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
-import { ConnectorConfigError, RateLimitedError, TransientError } from '#core/errors';
 import type { AttributesObject, BrazeClient, BrazeObjectError, DeleteRequest, TrackAnswer } from './client.ts';
-import { MATCH_KEYS, type MatchKey, objectOf, RESERVED_KEYS } from './fields.ts';
+import { objectOf, RESERVED_KEYS } from './fields.ts';
 import { MAX_DELETE_IDS, MAX_TRACK_OBJECTS } from './limits.ts';
+import { MATCH_KEYS, type MatchKey } from './manifest.ts';
 
 /**
  * How Backflow records become Braze user attributes objects and deletions, and how Braze's answers

@@ -1,5 +1,4 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { z } from 'zod';
 import { loadDuckDb, openDuckDb } from '#connectors/duckdb/database';
 import {
   defineDestination,
@@ -8,19 +7,12 @@ import {
   type RecordOutcome,
   type WriteBatch,
 } from '#connectors/sdk/destination';
+import { BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#connectors/sdk/errors';
 import { jsonText, toJson, unstorableJson, unstorableText } from '#connectors/sdk/json';
 import { fieldTypeOf, quoteIdent } from '#connectors/sdk/sql';
 import { groupStatements, type StatementGroup } from '#connectors/sdk/statement-groups';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
-import { BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#core/errors';
-import { duckdbLimits } from './limits.ts';
-
-const options = z.strictObject({
-  /** DuckDB database file, relative to backflow.yml; created when missing. */
-  path: z.string().min(1),
-  /** Schema of tables named without one in a sync's `object`; created when missing. */
-  schema: z.string().min(1).default('main'),
-});
+import { duckdbDestinationManifest } from './manifest.ts';
 
 /** Column types of the tables Backflow creates. */
 const DUCK_TYPES: Record<FieldType, string> = {
@@ -60,12 +52,7 @@ interface Table extends Target {
  * types on first write. Statements take one VARCHAR list per column, unnested and cast to the
  * column's type in SQL, so exact decimals sent as strings stay exact.
  */
-export const duckdbDestination = defineDestination({
-  type: 'duckdb',
-  optionsSchema: options,
-  secretKeys: [],
-  modes: ['upsert', 'update', 'insert', 'mirror'],
-  limits: duckdbLimits,
+export const duckdbDestination = defineDestination(duckdbDestinationManifest, {
   async connect(opts, context) {
     let connection: DuckDBConnection;
     try {

@@ -1,5 +1,5 @@
+import { ConnectorConfigError, RateLimitedError } from '#connectors/sdk/errors';
 import { createHttpClient, type HttpResponse, retryAfterMs } from '#connectors/sdk/http';
-import { ConnectorConfigError, RateLimitedError } from '#core/errors';
 
 /**
  * The HubSpot calls of the destination, on the shared HTTP client: CRM v3 object batch endpoints,

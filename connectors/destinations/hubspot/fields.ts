@@ -1,4 +1,4 @@
-import type { DestinationObject, FieldInfo } from '#connectors/sdk/destination';
+import type { FieldInfo } from '#connectors/sdk/destination';
 import type { FieldType } from '#connectors/sdk/types';
 import type { HubSpotClient, HubSpotProperty } from './client.ts';
 
@@ -6,27 +6,6 @@ import type { HubSpotClient, HubSpotProperty } from './client.ts';
  * Field discovery through the properties API, and which properties can identify a record.
  * https://developers.hubspot.com/docs/api-reference/legacy/crm/properties/get-properties
  */
-
-/**
- * The standard objects the destination knows; custom objects are accepted by name or objectTypeId
- * (`2-123456`). Contacts match on `email` or any unique property; a company's `domain` is not
- * unique, so companies match on a property created with "unique values" (`hasUniqueValue`).
- * Mirror mode archives: the records go to the recycling bin, restorable for 90 days.
- */
-export const HUBSPOT_OBJECTS: readonly DestinationObject[] = [
-  {
-    name: 'contacts',
-    description: 'People; upserted by email or by a unique property',
-    matchKeys: ['email', '*unique'],
-    onDelete: 'archive',
-  },
-  {
-    name: 'companies',
-    description: 'Organisations; upserted by a unique property (domain is not unique)',
-    matchKeys: ['*unique'],
-    onDelete: 'archive',
-  },
-];
 
 /** `contacts` by name or by objectTypeId. */
 export function isContacts(object: string): boolean {

@@ -1,6 +1,6 @@
 import type { OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import type { BatchInput, BatchRefused, HubSpotClient, HubSpotError, HubSpotRecord } from './client.ts';
 import { contextStrings, mentions, type Problem, problemsOf, reasonOf } from './errors.ts';
 import { MAX_BATCH_INPUTS } from './limits.ts';

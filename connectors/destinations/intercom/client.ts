@@ -1,6 +1,6 @@
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import { createHttpClient, HttpError } from '#connectors/sdk/http';
 import type { JsonValue } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import { SEARCH_PER_PAGE } from './limits.ts';
 
 /**

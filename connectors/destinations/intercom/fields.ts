@@ -1,10 +1,7 @@
 import type { FieldInfo } from '#connectors/sdk/destination';
 import type { FieldType } from '#connectors/sdk/types';
 import type { DataAttribute } from './client.ts';
-
-/** The fields a contact can be matched on: both are unique among users in a workspace. */
-export const MATCH_FIELDS = ['external_id', 'email'] as const;
-export type MatchField = (typeof MATCH_FIELDS)[number];
+import { MATCH_FIELDS } from './manifest.ts';
 
 /**
  * Writable top-level attributes of `POST /contacts` and `PUT /contacts/{id}`; every other mapped

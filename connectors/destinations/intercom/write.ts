@@ -1,7 +1,13 @@
 import type { OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
+import {
+  AuthError,
+  ConnectorConfigError,
+  errorMessage,
+  RateLimitedError,
+  TransientError,
+} from '#connectors/sdk/errors';
 import { HttpError } from '#connectors/sdk/http';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
-import { AuthError, ConnectorConfigError, errorMessage, RateLimitedError, TransientError } from '#core/errors';
 import {
   type ContactAnswer,
   conflictingId,
@@ -9,8 +15,9 @@ import {
   type IntercomClient,
   type IntercomContact,
 } from './client.ts';
-import { CUSTOM_PREFIX, MATCH_FIELDS, type MatchField, STANDARD_FIELDS } from './fields.ts';
+import { CUSTOM_PREFIX, STANDARD_FIELDS } from './fields.ts';
 import { SEARCH_CHUNK } from './limits.ts';
+import { MATCH_FIELDS, type MatchField } from './manifest.ts';
 
 export interface WriteSettings {
   /** `role` of the contacts Backflow creates. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import { createHttpClient, HttpError } from '#connectors/sdk/http';
 import type { JsonValue } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import { MAX_PAGE_SIZE, THROTTLE_WAIT_MS } from './limits.ts';
 
 /**

@@ -1,6 +1,7 @@
 import type { FieldInfo } from '#connectors/sdk/destination';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
 import { MEMBER_STATUSES, type MemberStatus, type MergeField } from './client.ts';
+import { MATCH_FIELD } from './manifest.ts';
 
 /**
  * Field discovery and values of audience members. A sync maps to merge fields by their tag (FNAME,
@@ -8,8 +9,6 @@ import { MEMBER_STATUSES, type MemberStatus, type MergeField } from './client.ts
  * https://mailchimp.com/developer/marketing/docs/merge-fields/
  */
 
-/** The only match key: Mailchimp identifies a member by email address (its MD5 is the member id). */
-export const MATCH_FIELD = 'email_address';
 export const STATUS_FIELD = 'status';
 export const TAGS_FIELD = 'tags';
 

@@ -1,6 +1,6 @@
 import type { OutboundRecord, RecordOutcome } from '#connectors/sdk/destination';
+import { RateLimitedError, TransientError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
-import { RateLimitedError, TransientError } from '#core/errors';
 import {
   type BatchSubscribeResult,
   type MailchimpClient,

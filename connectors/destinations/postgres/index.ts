@@ -1,6 +1,4 @@
 import pg from 'pg';
-import { z } from 'zod';
-import { databaseConnection } from '#connectors/sdk/database-options';
 import {
   defineDestination,
   type FieldInfo,
@@ -9,12 +7,12 @@ import {
   type WriteBatch,
 } from '#connectors/sdk/destination';
 import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
+import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#connectors/sdk/errors';
 import { jsonText, unstorableJson, unstorableText } from '#connectors/sdk/json';
 import { fieldTypeOf, quoteIdent } from '#connectors/sdk/sql';
 import { groupStatements, type StatementGroup } from '#connectors/sdk/statement-groups';
 import type { FieldType, JsonValue } from '#connectors/sdk/types';
-import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#core/errors';
-import { postgresLimits } from './limits.ts';
+import { postgresDestinationManifest } from './manifest.ts';
 
 /** Small: lanes already run in parallel, and every lane holds its own pool. */
 const POOL_SIZE = 4;
@@ -23,12 +21,6 @@ const STATEMENT_TIMEOUT_MS = 60_000;
 /** Client-side cap, for when the network (not the server) hangs. */
 const QUERY_TIMEOUT_MS = 90_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-
-const options = z.strictObject({
-  connection: databaseConnection(5432),
-  /** Schema of tables named without one in a sync's `object`. */
-  schema: z.string().min(1).default('public'),
-});
 
 /** Column types of the tables Backflow creates; numeric (not double) keeps money and big ids exact. */
 const PG_TYPES: Record<FieldType, string> = {
@@ -83,12 +75,7 @@ type Queryable = Pick<pg.PoolClient, 'query'>;
  * Writes into PostgreSQL tables with multi-row `INSERT … ON CONFLICT` statements, creating the
  * table (and missing columns) from the model's types on first write.
  */
-export const postgresDestination = defineDestination({
-  type: 'postgres',
-  optionsSchema: options,
-  secretKeys: ['connection.password'],
-  modes: ['upsert', 'update', 'insert', 'mirror'],
-  limits: postgresLimits,
+export const postgresDestination = defineDestination(postgresDestinationManifest, {
   async connect(opts) {
     const { host, port, database, user, password, ssl } = opts.connection;
     const where = `${host}:${port}/${database}`;

@@ -1,6 +1,6 @@
 import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
+import { AuthError, ConnectorConfigError, RateLimitedError } from '#connectors/sdk/errors';
 import { createHttpClient } from '#connectors/sdk/http';
-import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 
 /**
  * OAuth 2.0 for server-to-server integrations, the two flows Salesforce recommends now that the

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import type { RecordError, SalesforceClient } from './client.ts';
 import { parseCsv, toCsv } from './csv.ts';
 

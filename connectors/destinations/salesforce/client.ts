@@ -1,3 +1,4 @@
+import { AuthError, ConnectorConfigError, RateLimitedError } from '#connectors/sdk/errors';
 import {
   createHttpClient,
   type HttpClient,
@@ -6,7 +7,6 @@ import {
   type HttpResponse,
 } from '#connectors/sdk/http';
 import type { JsonValue } from '#connectors/sdk/types';
-import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { type Credentials, requestSession, type Session } from './auth.ts';
 import { type Describe, readDescribe } from './fields.ts';
 

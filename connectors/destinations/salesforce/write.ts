@@ -1,6 +1,6 @@
 import type { OutboundRecord, RecordOperation, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import { type BulkIngest, type BulkOutcome, csvValue } from './bulk.ts';
 import type { CollectionRecord, RecordError, RecordResult, SalesforceClient } from './client.ts';
 import { coerce, type Describe, type DescribeField, isMatchable, isTextType } from './fields.ts';

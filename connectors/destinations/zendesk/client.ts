@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConnectorConfigError, RateLimitedError, TransientError } from '#connectors/sdk/errors';
 import { createHttpClient, HttpError, type HttpRequest, type HttpResponse } from '#connectors/sdk/http';
 import type { JsonValue } from '#connectors/sdk/types';
-import { ConnectorConfigError, RateLimitedError, TransientError } from '#core/errors';
 import type { ZendeskConnection } from './options.ts';
 
 /**

@@ -1,6 +1,6 @@
 import type { FieldInfo } from '#connectors/sdk/destination';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import type { FieldType } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import type { ZendeskClient, ZendeskUserField } from './client.ts';
 
 /** Custom user fields are mapped as `user_fields.<key>`; Zendesk takes them under `user_fields`. */

@@ -1,42 +1,13 @@
 import { defineDestination } from '#connectors/sdk/destination';
-import { AuthError, ConnectorConfigError } from '#core/errors';
+import { AuthError, ConnectorConfigError } from '#connectors/sdk/errors';
 import { createZendeskClient } from './client.ts';
 import { discoverUserFields, fieldNameCheck } from './fields.ts';
-import { zendeskLimits } from './limits.ts';
-import { resolveConnection, zendeskOptions } from './options.ts';
-import { MATCH_KEYS, writeUsers } from './users.ts';
+import { USERS, zendeskDestinationManifest } from './manifest.ts';
+import { resolveConnection } from './options.ts';
+import { writeUsers } from './users.ts';
 
-const USERS = 'users';
-
-/**
- * Zendesk Support users: upserted in bulk jobs of up to 100, custom user fields mapped as
- * `user_fields.<key>`, soft-deleted in mirror mode. See docs/destinations/zendesk.md.
- */
-export const zendeskDestination = defineDestination({
-  type: 'zendesk',
-  title: 'Zendesk Support',
-  optionsSchema: zendeskOptions,
-  secretKeys: ['api_token', 'oauth_token'],
-  modes: ['upsert', 'update', 'insert', 'mirror'],
-  limits: zendeskLimits,
-  objects: [
-    {
-      name: USERS,
-      description: 'End users, agents and admins of Zendesk Support',
-      matchKeys: MATCH_KEYS,
-      // destroy_many soft-deletes: the user moves to Deleted users until permanently deleted.
-      onDelete: 'delete',
-    },
-  ],
-  formats: {
-    // Date user fields take YYYY-MM-DD; checkbox fields booleans; multiselect fields and tags arrays.
-    date: 'iso',
-    timestamp: 'iso',
-    boolean: 'boolean',
-    array: 'json',
-    // Phone numbers normalized to E.164 (+15551234567), one form per number across sources.
-    phone: 'e164',
-  },
+/** Zendesk's runtime: the users API and its bulk jobs behind zendeskDestinationManifest (manifest.ts). */
+export const zendeskDestination = defineDestination(zendeskDestinationManifest, {
   async connect(options) {
     const client = createZendeskClient(resolveConnection(options), { timeoutMs: options.timeout_ms });
     const checkObject = (object: string) => {

@@ -1,13 +1,10 @@
 import type { OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import type { JobResult, JobStatus, ZendeskClient } from './client.ts';
 import { CUSTOM_PREFIX, USER_PROPERTIES } from './fields.ts';
 import { MAX_USERS_PER_REQUEST } from './limits.ts';
-
-/** The match keys Zendesk can find a user by in its bulk endpoints. */
-export const MATCH_KEYS = ['external_id', 'email'] as const;
-type MatchKey = (typeof MATCH_KEYS)[number];
+import { MATCH_KEYS, type MatchKey } from './manifest.ts';
 
 /** A record ready to send: its user object, and the Zendesk id when a lookup found one. */
 interface Prepared {

@@ -1,25 +1,17 @@
-import { z } from 'zod';
 import { openDuckDb, queryRows, streamRows } from '#connectors/duckdb/database';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import { duplicateKeys, type KeysetDialect, readKeyset, rowComparison } from '#connectors/sdk/keyset-reader';
 import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { quoteIdent } from '#connectors/sdk/sql';
-import { ConnectorConfigError } from '#core/errors';
+import { duckdbSourceManifest } from './manifest.ts';
 
 const TOP_N_ROWS = 5000;
-
-const options = z.strictObject({
-  /** DuckDB database file, relative to backflow.yml; `:memory:` for models over Parquet/CSV files only. */
-  path: z.string().default(':memory:'),
-});
 
 /**
  * The embedded default warehouse: a DuckDB file. Models may also read Parquet or CSV through
  * DuckDB (`select * from 'data/*.parquet'`).
  */
-export const duckdbSource = defineSource({
-  type: 'duckdb',
-  optionsSchema: options,
-  secretKeys: [],
+export const duckdbSource = defineSource(duckdbSourceManifest, {
   async connect(opts, context) {
     const connection = await openDuckDb(opts.path, context);
     const types = new Map<string, Map<string, string>>();

@@ -1,8 +1,7 @@
 import type { Connection as CoreConnection } from 'mysql2';
 import mysql, { type FieldPacket, type PoolConnection } from 'mysql2/promise';
-import { z } from 'zod';
-import { databaseConnection } from '#connectors/sdk/database-options';
 import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
+import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#connectors/sdk/errors';
 import { toJson } from '#connectors/sdk/json';
 import {
   duplicateKeys,
@@ -15,19 +14,13 @@ import {
 import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { exactInteger, exactNumber, isoTimestamp, quoteBacktick } from '#connectors/sdk/sql';
 import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
-import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#core/errors';
+import { mysqlSourceManifest } from './manifest.ts';
 
 /** Small: a plan reads one page at a time, and a second connection serves describe/watermark meanwhile. */
 const POOL_SIZE = 2;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** Client-side margin over the server's own statement limit, for when the network (not the server) hangs. */
 const CLIENT_TIMEOUT_MARGIN_MS = 30_000;
-
-const options = z.strictObject({
-  connection: databaseConnection(3306),
-  /** Cap per query (server-side `max_execution_time` / `max_statement_time`); 0 disables it. */
-  query_timeout_ms: z.number().int().min(0).default(300_000),
-});
 
 /** Column types of the MySQL protocol (`mysql2`'s `Types`). */
 const T = {
@@ -114,10 +107,7 @@ const GRANT_CODES = new Set([
  * Reads models from MySQL 8 and MariaDB in keyset pages. Values arrive as the server's text
  * (dates and big numbers as strings) and are normalized by each column's protocol type.
  */
-export const mysqlSource = defineSource({
-  type: 'mysql',
-  optionsSchema: options,
-  secretKeys: ['connection.password'],
+export const mysqlSource = defineSource(mysqlSourceManifest, {
   async connect(opts) {
     const { host, port, database, user, password, ssl } = opts.connection;
     const where = `${host}:${port}/${database}`;

@@ -1,7 +1,6 @@
 import pg from 'pg';
-import { z } from 'zod';
-import { databaseConnection } from '#connectors/sdk/database-options';
 import { driverErrorCode, NETWORK_ERROR_CODES } from '#connectors/sdk/driver-errors';
+import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#connectors/sdk/errors';
 import { isJsonNumber, toJson } from '#connectors/sdk/json';
 import {
   duplicateKeys,
@@ -14,21 +13,13 @@ import {
 import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { exactInteger, exactNumber, isoTimestamp, quoteIdent } from '#connectors/sdk/sql';
 import type { FieldType, JsonValue, Row } from '#connectors/sdk/types';
-import { AuthError, BackflowError, ConnectorConfigError, errorMessage, TransientError } from '#core/errors';
+import { postgresSourceManifest } from './manifest.ts';
 
 /** Small: a plan reads one page at a time, and a second client serves describe/watermark meanwhile. */
 const POOL_SIZE = 2;
 const CONNECT_TIMEOUT_MS = 10_000;
 /** Client-side margin over the server's statement_timeout, for when the network (not the server) hangs. */
 const CLIENT_TIMEOUT_MARGIN_MS = 30_000;
-
-const options = z.strictObject({
-  connection: databaseConnection(5432),
-  /** Server-side cap per statement (`statement_timeout`); 0 disables it. */
-  statement_timeout_ms: z.number().int().min(0).default(300_000),
-  /** Shown in `pg_stat_activity`, so Backflow's sessions are easy to find. */
-  application_name: z.string().min(1).default('backflow'),
-});
 
 /** Values arrive as the server's text: every column is normalized here, by its type OID. */
 const RAW_TEXT: pg.CustomTypesConfig = { getTypeParser: () => (value: string) => value };
@@ -98,10 +89,7 @@ function elementJson(scalar: Scalar): (text: string) => string {
  * Reads models from PostgreSQL (and Redshift) in keyset pages, normalizing every value from the
  * server's text output by its type OID.
  */
-export const postgresSource = defineSource({
-  type: 'postgres',
-  optionsSchema: options,
-  secretKeys: ['connection.password'],
+export const postgresSource = defineSource(postgresSourceManifest, {
   async connect(opts, context) {
     const { host, port, database, user, password, ssl } = opts.connection;
     const where = `${host}:${port}/${database}`;

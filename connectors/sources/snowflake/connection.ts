@@ -1,5 +1,5 @@
 import type { Binds, Connection, ConnectionOptions, DataType, RowStatement, SnowflakeError } from 'snowflake-sdk';
-import { AuthError, BackflowError, ConnectorConfigError, TransientError } from '#core/errors';
+import { AuthError, BackflowError, ConnectorConfigError, TransientError } from '#connectors/sdk/errors';
 
 type SnowflakeSdk = typeof import('snowflake-sdk');
 

@@ -1,42 +1,13 @@
 import { createPrivateKey } from 'node:crypto';
 import type { Binds, ConnectionOptions } from 'snowflake-sdk';
-import { z } from 'zod';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import { duplicateKeys, type KeysetDialect, readKeyset } from '#connectors/sdk/keyset-reader';
 import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { quoteIdent } from '#connectors/sdk/sql';
 import type { ConnectorContext, JsonValue, Row } from '#connectors/sdk/types';
-import { ConnectorConfigError } from '#core/errors';
 import { openSession, type SnowflakeSession } from './connection.ts';
+import { type SnowflakeOptions, snowflakeSourceManifest } from './manifest.ts';
 import { bindText, type SnowflakeColumn, snowflakeColumn } from './types.ts';
-
-const options = z.strictObject({
-  /** Account identifier, e.g. `myorg-myaccount` (or the legacy `xy12345.eu-west-1`). */
-  account: z.string().min(1),
-  /** Login name of the Snowflake user Backflow connects as. */
-  username: z.string().min(1),
-  warehouse: z.string().min(1).optional(),
-  role: z.string().min(1).optional(),
-  database: z.string().min(1).optional(),
-  schema: z.string().min(1).optional(),
-  /** `SNOWFLAKE` (password) or `SNOWFLAKE_JWT` (key pair); default from which secret is present. */
-  authenticator: z.enum(['SNOWFLAKE', 'SNOWFLAKE_JWT']).optional(),
-  /** Base URL instead of `https://<account>.snowflakecomputing.com`: private link, or a test double. */
-  access_url: z.url().optional(),
-  /** Milliseconds an HTTP request to Snowflake may take. */
-  timeout_ms: z.number().int().positive().default(60_000),
-  /** Cancels a statement running longer (`STATEMENT_TIMEOUT_IN_SECONDS`); default the account's. */
-  query_timeout_s: z.number().int().positive().optional(),
-  /** Login attempts retried after a network error or a 5xx answer. */
-  login_retries: z.number().int().min(0).max(10).default(2),
-  /** Secret: the user's password. */
-  password: z.string().min(1).optional(),
-  /** Secret: PEM private key (PKCS#8) of a key pair registered with `ALTER USER … SET RSA_PUBLIC_KEY`. */
-  private_key: z.string().min(1).optional(),
-  /** Secret: passphrase of an encrypted private key. */
-  private_key_passphrase: z.string().min(1).optional(),
-});
-
-type Options = z.output<typeof options>;
 
 /**
  * A PEM key from a secret, checked before any login: literal `\n` sequences (env vars) become
@@ -66,7 +37,7 @@ function pemKey(text: string, passphrase: string | undefined): string {
   return `${pem}\n`;
 }
 
-function connectionOptions(opts: Options, context: ConnectorContext): ConnectionOptions {
+function connectionOptions(opts: SnowflakeOptions, context: ConnectorContext): ConnectionOptions {
   const authenticator = opts.authenticator ?? (opts.private_key ? 'SNOWFLAKE_JWT' : 'SNOWFLAKE');
   const who = `user "${opts.username}" on account "${opts.account}"`;
   const base: ConnectionOptions = {
@@ -111,10 +82,7 @@ function connectionOptions(opts: Options, context: ConnectorContext): Connection
  * page, rows streamed from the result chunks. SQL is generated in the dialect subset Snowflake
  * shares with DuckDB (the test double runs it there).
  */
-export const snowflakeSource = defineSource({
-  type: 'snowflake',
-  optionsSchema: options,
-  secretKeys: ['password', 'private_key', 'private_key_passphrase'],
+export const snowflakeSource = defineSource(snowflakeSourceManifest, {
   async connect(opts, context) {
     const who = {
       account: opts.account,

@@ -1,0 +1,52 @@
+/**
+ * The errors a connector throws, part of the connector contract: the engine tells them apart to
+ * decide what happens to a batch (docs/connectors.md). Every error sets `name` so logs and the CLI
+ * can tell them apart without `instanceof` across bundles. Core re-exports them from
+ * `core/errors.ts`: one class per error, so `instanceof` holds everywhere in a process.
+ */
+
+/** Base class: an error a user can meet, with a message that says what happened and what to do. */
+export class BackflowError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackflowError';
+  }
+}
+
+/** Credentials were refused by a source or destination. Retrying will not help until they change. */
+export class AuthError extends BackflowError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AuthError';
+  }
+}
+
+/** The whole batch was refused for rate limiting; `retryAfterMs` is the vendor's hint when given. */
+export class RateLimitedError extends BackflowError {
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, retryAfterMs?: number) {
+    super(message);
+    this.name = 'RateLimitedError';
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** A whole-batch failure that may pass on retry (network, 5xx, timeouts). */
+export class TransientError extends BackflowError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TransientError';
+  }
+}
+
+/** A connector's options or the destination object are wrong: retrying will not help. */
+export class ConnectorConfigError extends BackflowError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ConnectorConfigError';
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
