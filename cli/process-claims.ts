@@ -4,9 +4,8 @@ import type { ClaimResult, StateStore } from '#core/ports';
  * Claims kept in this process's memory, for the local runtime: its state files are locked to one
  * process (see `assertStateFree`), so every exporter that could deliver a key lives here, and a
  * claim needs no write to the state table (on dynalite, that write would double the cost of each
- * record). Same rule as the DynamoDB claim: one version of a key at a time, none older than what
- * is stored. A claim is taken first and the stored version read after, so no newer write can slip
- * in between the two.
+ * record). One version of a key at a time; unlike the DynamoDB claim it does not look at the stored
+ * version: the exporter reads the state after claiming and drops what is older.
  */
 export function withProcessClaims(state: StateStore): StateStore {
   const claims = new Map<string, { version: number; until: number }>();
@@ -14,7 +13,6 @@ export function withProcessClaims(state: StateStore): StateStore {
   const wrapped = Object.create(state) as StateStore;
   wrapped.claimRecords = async (syncId, keys, version, now, until) => {
     const result: ClaimResult = { claimed: [], stale: [], busy: [] };
-    const taken: string[] = [];
     for (const key of new Set(keys)) {
       const claim = claims.get(id(syncId, key));
       if (claim && claim.version !== version && claim.until >= now) {
@@ -22,15 +20,10 @@ export function withProcessClaims(state: StateStore): StateStore {
         continue;
       }
       claims.set(id(syncId, key), { version, until });
-      taken.push(key);
+      result.claimed.push(key);
     }
-    const stored = await state.getRecords(syncId, taken);
-    for (const key of taken) {
-      if ((stored.get(key)?.version ?? 0) > version) {
-        claims.delete(id(syncId, key));
-        result.stale.push(key);
-      } else result.claimed.push(key);
-    }
+    // Versions older than what is stored are found by the exporter, which reads the state once
+    // it holds the claims (and releases those).
     return result;
   };
   wrapped.releaseClaims = async (syncId, keys, version) => {

@@ -68,49 +68,47 @@ export async function exportMessage(
     const age = Math.max(0, (deps.clock.now().getTime() - message.queuedAt) / 1000);
     deps.metrics.count(METRICS.recordAge, Math.round(age), { lane: options.lane });
   }
-  const stored = await state.getRecords(
+  // Claim first, then read: while the claim is held no other version of these keys is written, so
+  // what is read is what the destination was last given.
+  const now = deps.clock.now().getTime();
+  const claim = await state.claimRecords(
     message.syncId,
     message.records.map((r) => r.key),
+    message.version,
+    now,
+    now + (options.claimLeaseMs ?? DEFAULT_CLAIM_LEASE_MS),
   );
-  const fresh = message.records.filter((record) => {
+  counters.stale += claim.stale.length;
+  if (claim.busy.length > 0) {
+    // Another version of these keys is being written: wait for it rather than race it.
+    const busy = new Set(claim.busy.map((b) => b.key));
+    const until = Math.max(...claim.busy.map((b) => b.until));
+    await giveBack(
+      message,
+      { records: message.records.filter((r) => busy.has(r.key)) },
+      until - now,
+      options,
+      deps,
+      counters,
+      'deferred',
+    );
+  }
+  const claimed = new Set(claim.claimed);
+  const stored = await state.getRecords(message.syncId, claim.claimed);
+  const records: QueuedRecord[] = [];
+  const done: string[] = [];
+  for (const record of message.records) {
+    if (!claimed.has(record.key)) continue;
     if (isStale(record, stored.get(record.key), message.version)) {
       counters.stale++;
-      return false;
-    }
-    return true;
-  });
-
-  if (fresh.length > 0) {
-    const now = deps.clock.now().getTime();
-    const claim = await state.claimRecords(
-      message.syncId,
-      fresh.map((r) => r.key),
-      message.version,
-      now,
-      now + (options.claimLeaseMs ?? DEFAULT_CLAIM_LEASE_MS),
-    );
-    counters.stale += claim.stale.length;
-    if (claim.busy.length > 0) {
-      // Another version of these keys is being written: wait for it rather than race it.
-      const busy = new Set(claim.busy.map((b) => b.key));
-      const until = Math.max(...claim.busy.map((b) => b.until));
-      await giveBack(
-        message,
-        { records: fresh.filter((r) => busy.has(r.key)) },
-        until - now,
-        options,
-        deps,
-        counters,
-        'deferred',
-      );
-    }
-    const claimed = new Set(claim.claimed);
-    const records = fresh.filter((r) => claimed.has(r.key));
-    if (records.length > 0) {
-      const delivered = await deliver(message, records, options, deps, counters);
-      const flagged = new Set(records.filter((r) => stored.get(r.key)?.dirty).map((r) => r.key));
-      if (delivered) await applyOutcomes(message, records, delivered, flagged, options, deps, counters);
-    }
+      done.push(record.key);
+    } else records.push(record);
+  }
+  if (done.length > 0) await state.releaseClaims(message.syncId, done, message.version);
+  if (records.length > 0) {
+    const delivered = await deliver(message, records, options, deps, counters);
+    const flagged = new Set(records.filter((r) => stored.get(r.key)?.dirty).map((r) => r.key));
+    if (delivered) await applyOutcomes(message, records, delivered, flagged, options, deps, counters);
   }
   counters.messagesDone = 1;
   await finishRunIfDone(state, await state.addToRun(message.syncId, message.runId, counters));

@@ -167,8 +167,9 @@ export interface StateStore {
    */
   putRecords(syncId: string, states: readonly RecordStateWrite[], now?: number): Promise<{ superseded: string[] }>;
   /**
-   * Claims keys for delivering `version` until `until` (epoch ms): one key at a time, a claim is
-   * granted when no newer version is stored and no other version holds an unexpired claim.
+   * Claims keys for delivering `version` until `until` (epoch ms): a claim is granted when no other
+   * version holds an unexpired one (a store may also refuse it as stale when a newer version is
+   * stored; the caller reads the state after claiming and drops what is older in any case).
    * `putRecords` releases the claims it writes over; `releaseClaims` releases the rest.
    */
   claimRecords(
