@@ -228,33 +228,40 @@ export class DynamoStateStore implements StateStore {
   }
 
   async releaseClaims(syncId: string, keys: readonly string[], version: number): Promise<void> {
-    await forEachLimited([...new Set(keys)], WRITE_CONCURRENCY, async (key) => {
-      try {
-        await this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: { pk: s(recordPk(syncId, key)), sk: s(key) },
-            UpdateExpression: 'REMOVE c, cu',
-            ConditionExpression: 'c = :v',
-            ExpressionAttributeValues: { ':v': n(version) },
-          }),
-        );
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      }
-    });
+    await this.updateEach(syncId, keys, { UpdateExpression: 'REMOVE c, cu', ConditionExpression: 'c = :v' }, version);
   }
 
   async markDeadLettered(syncId: string, keys: readonly string[], version: number): Promise<void> {
+    await this.updateEach(
+      syncId,
+      keys,
+      {
+        UpdateExpression: 'SET p = :v',
+        ConditionExpression: 'attribute_exists(#v) AND (attribute_not_exists(p) OR p < :v)',
+        ExpressionAttributeNames: { '#v': 'v' },
+      },
+      version,
+    );
+  }
+
+  /** One conditional update per record key (`:v` = version); a condition that fails is no error. */
+  private async updateEach(
+    syncId: string,
+    keys: readonly string[],
+    update: {
+      UpdateExpression: string;
+      ConditionExpression: string;
+      ExpressionAttributeNames?: Record<string, string>;
+    },
+    version: number,
+  ): Promise<void> {
     await forEachLimited([...new Set(keys)], WRITE_CONCURRENCY, async (key) => {
       try {
         await this.client.send(
           new UpdateItemCommand({
             TableName: this.table,
             Key: { pk: s(recordPk(syncId, key)), sk: s(key) },
-            UpdateExpression: 'SET p = :v',
-            ConditionExpression: 'attribute_exists(#v) AND (attribute_not_exists(p) OR p < :v)',
-            ExpressionAttributeNames: { '#v': 'v' },
+            ...update,
             ExpressionAttributeValues: { ':v': n(version) },
           }),
         );
