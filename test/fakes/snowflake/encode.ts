@@ -17,7 +17,7 @@ import { duckJsonText } from '#connectors/duckdb/database';
 
 /**
  * How the fake Snowflake describes DuckDB result columns and encodes their values, the way
- * Snowflake's JSON result format does (see ../shared/reference/snowflake-protocol.md):
+ * Snowflake's JSON result format does (see docs/testing.md, "The Snowflake fake"):
  *
  * | DuckDB                              | Snowflake rowtype        | value text                         |
  * | ----------------------------------- | ------------------------ | ---------------------------------- |

@@ -8,7 +8,7 @@ import { checkLoginJwt } from './jwt.ts';
 
 /**
  * A fake Snowflake on 127.0.0.1 and a free port, good enough for the real `snowflake-sdk` driver
- * (see ../shared/reference/snowflake-protocol.md): it answers the driver's REST calls (login with a
+ * (see docs/testing.md, "The Snowflake fake"): it answers the driver's REST calls (login with a
  * password or a key-pair JWT, session renewal, heartbeat, telemetry, queries, result chunks, session
  * delete) and runs the SQL on DuckDB. SQL is not translated: callers send the common dialect.
  * `ALTER SESSION SET …` and `USE …` are accepted and only update the session's parameters.
