@@ -162,8 +162,15 @@ export async function deadLetterUnfinished(
 /** A redriven message: its run is open again and its records get a fresh retry budget. */
 async function reopen(message: LaneMessage, deps: ExportDependencies): Promise<LaneMessage> {
   await reopenRun(deps.state, message.syncId, message.runId, message.records.length);
-  const { deadLetteredAt: _, failures: __, failingSince: ___, ...rest } = message;
-  return { ...rest, attempt: 0, throttles: 0, queuedAt: deps.clock.now().getTime() };
+  return {
+    ...message,
+    deadLetteredAt: undefined,
+    failures: undefined,
+    failingSince: undefined,
+    attempt: 0,
+    throttles: 0,
+    queuedAt: deps.clock.now().getTime(),
+  };
 }
 
 /** A 429 storm longer than this many give-backs counts as a failure (and spends the retry budget). */

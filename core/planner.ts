@@ -18,7 +18,7 @@ import {
   type RunRecord,
   type StateStore,
 } from './ports.ts';
-import { finishRunIfDone } from './runs.ts';
+import { finishRunIfDone, runIdOf } from './runs.ts';
 
 export interface PlanDependencies {
   readonly state: StateStore;
@@ -305,9 +305,7 @@ class LockLease {
   }
 }
 
-export function runIdOf(sequence: number): string {
-  return String(sequence).padStart(10, '0');
-}
+export { runIdOf } from './runs.ts';
 
 /**
  * Stops before anything is sent when a column the sync needs is gone from the model; returns the
@@ -455,6 +453,8 @@ class DuplicateKeys {
  */
 class MessageSender {
   private pending: LaneMessage[] = [];
+  /** What the queue said when it last refused a message. */
+  private reason = '';
   constructor(
     private readonly queue: LaneQueue,
     private readonly lane: string,
@@ -497,11 +497,10 @@ class MessageSender {
     }
   }
 
-  private reason = '';
   private refuse(message: LaneMessage): void {
     const record = message.records[0]!;
-    this.counters.queued -= record.op === 'delete' ? 0 : 1;
     if (record.op === 'delete') this.counters.deletesQueued--;
+    else this.counters.queued--;
     this.invalid(record.key, `the queue refused this record: ${this.reason}`);
   }
 }

@@ -1,5 +1,10 @@
 import { type Clock, emptyCounters, type RunRecord, type StateStore } from './ports.ts';
 
+/** A run's id: its sequence number, zero-padded so ids sort in run order. */
+export function runIdOf(sequence: number): string {
+  return String(sequence).padStart(10, '0');
+}
+
 /**
  * Marks a run finished once every message it queued has been handled. Called by the planner when
  * planning ends and by the exporter after each message (with the run its counter update returned),
@@ -36,7 +41,7 @@ export async function recordFailedStart(state: StateStore, syncId: string, clock
   const sequence = await state.nextSequence(syncId);
   await state.putRun({
     syncId,
-    runId: String(sequence).padStart(10, '0'),
+    runId: runIdOf(sequence),
     sequence,
     status: 'failed',
     full: false,
