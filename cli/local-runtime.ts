@@ -14,7 +14,7 @@ import { DynamoPacer } from '#core/aws/dynamo-pacer';
 import { DynamoStateStore } from '#core/aws/dynamo-state-store';
 import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
 import type { Config } from '#core/config/load';
-import { connectDestination } from '#core/connect';
+import { connectDestination, paceOfLane } from '#core/connect';
 import { decodeMessage, type LaneMessage } from '#core/lane-message';
 import {
   type Clock,
@@ -172,7 +172,8 @@ export class LocalRuntime {
   private destination(lane: string): Promise<DestinationConnection> {
     let connection = this.connections.get(lane);
     if (!connection) {
-      connection = connectDestination(catalogue, this.options.config, lane, this.environment.secrets).then((c) =>
+      const pace = paceOfLane(catalogue, this.options.config, lane, this.environment.pacer);
+      connection = connectDestination(catalogue, this.options.config, lane, this.environment.secrets, undefined, pace).then((c) =>
         this.options.wrapDestination ? this.options.wrapDestination(lane, c) : c,
       );
       connection.catch(() => this.connections.delete(lane));

@@ -2,8 +2,10 @@ import type { ConnectorCatalogue, ConnectorManifests } from '#connectors/sdk/cat
 import type { DestinationConnection, DestinationManifest } from '#connectors/sdk/destination';
 import { withFormats } from '#connectors/sdk/formats';
 import type { SourceConnection, SourceManifest } from '#connectors/sdk/source';
+import type { RequestPace } from '#connectors/sdk/types';
 import type { Config, ConnectorConfig } from '#core/config/load';
 import { ConnectorConfigError } from './errors.ts';
+import { lanePace, type Pacer } from './pacing.ts';
 import type { Secrets } from './ports.ts';
 
 /** Objects merge key by key, so a secret can fill `connection.password` and keep the rest. */
@@ -56,21 +58,46 @@ export async function connectSource(
   return runtime.connect(options as never, { projectDir: config.projectDir, tag });
 }
 
-/** Opens a destination of the config, as connectSource does; every batch is formatted as its manifest says. */
+/**
+ * Opens a destination of the config, as connectSource does; every batch is formatted as its
+ * manifest says. With `pace`, every request the connection makes takes its slot from the lane.
+ */
 export async function connectDestination(
   connectors: ConnectorCatalogue,
   config: Config,
   name: string,
   secrets: Secrets,
   tag?: string,
+  pace?: RequestPace,
 ): Promise<DestinationConnection> {
   const connector = config.destinations[name];
   const manifest = connector && connectors.destinations.get(connector.type);
   if (!connector || !manifest) throw new ConnectorConfigError(`no destination named ${name}`);
   const options = await resolveOptions('destination', connector, manifest, secrets);
   const runtime = await connectors.loadDestination(connector.type);
-  const connection = await runtime.connect(options as never, { projectDir: config.projectDir, tag });
+  const connection = await runtime.connect(options as never, { projectDir: config.projectDir, tag, pace });
   return withFormats(connection, manifest.formats);
+}
+
+/** Requests per second of a lane: its override, else the connector's documented limit. */
+export function requestsPerSecondOf(connectors: ConnectorManifests, config: Config, lane: string): number | undefined {
+  const destination = config.destinations[lane];
+  return (
+    destination?.lane.requests_per_second ??
+    connectors.destinations.get(destination?.type ?? '')?.limits.requestsPerSecond?.value
+  );
+}
+
+/** The pace of a lane's connection: every request it makes takes a slot of the lane's schedule. */
+export function paceOfLane(
+  connectors: ConnectorManifests,
+  config: Config,
+  lane: string,
+  pacer: Pacer,
+  onThrottle?: () => void,
+): RequestPace | undefined {
+  const requestsPerSecond = requestsPerSecondOf(connectors, config, lane);
+  return requestsPerSecond ? lanePace(pacer, { lane, requestsPerSecond, onThrottle }) : undefined;
 }
 
 /** Records per destination call: the lane override, else the connector's documented batch size. */

@@ -13,6 +13,7 @@ export {
   errorMessage,
   RateLimitedError,
   TransientError,
+  UnconfirmedWriteError,
 } from '#connectors/sdk/errors';
 
 /** One problem found in a config file, located at file:line:column and a key path. */

@@ -1,15 +1,11 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { DestinationConnection, RecordOutcome } from '#connectors/sdk/destination';
 import { RateLimitedError } from './errors.ts';
 import type { LaneMessage, QueuedRecord } from './lane-message.ts';
 import { METRICS } from './metrics.ts';
-import type { Pacer } from './pacing.ts';
 import type { Clock, LaneQueue, Metrics, RecordState, RecordStateWrite, RunCounters, StateStore } from './ports.ts';
 import { finishRunIfDone, reopenRun } from './runs.ts';
 
 export interface ExportDependencies {
-  /** Shared token bucket of the lane; without it calls are not paced. */
-  readonly pacer?: Pacer;
   readonly state: StateStore;
   readonly queue: LaneQueue;
   readonly clock: Clock;
@@ -31,10 +27,6 @@ export interface ExportOptions {
    * of the same keys may start.
    */
   readonly claimLeaseMs?: number;
-  /** The lane's pace (the connector's documented limit or the lane override). */
-  readonly requestsPerSecond?: number;
-  /** Longest a call waits in-process for a token before the message is given back with a delay. */
-  readonly maxInlineWaitMs?: number;
 }
 
 export interface ExportResult {
@@ -177,9 +169,10 @@ async function reopen(message: LaneMessage, deps: ExportDependencies): Promise<L
 const MAX_THROTTLES = 50;
 
 /**
- * Takes a token from the lane's bucket, then writes. When the pace is spent for longer than a
- * short in-process wait, or the destination answers 429, the records go back on the lane with a
- * delay instead: a Lambda never sleeps long. Any other failure of the whole batch is retried
+ * Writes the records. Every request the connector makes takes its slot from the lane's pace
+ * first (connectors/sdk/http.ts); when the lane is booked further ahead than a short in-process
+ * wait, or the destination answers 429 before anything was written, the records go back on the
+ * lane with a delay: a Lambda never sleeps long. Any other failure of the whole batch is retried
  * within the budget. Resolves the outcomes, or undefined when the records were given back.
  */
 async function deliver(
@@ -189,27 +182,6 @@ async function deliver(
   deps: ExportDependencies,
   counters: Counters,
 ): Promise<RecordOutcome[] | undefined> {
-  const rate = options.requestsPerSecond;
-  const release = () =>
-    deps.state.releaseClaims(
-      message.syncId,
-      records.map((r) => r.key),
-      message.version,
-    );
-  if (deps.pacer && rate) {
-    let waited = 0;
-    for (;;) {
-      const wait = await deps.pacer.take(options.lane, rate);
-      if (wait === 0) break;
-      if (waited + wait > (options.maxInlineWaitMs ?? 2000)) {
-        await release();
-        await giveBack(message, { records }, wait, options, deps, counters, 'paced');
-        return undefined;
-      }
-      await sleep(wait);
-      waited += wait;
-    }
-  }
   try {
     return await deps.destination.write({
       object: message.object,
@@ -218,20 +190,22 @@ async function deliver(
       records,
     });
   } catch (error) {
-    await release();
+    await deps.state.releaseClaims(
+      message.syncId,
+      records.map((r) => r.key),
+      message.version,
+    );
     if (error instanceof RateLimitedError) {
-      deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
-      if (deps.pacer && rate) await deps.pacer.slowDown(options.lane, rate);
+      if (!error.paced) deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
       if ((message.throttles ?? 0) < MAX_THROTTLES) {
-        const throttles = (message.throttles ?? 0) + 1;
         await giveBack(
-          { ...message, throttles },
+          error.paced ? message : { ...message, throttles: (message.throttles ?? 0) + 1 },
           { records },
           error.retryAfterMs ?? 1000,
           options,
           deps,
           counters,
-          'throttled',
+          error.paced ? 'paced' : 'throttled',
         );
         return undefined;
       }
@@ -330,6 +304,11 @@ async function applyOutcomes(
   const retries: QueuedRecord[] = [];
   const reasons = new Set<string>();
   let delayMs = 0;
+  /** Records a rate limit stopped part way through the batch: given back, budget kept. */
+  const throttled: QueuedRecord[] = [];
+  let throttledMs = 0;
+  let paced = true;
+  const canGiveBack = (message.throttles ?? 0) < MAX_THROTTLES;
   const add = (name: keyof RunCounters, n = 1) => {
     counters[name] = (counters[name] ?? 0) + n;
   };
@@ -358,6 +337,10 @@ async function applyOutcomes(
       const reason = outcome.field ? `${outcome.field}: ${outcome.reason}` : outcome.reason;
       writes.push({ ...base, status: 'rejected', hash: record.hash, match: record.match, reason });
       add('rejected');
+    } else if (outcome.throttled && canGiveBack) {
+      throttled.push(record);
+      throttledMs = Math.max(throttledMs, outcome.afterMs ?? 1000);
+      if (outcome.throttled === 'rate-limit') paced = false;
     } else {
       retries.push(record);
       if (outcome.reason) reasons.add(outcome.reason);
@@ -367,6 +350,23 @@ async function applyOutcomes(
   const { superseded } = await deps.state.putRecords(message.syncId, writes, deps.clock.now().getTime());
   if (superseded.length > 0) add('superseded', superseded.length);
 
+  if (throttled.length > 0) {
+    await deps.state.releaseClaims(
+      message.syncId,
+      throttled.map((r) => r.key),
+      message.version,
+    );
+    if (!paced) deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
+    await giveBack(
+      paced ? message : { ...message, throttles: (message.throttles ?? 0) + 1 },
+      { records: throttled },
+      throttledMs,
+      options,
+      deps,
+      counters,
+      paced ? 'paced' : 'throttled',
+    );
+  }
   if (retries.length > 0) {
     await deps.state.releaseClaims(
       message.syncId,

@@ -1,71 +1,149 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { RateLimitedError } from '#connectors/sdk/errors';
+import type { RequestPace } from '#connectors/sdk/types';
+
 /**
- * Pacing of a lane's calls to its destination: a token bucket shared by every concurrent exporter
- * of the lane, with additive increase and multiplicative decrease of the rate on 429s.
+ * Pacing of a lane's requests to its destination, shared by every exporter of the lane.
+ *
+ * The lane is a schedule of request slots spaced `1000 / rate` ms apart (a "theoretical arrival
+ * time", `tat`: when the next free slot begins). A reservation of `n` slots moves `tat` on by
+ * `n / rate` seconds in one atomic step and tells the caller when each of its slots begins; a
+ * request is sent at its slot, never earlier, so no window of one second ever sees more than
+ * `rate + 1` requests, whatever the number of exporters. A 429 halves the rate (at most once a
+ * second, never below a twentieth of the limit); the rate then grows back with time.
  */
 export interface Pacer {
-  /** Takes one request token. Resolves 0 when granted, else the milliseconds to wait for one. */
-  take(lane: string, requestsPerSecond: number): Promise<number>;
-  /** The destination answered 429: halve the lane's rate (never below a twentieth of the limit). */
-  slowDown(lane: string, requestsPerSecond: number): Promise<void>;
+  /**
+   * Reserves `count` slots on the lane. Granted: the start of each slot (ms since epoch). Refused
+   * when the lane is booked more than `horizonMs` ahead: the wait before asking again.
+   */
+  reserve(lane: string, limit: number, count: number, horizonMs: number): Promise<Reservation>;
+  /** The destination answered 429: halve the lane's rate (at most once a second). */
+  slowDown(lane: string, limit: number): Promise<void>;
 }
 
-export interface Bucket {
-  /** Tokens left at `at` (ms since epoch). */
-  readonly tokens: number;
-  readonly at: number;
-  /** Current rate in requests per second: the limit, or less after 429s. */
-  readonly rate: number;
+export type Reservation = { granted: true; slots: number[] } | { granted: false; waitMs: number };
+
+/** The lane's schedule as stored. */
+export interface Schedule {
+  /** When the next free slot begins (ms since epoch). */
+  readonly tat: number;
+  /** The rate set by the last slow-down (requests per second); absent: the limit. */
+  readonly rate?: number;
   /** When the rate was last halved: one storm of concurrent 429s halves it once. */
   readonly slowedAt?: number;
 }
 
-/**
- * At most one token is banked: requests are spaced 1/rate apart, so no one-second window sees
- * more than rate + 1 calls, whatever the number of exporters.
- */
-export const BUCKET_CAPACITY = 1;
-/** Each granted request wins back this share of the limit after a slow-down. */
-const INCREASE = 0.02;
 const FLOOR = 0.05;
-const SLOW_DOWN_EVERY_MS = 1000;
+/** After a slow-down the rate wins back this share of the limit every second. */
+const RECOVERY_PER_SECOND = 0.05;
+export const SLOW_DOWN_EVERY_MS = 1000;
 
-/** Pure token-bucket step: the bucket after taking a token at `now`, or the wait for one. */
-export function takeToken(
-  bucket: Bucket | undefined,
-  limit: number,
-  now: number,
-): { granted: true; next: Bucket } | { granted: false; waitMs: number } {
-  const rate = Math.min(limit, bucket?.rate ?? limit);
-  const tokens = bucket
-    ? Math.min(BUCKET_CAPACITY, bucket.tokens + (Math.max(0, now - bucket.at) / 1000) * rate)
-    : BUCKET_CAPACITY;
-  if (tokens < 1) return { granted: false, waitMs: Math.max(1, Math.ceil(((1 - tokens) / rate) * 1000)) };
-  return {
-    granted: true,
-    next: { tokens: tokens - 1, at: now, rate: Math.min(limit, rate + limit * INCREASE), slowedAt: bucket?.slowedAt },
-  };
+/** The rate in force at `now`: the limit, or a slowed rate growing back towards it. */
+export function rateAt(schedule: Schedule | undefined, limit: number, now: number): number {
+  if (!schedule?.rate || schedule.slowedAt === undefined) return limit;
+  const recovered = schedule.rate + limit * RECOVERY_PER_SECOND * (Math.max(0, now - schedule.slowedAt) / 1000);
+  return Math.min(limit, recovered);
 }
 
-/** Halves the rate, at most once a second, and empties the bucket. */
-export function slowedDown(bucket: Bucket | undefined, limit: number, now: number): Bucket {
-  const current = Math.min(limit, bucket?.rate ?? limit);
-  if (bucket?.slowedAt !== undefined && now - bucket.slowedAt < SLOW_DOWN_EVERY_MS) {
-    return { ...bucket, tokens: 0, at: now };
-  }
-  return { tokens: 0, at: now, rate: Math.max(limit * FLOOR, current / 2), slowedAt: now };
+/** Pure reservation step: the schedule after reserving `count` slots at `now`, or the wait. */
+export function reserveSlots(
+  schedule: Schedule | undefined,
+  limit: number,
+  count: number,
+  now: number,
+  horizonMs: number,
+): { granted: true; next: Schedule; slots: number[] } | { granted: false; waitMs: number } {
+  const interval = 1000 / rateAt(schedule, limit, now);
+  const start = Math.max(now, schedule?.tat ?? now);
+  if (start - now > horizonMs) return { granted: false, waitMs: Math.ceil(start - now - horizonMs / 2) };
+  const slots = Array.from({ length: count }, (_, i) => start + i * interval);
+  return { granted: true, next: { ...schedule, tat: start + count * interval }, slots };
+}
+
+/** The schedule after a 429 at `now`: the rate halved, unless it was halved less than a second ago. */
+export function slowedDown(schedule: Schedule | undefined, limit: number, now: number): Schedule {
+  if (schedule?.slowedAt !== undefined && now - schedule.slowedAt < SLOW_DOWN_EVERY_MS) return schedule;
+  const rate = Math.max(limit * FLOOR, rateAt(schedule, limit, now) / 2);
+  return { tat: Math.max(now, schedule?.tat ?? now) + 1000 / rate, rate, slowedAt: now };
 }
 
 /** A single-process pacer (unit tests, and a lane with one exporter). */
 export class MemoryPacer implements Pacer {
-  readonly buckets = new Map<string, Bucket>();
+  readonly schedules = new Map<string, Schedule>();
   constructor(private readonly now: () => number = Date.now) {}
-  async take(lane: string, limit: number): Promise<number> {
-    const step = takeToken(this.buckets.get(lane), limit, this.now());
-    if (!step.granted) return step.waitMs;
-    this.buckets.set(lane, step.next);
-    return 0;
+  async reserve(lane: string, limit: number, count: number, horizonMs: number): Promise<Reservation> {
+    const step = reserveSlots(this.schedules.get(lane), limit, count, this.now(), horizonMs);
+    if (!step.granted) return step;
+    this.schedules.set(lane, step.next);
+    return { granted: true, slots: step.slots };
   }
   async slowDown(lane: string, limit: number): Promise<void> {
-    this.buckets.set(lane, slowedDown(this.buckets.get(lane), limit, this.now()));
+    this.schedules.set(lane, slowedDown(this.schedules.get(lane), limit, this.now()));
   }
+}
+
+export interface LanePaceOptions {
+  readonly lane: string;
+  /** Requests per second: the connector's documented limit, or the lane's override. */
+  readonly requestsPerSecond: number;
+  /** Longest one request waits in-process for its slot; beyond it the records are given back. */
+  readonly maxWaitMs?: number;
+  /** Called on each 429 (metrics). */
+  readonly onThrottle?: () => void;
+  readonly now?: () => number;
+}
+
+/**
+ * The RequestPace a connection uses: each `take()` waits for one slot of the lane. Takes that
+ * arrive together (a connector's concurrent requests) share one reservation, so a busy lane
+ * costs one atomic update per group of requests, not one per request.
+ */
+export function lanePace(pacer: Pacer, options: LanePaceOptions): RequestPace {
+  const now = options.now ?? Date.now;
+  const maxWaitMs = options.maxWaitMs ?? 2000;
+  const limit = options.requestsPerSecond;
+  let waiting: { resolve: (slot: number) => void; reject: (error: unknown) => void }[] = [];
+  let reserving = false;
+
+  const reserveForWaiting = async (): Promise<void> => {
+    if (reserving || waiting.length === 0) return;
+    reserving = true;
+    const group = waiting;
+    waiting = [];
+    try {
+      const reservation = await pacer.reserve(options.lane, limit, group.length, maxWaitMs);
+      if (reservation.granted) group.forEach((w, i) => w.resolve(reservation.slots[i]!));
+      else {
+        const error = new RateLimitedError(
+          `lane ${options.lane} is paced at ${limit} request(s)/s and booked ${reservation.waitMs} ms ahead`,
+          reservation.waitMs,
+          { paced: true },
+        );
+        for (const w of group) w.reject(error);
+      }
+    } catch (error) {
+      for (const w of group) w.reject(error);
+    } finally {
+      reserving = false;
+      void reserveForWaiting();
+    }
+  };
+
+  return {
+    async take() {
+      const slot = await new Promise<number>((resolve, reject) => {
+        waiting.push({ resolve, reject });
+        void reserveForWaiting();
+      });
+      // A slot already begun (the reservation's own round trip) is used at once: every later slot
+      // is at least one interval after it, so requests stay spaced as the schedule says.
+      const wait = slot - now();
+      if (wait > 0) await sleep(wait);
+    },
+    async throttled() {
+      options.onThrottle?.();
+      await pacer.slowDown(options.lane, limit);
+    },
+  };
 }

@@ -22,9 +22,6 @@ export function createExportHandler(environment: () => Environment, lane: () => 
     const env = environment();
     const laneName = lane();
     const destination = env.config.destinations[laneName];
-    const requestsPerSecond =
-      destination?.lane.requests_per_second ??
-      env.connectors.destinations.get(destination?.type ?? '')?.limits.requestsPerSecond?.value;
     const retryBudgetMs = (destination?.lane.retry_budget_seconds ?? 1800) * 1000;
     // Claims last as long as this invocation can: when it is gone, another may deliver the keys.
     const claimLeaseMs = context ? context.getRemainingTimeInMillis() + CLAIM_MARGIN_MS : undefined;
@@ -49,7 +46,7 @@ export function createExportHandler(environment: () => Environment, lane: () => 
         const connection = await env.destination(laneName);
         await exportMessage(
           message,
-          { lane: laneName, retryBudgetMs, claimLeaseMs, requestsPerSecond },
+          { lane: laneName, retryBudgetMs, claimLeaseMs },
           { ...env, destination: connection },
         );
       } catch (error) {

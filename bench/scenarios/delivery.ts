@@ -184,12 +184,16 @@ async function deliveryRun(options: {
     meter.attach(runtime.aws.dynamodb, 'dynamodb');
     meter.attach(runtime.aws.sqs, 'sqs');
     const pacer = runtime.environment.pacer;
-    const take = pacer.take.bind(pacer);
-    pacer.take = async (lane, limit) => {
+    const reserve = pacer.reserve.bind(pacer);
+    pacer.reserve = async (lane, limit, count, horizonMs) => {
       const started = performance.now();
-      const wait = await take(lane, limit);
-      timer.add(wait === 0 ? 'pacer.take(granted)' : 'pacer.take(wait)', performance.now() - started, wait);
-      return wait;
+      const reservation = await reserve(lane, limit, count, horizonMs);
+      timer.add(
+        reservation.granted ? 'pacer.reserve(granted)' : 'pacer.reserve(refused)',
+        performance.now() - started,
+        reservation.granted ? reservation.slots.length : reservation.waitMs,
+      );
+      return reservation;
     };
     const slowDown = pacer.slowDown.bind(pacer);
     pacer.slowDown = async (lane, limit) => {

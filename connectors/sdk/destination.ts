@@ -1,4 +1,5 @@
 import type * as z from 'zod';
+import { RateLimitedError } from './errors.ts';
 import type { ValueFormats } from './formats.ts';
 import type { ConnectorContext, FieldType, JsonValue, SyncMode } from './types.ts';
 
@@ -60,7 +61,17 @@ export type RecordOutcome =
       readonly destinationId?: string;
     }
   | { readonly key: string; readonly status: 'rejected'; readonly reason: string; readonly field?: string }
-  | { readonly key: string; readonly status: 'retry'; readonly reason: string; readonly afterMs?: number };
+  | {
+      readonly key: string;
+      readonly status: 'retry';
+      readonly reason: string;
+      readonly afterMs?: number;
+      /**
+       * Not sent because of a rate limit — the vendor's answer (`rate-limit`) or the lane's own
+       * pace (`pace`): the record goes back on the lane without spending its retry budget.
+       */
+      readonly throttled?: 'rate-limit' | 'pace';
+    };
 
 export interface DestinationConnection {
   check(): Promise<void>;
@@ -122,4 +133,45 @@ export function defineDestination<Schema extends z.ZodObject>(
   runtime: Pick<DestinationRuntime<Schema>, 'connect'>,
 ): DestinationRuntime<Schema> {
   return { ...manifest, connect: runtime.connect };
+}
+
+/**
+ * Outcomes for records a failure stopped before they were written: a rate limit (the vendor's or
+ * the lane's pace) gives them back without spending their retry budget; anything else asks to
+ * retry them with the error as the reason.
+ */
+export function unfinished(keys: Iterable<string>, error: unknown): RecordOutcome[] {
+  const out: RecordOutcome[] = [];
+  const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  for (const key of keys) {
+    if (error instanceof RateLimitedError) {
+      const throttled = error.paced ? 'pace' : 'rate-limit';
+      out.push({ key, status: 'retry', reason, throttled, afterMs: error.retryAfterMs });
+    } else out.push({ key, status: 'retry', reason });
+  }
+  return out;
+}
+
+/**
+ * Runs a batch's parts in order and keeps what was done when a part fails as a whole: the records
+ * of that part and the following ones come back `retry` (throttled for a rate limit), while the
+ * outcomes of the parts already written stand. A failure of the first part is the whole batch's
+ * and is thrown, for the engine to handle.
+ */
+export async function keepProgress<T>(
+  parts: readonly T[],
+  keysOf: (part: T) => readonly string[],
+  run: (part: T) => Promise<readonly RecordOutcome[]>,
+): Promise<RecordOutcome[]> {
+  const outcomes: RecordOutcome[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    try {
+      outcomes.push(...(await run(parts[i]!)));
+    } catch (error) {
+      if (i === 0) throw error;
+      for (const rest of parts.slice(i)) outcomes.push(...unfinished(keysOf(rest), error));
+      return outcomes;
+    }
+  }
+  return outcomes;
 }

@@ -21,13 +21,18 @@ export class AuthError extends BackflowError {
   }
 }
 
-/** The whole batch was refused for rate limiting; `retryAfterMs` is the vendor's hint when given. */
+/**
+ * The whole batch was refused for rate limiting; `retryAfterMs` is the vendor's hint when given.
+ * `paced` when it was the lane's own pace (no request was sent), not the vendor's answer.
+ */
 export class RateLimitedError extends BackflowError {
   readonly retryAfterMs: number | undefined;
-  constructor(message: string, retryAfterMs?: number) {
+  readonly paced: boolean;
+  constructor(message: string, retryAfterMs?: number, options: { paced?: boolean } = {}) {
     super(message);
     this.name = 'RateLimitedError';
     this.retryAfterMs = retryAfterMs;
+    this.paced = options.paced === true;
   }
 }
 
@@ -36,6 +41,18 @@ export class TransientError extends BackflowError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'TransientError';
+  }
+}
+
+/**
+ * A call that creates something (not idempotent) failed after it may have reached the vendor: a
+ * timeout, a dropped connection or a 5xx. It is never retried blindly — the connector reconciles
+ * first (looks the records up by their match key) or leaves the records to the engine's retry.
+ */
+export class UnconfirmedWriteError extends TransientError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UnconfirmedWriteError';
   }
 }
 

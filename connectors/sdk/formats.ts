@@ -33,13 +33,74 @@ export function e164(value: string): string {
   return digits;
 }
 
+const NUMERIC_TEXT = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
+const ISO_DATE = /^\d{4}-\d\d-\d\d$/;
+
+/**
+ * A value of a model column of type `from` made fit for a destination field of type `to` (as the
+ * connector discovers it), before the vendor's formats apply. A timestamp into a date field keeps
+ * its UTC day; a date into a timestamp field is its midnight UTC; a date or timestamp into a text
+ * field stays ISO 8601 text (never epoch milliseconds); numbers and booleans into a text field
+ * become their text; numeric text into a number field becomes the number. Anything else is left
+ * for the vendor to judge, per record.
+ */
+export function convertValue(
+  value: JsonValue,
+  from: FieldType | undefined,
+  to: FieldType | undefined,
+  formats: ValueFormats = {},
+): { value: JsonValue; type: FieldType | undefined } {
+  if (value === null || to === undefined || from === to) return { value, type: to ?? from };
+  if (to === 'date' && from === 'timestamp' && typeof value === 'string') {
+    const ms = Date.parse(value);
+    return { value: Number.isNaN(ms) ? value : new Date(ms).toISOString().slice(0, 10), type: 'date' };
+  }
+  if (to === 'timestamp' && from === 'date' && typeof value === 'string' && ISO_DATE.test(value)) {
+    return { value: `${value}T00:00:00.000Z`, type: 'timestamp' };
+  }
+  if (to === 'string') {
+    if (typeof value === 'number' || typeof value === 'boolean') return { value: String(value), type: 'string' };
+    if (typeof value === 'string') return { value, type: 'string' };
+  }
+  if ((to === 'number' || to === 'integer') && typeof value === 'string' && NUMERIC_TEXT.test(value)) {
+    // A vendor that takes every value as text keeps the exact digits.
+    return { value: formats.number === 'string' ? value : Number(value), type: to };
+  }
+  return { value, type: from === 'json' ? 'json' : to };
+}
+
+/**
+ * Pairings of a model column's type and a destination field's type that lose information on the
+ * way (validate --remote warns about them), with what is lost.
+ */
+export function lossyPairing(from: FieldType, to: FieldType): string | undefined {
+  if (from === to) return undefined;
+  if (from === 'timestamp' && to === 'date') return 'the time of day is dropped (the UTC date is sent)';
+  if (from === 'number' && to === 'integer') return 'a fractional value will be refused by the destination';
+  if ((from === 'string' || from === 'json') && (to === 'number' || to === 'integer'))
+    return 'text that is not a number will be refused by the destination';
+  if (from === 'string' && (to === 'date' || to === 'timestamp'))
+    return 'text that is not an ISO 8601 date will be refused by the destination';
+  if (from === 'string' && to === 'boolean') return 'text other than true/false will be refused by the destination';
+  if ((from === 'date' || from === 'timestamp') && (to === 'number' || to === 'integer' || to === 'boolean'))
+    return `a ${from} cannot be written to a ${to} field`;
+  return undefined;
+}
+
 export function formatValue(
   value: JsonValue,
   type: FieldType | undefined,
   formats: ValueFormats,
   field = '',
+  /** The destination field's type, when the connector discovered it: it decides the format. */
+  destinationType?: FieldType,
 ): JsonValue {
   if (value === null) return null;
+  if (destinationType !== undefined) {
+    const converted = convertValue(value, type, destinationType, formats);
+    if (converted.type !== 'json' || typeof converted.value !== 'string')
+      return formatValue(converted.value, converted.type, formats, field);
+  }
   // JSON text becomes the value it spells; numbers beyond a double's precision round here, as
   // the vendors' JSON parsers would round them anyway.
   if (type === 'json' && typeof value === 'string') return formatValue(parseJson(value), undefined, formats, field);
@@ -78,22 +139,44 @@ export function formatRecord(
   record: OutboundRecord,
   fieldTypes: Readonly<Record<string, FieldType>>,
   formats: ValueFormats,
+  destinationTypes: ReadonlyMap<string, FieldType> = new Map(),
 ): OutboundRecord {
   const fields: Record<string, JsonValue> = {};
   for (const [name, value] of Object.entries(record.fields))
-    fields[name] = formatValue(value, fieldTypes[name], formats, name);
+    fields[name] = formatValue(value, fieldTypes[name], formats, name, destinationTypes.get(name));
   return { ...record, fields };
 }
 
-/** Wraps a connection so every batch is formatted as the connector declared. */
+/**
+ * Wraps a connection so every batch is formatted as the connector declared, from the types of
+ * the destination's fields: discovered once per object and connection (one `fields()` call,
+ * paced like any request), and the model column's type where the field is unknown.
+ */
 export function withFormats(
   connection: DestinationConnection,
   formats: ValueFormats | undefined,
 ): DestinationConnection {
   if (!formats) return connection;
+  const discovered = new Map<string, Promise<ReadonlyMap<string, FieldType>>>();
+  const typesOf = (object: string) => {
+    let types = discovered.get(object);
+    if (!types) {
+      types = connection.fields(object).then((fields) => new Map(fields.map((f) => [f.name, f.type])));
+      // A failed discovery is the batch's failure (the same vendor refuses the write too); the
+      // next batch asks again.
+      types.catch(() => discovered.delete(object));
+      discovered.set(object, types);
+    }
+    return types;
+  };
   return {
     ...connection,
-    write: (batch) =>
-      connection.write({ ...batch, records: batch.records.map((r) => formatRecord(r, batch.fieldTypes, formats)) }),
+    async write(batch) {
+      const types = await typesOf(batch.object);
+      return connection.write({
+        ...batch,
+        records: batch.records.map((r) => formatRecord(r, batch.fieldTypes, formats, types)),
+      });
+    },
   };
 }

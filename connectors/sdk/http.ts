@@ -1,11 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AuthError, RateLimitedError, TransientError } from './errors.ts';
+import { AuthError, RateLimitedError, TransientError, UnconfirmedWriteError } from './errors.ts';
+import type { RequestPace } from './types.ts';
 
 /**
- * The HTTP client every SaaS connector uses: timeouts, retries of network errors and 5xx within
- * a small budget (a Lambda must not idle on a flapping API), `Retry-After` and the vendors'
- * rate-limit headers turned into RateLimitedError, 401/403 into AuthError, and every secret
- * redacted from every error message.
+ * The HTTP client every SaaS connector uses: every request takes its slot from the lane's pace
+ * first; timeouts; retries of network errors and 5xx within a small budget (a Lambda must not idle
+ * on a flapping API) — for idempotent calls only: a create that may have reached the vendor is
+ * never sent twice blindly (UnconfirmedWriteError); `Retry-After` and the vendors' rate-limit
+ * headers turned into RateLimitedError; the vendor's own refusals classified (`refusal`), else
+ * 401/403 into AuthError; every secret redacted from every error message.
  */
 export interface HttpClientOptions {
   /** Base URL; every connector takes an override (EU data centres, proxies, tests). */
@@ -23,8 +26,27 @@ export interface HttpClientOptions {
   readonly vendor: string;
   /** Vendor-specific wait hint from a response's headers (ms), when `Retry-After` is absent. */
   readonly retryAfter?: (headers: Headers, now: number) => number | undefined;
+  /**
+   * The vendor's documented meaning of a refusal, before the defaults (401/403 → AuthError, 429 →
+   * RateLimitedError, other 4xx → HttpError): e.g. a 403 whose body says the account is throttled,
+   * or that a setting is off. Returns the error to throw, or undefined for the default.
+   */
+  readonly refusal?: (response: HttpRefusal) => Error | undefined;
+  /** The lane's pace: each attempt of each request takes a slot first. */
+  readonly pace?: RequestPace;
   /** Injected for tests. */
   readonly fetch?: typeof fetch;
+}
+
+/** A non-2xx answer the caller did not accept, for `refusal`. */
+export interface HttpRefusal {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: unknown;
+  /** "HubSpot POST /crm/v3/…", for messages. */
+  readonly where: string;
+  /** The first 300 characters of the body, secrets redacted. */
+  readonly snippet: string;
 }
 
 export interface HttpRequest {
@@ -36,6 +58,13 @@ export interface HttpRequest {
   readonly headers?: Readonly<Record<string, string>>;
   /** Statuses the caller handles itself (e.g. 400/404 answered per record, 207 multi-status). */
   readonly accept?: readonly number[];
+  /**
+   * Whether sending the request twice does no harm. Default: every method but POST. A POST that
+   * reads (a search) or upserts by a key says `true`; a create leaves it false, and is not retried
+   * after a timeout, a dropped connection or a 5xx: UnconfirmedWriteError, for the connector to
+   * reconcile.
+   */
+  readonly idempotent?: boolean;
 }
 
 export interface HttpResponse<T = unknown> {
@@ -80,10 +109,18 @@ export function createHttpClient(options: HttpClientOptions) {
         ...request.headers,
       };
       const attempts = Math.max(1, options.maxAttempts ?? 3);
+      const idempotent = request.idempotent ?? (request.method ?? 'GET') !== 'POST';
+      const unconfirmed = (problem: string, attempt: number) =>
+        new UnconfirmedWriteError(
+          redact(
+            `${where(request)} ${problem} (after ${attempt} attempt(s)); it may have been applied, so it was not sent again`,
+          ),
+        );
       let slept = 0;
       let lastProblem = '';
       for (let attempt = 1; attempt <= attempts; attempt++) {
         let response: Response;
+        await options.pace?.take();
         try {
           response = await doFetch(url, {
             method: request.method ?? 'GET',
@@ -95,6 +132,8 @@ export function createHttpClient(options: HttpClientOptions) {
         } catch (error) {
           lastProblem =
             (error as Error).name === 'TimeoutError' ? 'timed out' : `network error: ${(error as Error).message}`;
+          // A refused connection never reached the vendor: safe to send again, whatever the call.
+          if (!idempotent && !neverSent(error)) throw unconfirmed(lastProblem, attempt);
           if (attempt < attempts && slept < (options.maxSleepMs ?? 2000)) {
             slept += await backoff(attempt);
             continue;
@@ -108,7 +147,19 @@ export function createHttpClient(options: HttpClientOptions) {
           return { status, headers: response.headers, body: parsed as T };
         }
         const snippet = redact(text.slice(0, 300));
+        const vendorError = options.refusal?.({
+          status,
+          headers: response.headers,
+          body: parsed,
+          where: where(request),
+          snippet,
+        });
+        if (vendorError) {
+          if (vendorError instanceof RateLimitedError && !vendorError.paced) await options.pace?.throttled();
+          throw vendorError;
+        }
         if (status === 429) {
+          await options.pace?.throttled();
           const wait = retryAfterMs(response.headers, Date.now()) ?? options.retryAfter?.(response.headers, Date.now());
           throw new RateLimitedError(
             `${where(request)} was rate limited (429)${wait ? `; retry after ${wait} ms` : ''}`,
@@ -122,6 +173,8 @@ export function createHttpClient(options: HttpClientOptions) {
         }
         if (status === 408 || status >= 500) {
           lastProblem = `answered ${status}: ${snippet}`;
+          // 408: the vendor gave up waiting for the request, so it did nothing; a 5xx may have.
+          if (!idempotent && status !== 408) throw unconfirmed(lastProblem, attempt);
           if (attempt < attempts && slept < (options.maxSleepMs ?? 2000)) {
             slept += await backoff(attempt);
             continue;
@@ -136,6 +189,12 @@ export function createHttpClient(options: HttpClientOptions) {
 }
 
 export type HttpClient = ReturnType<typeof createHttpClient>;
+
+/** A connection the peer refused (or a name that did not resolve): the request never left. */
+function neverSent(error: unknown): boolean {
+  const code = ((error as { cause?: { code?: string } }).cause?.code ?? '') as string;
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+}
 
 async function backoff(attempt: number): Promise<number> {
   const ms = Math.round(100 * 2 ** (attempt - 1) * (0.5 + Math.random()));

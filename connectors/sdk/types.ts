@@ -17,4 +17,26 @@ export interface ConnectorContext {
   readonly projectDir: string;
   /** e.g. `backflow:customers-to-crm:run-12`, for warehouse query tags and request headers. */
   readonly tag?: string;
+  /**
+   * The lane's pace, when the connection writes for a lane: every HTTP request takes its slot here
+   * first (`connectors/sdk/http.ts` does it for the connector). Absent for `check`, `fields` and
+   * the CLI's one-off calls.
+   */
+  readonly pace?: RequestPace;
+}
+
+/**
+ * The lane's shared request budget, seen from one connection. Every request a connector makes
+ * to its vendor — writes, lookups, job polls — takes a slot first, so the lane never exceeds the
+ * vendor's documented rate, whichever exporter sends it.
+ */
+export interface RequestPace {
+  /**
+   * Waits for the lane's next free slot. When the lane is booked further ahead than one request
+   * may wait, throws a `RateLimitedError` with `paced: true` and the wait: the connector keeps
+   * what it did and gives back the rest (`keepProgress` in destination.ts).
+   */
+  take(): Promise<void>;
+  /** The vendor answered with its rate limit: the lane slows down (once per second at most). */
+  throttled(): Promise<void>;
 }

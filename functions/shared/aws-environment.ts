@@ -9,7 +9,7 @@ import { DynamoStateStore } from '#core/aws/dynamo-state-store';
 import { SecretsManagerSecrets } from '#core/aws/secrets-manager';
 import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
 import { loadConfig } from '#core/config/load';
-import { connectDestination } from '#core/connect';
+import { connectDestination, paceOfLane } from '#core/connect';
 import { ConnectorConfigError } from '#core/errors';
 import { type Metrics, systemClock } from '#core/ports';
 import type { Environment } from './environment.ts';
@@ -55,11 +55,12 @@ export function awsEnvironment(connectors: ConnectorCatalogue, continuePlan: Env
   const connections = new Map<string, Promise<DestinationConnection>>();
   const secrets = new SecretsManagerSecrets();
   const dynamodb = new DynamoDBClient({});
+  const pacer = new DynamoPacer(dynamodb, required('BACKFLOW_TABLE'));
   cached = {
     connectors,
     config,
     state: new DynamoStateStore(dynamodb, required('BACKFLOW_TABLE')),
-    pacer: new DynamoPacer(dynamodb, required('BACKFLOW_TABLE')),
+    pacer,
     queue: new SqsLaneQueue(new SQSClient({}), (lane) => {
       const urls = lanes[lane];
       if (!urls) throw new ConnectorConfigError(`no lane for destination ${lane} in BACKFLOW_LANES`);
@@ -73,7 +74,8 @@ export function awsEnvironment(connectors: ConnectorCatalogue, continuePlan: Env
     destination(lane) {
       let connection = connections.get(lane);
       if (!connection) {
-        connection = connectDestination(connectors, config, lane, secrets);
+        const pace = paceOfLane(connectors, config, lane, pacer);
+        connection = connectDestination(connectors, config, lane, secrets, undefined, pace);
         connection.catch(() => connections.delete(lane));
         connections.set(lane, connection);
       }

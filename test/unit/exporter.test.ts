@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import type { DestinationConnection, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
-import { TransientError } from '#core/errors';
+import {
+  type DestinationConnection,
+  keepProgress,
+  type RecordOutcome,
+  unfinished,
+  type WriteBatch,
+} from '#connectors/sdk/destination';
+import { RateLimitedError, TransientError } from '#core/errors';
 import { exportMessage } from '#core/exporter';
 import type { LaneMessage } from '#core/lane-message';
 import { emptyCounters, noMetrics } from '#core/ports';
@@ -110,6 +116,44 @@ describe('exporting one lane message', () => {
     expect(queue.deadLetters[0]!.message.deadLetteredAt).toBeDefined();
     const run = (await state.getRun('s', '1'))!;
     expect(run.error).toMatch(/1 record\(s\) dead-lettered on lane crm .* busy/);
+  });
+
+  it('keeps partial progress on a rate limit part way: what was written stands, the rest goes back unspent', async () => {
+    const throttle = new RateLimitedError('HubSpot POST /crm/v3/objects/contacts/batch/create was rate limited (429)', 3000);
+    const { state, deps, queue } = await setup();
+    deps.destination.write = async (batch) =>
+      keepProgress(
+        [batch.records.slice(0, 2), batch.records.slice(2)],
+        (part) => part.map((r) => r.key),
+        async (part) => {
+          if (part[0]!.key === 'c') throw throttle;
+          return part.map((r) => ({ key: r.key, status: 'ok' as const }));
+        },
+      );
+    const { counters } = await exportMessage(message(1, ['a', 'b', 'c', 'd']), { lane: 'crm' }, deps);
+    expect(counters).toMatchObject({ updated: 2, throttled: 2 });
+    expect(counters.retried ?? 0).toBe(0);
+    const stored = await state.getRecords('s', ['a', 'b', 'c', 'd']);
+    expect([...stored.keys()].sort()).toEqual(['a', 'b']);
+    // Only c and d go back, after the vendor's wait, with their retry budget untouched.
+    expect(queue.sent).toHaveLength(1);
+    expect(queue.sent[0]!.message.records.map((r) => r.key)).toEqual(['c', 'd']);
+    expect(queue.sent[0]!.delaySeconds).toBe(3);
+    expect(queue.sent[0]!.message.failures).toBeUndefined();
+    expect(queue.sent[0]!.message.throttles).toBe(1);
+  });
+
+  it('gives back what the lane’s own pace stopped, counted as paced, not throttled', async () => {
+    const { deps, queue } = await setup();
+    deps.destination.write = async (batch) =>
+      unfinished(
+        batch.records.map((r) => r.key),
+        new RateLimitedError('lane crm is paced', 1500, { paced: true }),
+      );
+    const { counters } = await exportMessage(message(1, ['a']), { lane: 'crm' }, deps);
+    expect(counters).toMatchObject({ paced: 1 });
+    expect(counters.throttled ?? 0).toBe(0);
+    expect(queue.sent[0]!.message.throttles ?? 0).toBe(0);
   });
 
   it('treats a record the destination forgot to answer as retryable', async () => {

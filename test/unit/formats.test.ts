@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { e164, formatRecord } from '#connectors/sdk/formats';
+import type { WriteBatch } from '#connectors/sdk/destination';
+import { e164, formatRecord, formatValue, lossyPairing, withFormats } from '#connectors/sdk/formats';
 
 describe('value formats declared by a connector', () => {
   const record = {
@@ -93,5 +94,66 @@ describe('value formats declared by a connector', () => {
   it('normalizes phone numbers to E.164 digits', () => {
     expect(e164(' +1 (415) 555-0100 ')).toBe('+14155550100');
     expect(e164('0033 1 23 45 67 89')).toBe('+33123456789');
+  });
+});
+
+describe('formats chosen by the destination field’s type', () => {
+  const hubspot = { date: 'epoch-ms-midnight', timestamp: 'iso' } as const;
+
+  it('a timestamp column into a date property sends its UTC day, in the vendor’s date format', () => {
+    expect(formatValue('2026-03-04T22:15:00.000Z', 'timestamp', hubspot, 'renewal', 'date')).toBe(
+      Date.parse('2026-03-04T00:00:00Z'),
+    );
+  });
+
+  it('a date column into a text property stays ISO text, never epoch milliseconds', () => {
+    expect(formatValue('2026-03-04', 'date', hubspot, 'note', 'string')).toBe('2026-03-04');
+    expect(formatValue('2026-03-04', 'date', hubspot, 'note')).toBe(Date.parse('2026-03-04T00:00:00Z'));
+  });
+
+  it('a date column into a timestamp field is its midnight UTC; numbers into text become text', () => {
+    expect(formatValue('2026-03-04', 'date', {}, 'at', 'timestamp')).toBe('2026-03-04T00:00:00.000Z');
+    expect(formatValue('2026-03-04', 'date', { timestamp: 'epoch-s' }, 'at', 'timestamp')).toBe(
+      Date.parse('2026-03-04T00:00:00Z') / 1000,
+    );
+    expect(formatValue(42, 'integer', {}, 'code', 'string')).toBe('42');
+    expect(formatValue('12.50', 'string', {}, 'ltv', 'number')).toBe(12.5);
+    expect(formatValue('12.50', 'string', { number: 'string' }, 'ltv', 'number')).toBe('12.50');
+  });
+
+  it('names the pairings that lose something', () => {
+    expect(lossyPairing('timestamp', 'date')).toMatch(/time of day/);
+    expect(lossyPairing('date', 'string')).toBeUndefined();
+    expect(lossyPairing('number', 'integer')).toMatch(/fractional/);
+  });
+
+  it('discovers the fields once per object and formats every batch from them', async () => {
+    let discoveries = 0;
+    const written: WriteBatch[] = [];
+    const connection = withFormats(
+      {
+        check: async () => {},
+        close: async () => {},
+        fields: async () => {
+          discoveries++;
+          return [{ name: 'renewal', type: 'date', required: false, kind: 'custom', matchable: false }];
+        },
+        write: async (batch) => {
+          written.push(batch);
+          return [];
+        },
+      },
+      hubspot,
+    );
+    const batch: WriteBatch = {
+      object: 'contacts',
+      matchField: 'email',
+      fieldTypes: { renewal: 'timestamp' },
+      records: [{ key: '1', op: 'upsert', match: 'a@x.test', fields: { renewal: '2026-03-04T22:15:00Z' } }],
+    };
+    await connection.write(batch);
+    await connection.write(batch);
+    expect(discoveries).toBe(1);
+    expect(written[1]!.records[0]!.fields.renewal).toBe(Date.parse('2026-03-04T00:00:00Z'));
   });
 });
