@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { DestinationConnection, FieldInfo } from '#connectors/sdk/destination';
+import { lossyPairing } from '#connectors/sdk/formats';
 import type { ColumnInfo, SourceConnection } from '#connectors/sdk/source';
 import type { Config } from '#core/config/load';
 import { locate } from '#core/config/locate';
@@ -193,6 +194,22 @@ export async function remoteChecks(config: Config, display: string): Promise<Rem
             ['syncs', id, 'match', mapping.matchField],
             `field "${mapping.matchField}" of ${sync.object} cannot be a match key (not unique in the destination)${listMatchable(fields)}`,
             true,
+          ),
+        );
+      }
+      // Types: a column whose values cannot reach the field whole (the SDK formats each value for
+      // the field's type; these pairings lose something on the way or are refused per record).
+      const columnTypes = new Map((columnsOf.get(sync.model) ?? []).map((c) => [c.name, c.type]));
+      for (const rule of mapping.rules) {
+        const field = byName.get(rule.field);
+        const from = rule.column === undefined ? undefined : columnTypes.get(rule.column);
+        const loss = field && from && lossyPairing(from, field.type);
+        if (!loss) continue;
+        const p = typeof sync.mappings[rule.field] === 'string' ? [] : ['column'];
+        warnings.push(
+          at(
+            ['syncs', id, 'mappings', rule.field, ...p],
+            `column "${rule.column}" is a ${from} and ${sync.object}.${rule.field} is a ${field.type} field: ${loss}`,
           ),
         );
       }

@@ -13,7 +13,8 @@ describe('backflow validate --remote, check and fields', () => {
     await duckdb(
       path.join(dir, 'data', 'crm.duckdb'),
       `create table contacts (customer_id bigint primary key, email varchar, first_name varchar,
-         last_name varchar not null, plan varchar, lifetime_value double, source varchar, phone varchar not null)`,
+         last_name varchar not null, plan varchar, lifetime_value double, source varchar, phone varchar not null,
+         last_seen date)`,
     );
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,6 +43,21 @@ describe('backflow validate --remote, check and fields', () => {
       editFile(path.join(dir, 'backflow.yml'), (text) =>
         text.replace('      emial: email', '      email: email').replace('plan: plna', 'plan: plan'),
       );
+    }
+  });
+
+  it('validate --remote warns about a column whose type the field cannot hold whole', async () => {
+    editFile(path.join(dir, 'backflow.yml'), (text) =>
+      text.replace('      email: email', '      email: email\n      last_seen: updated_at'),
+    );
+    try {
+      const result = await backflow(['validate', '--remote'], dir);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(
+        /backflow\.yml:\d+:\d+ syncs\.customers-to-crm\.mappings\.last_seen: column "updated_at" is a timestamp and contacts\.last_seen is a date field: the time of day is dropped/,
+      );
+    } finally {
+      editFile(path.join(dir, 'backflow.yml'), (text) => text.replace('\n      last_seen: updated_at', ''));
     }
   });
 
