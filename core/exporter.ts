@@ -169,6 +169,15 @@ async function reopen(message: LaneMessage, deps: ExportDependencies): Promise<L
 const MAX_THROTTLES = 50;
 
 /**
+ * Whether a give-back counts towards MAX_THROTTLES: the lane's own pace never does, nor a vendor
+ * wait longer than SQS can delay a message (a migration or a daily quota announcing when it ends,
+ * e.g. HubSpot's 477 with a Retry-After of hours): those records wait as long as the vendor says.
+ */
+function counted(paced: boolean, waitMs: number | undefined): boolean {
+  return !paced && (waitMs ?? 0) <= MAX_DELAY_SECONDS * 1000;
+}
+
+/**
  * Writes the records. Every request the connector makes takes its slot from the lane's pace
  * first (connectors/sdk/http.ts); when the lane is booked further ahead than a short in-process
  * wait, or the destination answers 429 before anything was written, the records go back on the
@@ -199,7 +208,7 @@ async function deliver(
       if (!error.paced) deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
       if ((message.throttles ?? 0) < MAX_THROTTLES) {
         await giveBack(
-          error.paced ? message : { ...message, throttles: (message.throttles ?? 0) + 1 },
+          counted(error.paced, error.retryAfterMs) ? { ...message, throttles: (message.throttles ?? 0) + 1 } : message,
           { records },
           error.retryAfterMs ?? 1000,
           options,
@@ -358,7 +367,7 @@ async function applyOutcomes(
     );
     if (!paced) deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
     await giveBack(
-      paced ? message : { ...message, throttles: (message.throttles ?? 0) + 1 },
+      counted(paced, throttledMs) ? { ...message, throttles: (message.throttles ?? 0) + 1 } : message,
       { records: throttled },
       throttledMs,
       options,

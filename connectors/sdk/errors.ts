@@ -24,15 +24,19 @@ export class AuthError extends BackflowError {
 /**
  * The whole batch was refused for rate limiting; `retryAfterMs` is the vendor's hint when given.
  * `paced` when it was the lane's own pace (no request was sent), not the vendor's answer.
+ * `slowsLane: false` for a wait that says nothing about the request rate (a locked record, a
+ * migration in progress): the records wait, the lane's pace stays.
  */
 export class RateLimitedError extends BackflowError {
   readonly retryAfterMs: number | undefined;
   readonly paced: boolean;
-  constructor(message: string, retryAfterMs?: number, options: { paced?: boolean } = {}) {
+  readonly slowsLane: boolean;
+  constructor(message: string, retryAfterMs?: number, options: { paced?: boolean; slowsLane?: boolean } = {}) {
     super(message);
     this.name = 'RateLimitedError';
     this.retryAfterMs = retryAfterMs;
     this.paced = options.paced === true;
+    this.slowsLane = options.slowsLane ?? !this.paced;
   }
 }
 

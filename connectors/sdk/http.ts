@@ -155,7 +155,7 @@ export function createHttpClient(options: HttpClientOptions) {
           snippet,
         });
         if (vendorError) {
-          if (vendorError instanceof RateLimitedError && !vendorError.paced) await options.pace?.throttled();
+          if (vendorError instanceof RateLimitedError && vendorError.slowsLane) await options.pace?.throttled();
           throw vendorError;
         }
         if (status === 429) {

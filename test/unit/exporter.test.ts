@@ -143,6 +143,22 @@ describe('exporting one lane message', () => {
     expect(queue.sent[0]!.message.throttles).toBe(1);
   });
 
+  it('waits out a vendor wait longer than SQS can delay without counting it towards the 429 storm limit', async () => {
+    const { deps, queue } = await setup();
+    deps.destination.write = async () => {
+      throw new RateLimitedError('HubSpot 477 Migration in Progress', 6 * 3600_000, { slowsLane: false });
+    };
+    let next = message(1, ['a']);
+    for (let i = 0; i < 60; i++) {
+      await exportMessage(next, { lane: 'crm' }, deps);
+      next = queue.sent.at(-1)!.message;
+      expect(queue.sent.at(-1)!.delaySeconds).toBe(900);
+    }
+    // Sixty 15-minute give-backs later the record still waits, unspent and not dead-lettered.
+    expect(queue.deadLetters).toHaveLength(0);
+    expect(next.throttles ?? 0).toBe(0);
+  });
+
   it('gives back what the lane’s own pace stopped, counted as paced, not throttled', async () => {
     const { deps, queue } = await setup();
     deps.destination.write = async (batch) =>
