@@ -321,8 +321,9 @@ describe('hubspot destination: per-record errors', () => {
     expect([...f.stored('contacts').keys()].sort()).toEqual(['grace8@example.com', 'ken10@example.com']);
   });
 
-  it('reads multi-status (207) errors by objectWriteTraceId when matching on a unique property', async () => {
-    const f = await start();
+  it('reads multi-status (207) errors by objectWriteTraceId where HubSpot answers an upsert with them', async () => {
+    // The OpenAPI spec lists a 207 for batch/upsert; the docs describe none: the fake's option.
+    const f = await start({ upsertMultiStatus: true });
     const conn = await connect(f.url);
     const outcomes = await conn.write(
       batch(
