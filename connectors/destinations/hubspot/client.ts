@@ -36,6 +36,8 @@ export interface HubSpotError {
 export interface HubSpotRecord {
   readonly id: string;
   readonly properties?: Readonly<Record<string, string | null>>;
+  /** When the record was created (ISO 8601). */
+  readonly createdAt?: string;
   /** Upsert only: true when the record was created. */
   readonly new?: boolean;
   readonly objectWriteTraceId?: string;

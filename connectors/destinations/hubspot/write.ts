@@ -38,6 +38,12 @@ import { MAX_BATCH_INPUTS } from './limits.ts';
  */
 const MAX_ATTEMPTS_PER_CHUNK = 10;
 
+/**
+ * How far HubSpot's clock may be behind ours when reconciling an unconfirmed create: a record
+ * created earlier than this before the request was sent was not created by it. Inferred.
+ */
+const CLOCK_SKEW_MS = 60_000;
+
 /** Codes about a property itself (not a value): every record sending that property is at fault. */
 const PROPERTY_CODES = new Set(['PROPERTY_DOESNT_EXIST', 'READ_ONLY_VALUE']);
 
@@ -134,6 +140,7 @@ async function upsert(target: Target, records: readonly OutboundRecord[]): Promi
  */
 async function insert(target: Target, records: readonly OutboundRecord[]): Promise<Attempt> {
   let answer: Awaited<ReturnType<HubSpotClient['batch']>>;
+  const sentAt = Date.now();
   try {
     answer = await target.client.batch(target.object, 'create', {
       inputs: records.map((r) => ({
@@ -143,7 +150,7 @@ async function insert(target: Target, records: readonly OutboundRecord[]): Promi
     });
   } catch (error) {
     if (!(error instanceof UnconfirmedWriteError)) throw error;
-    return { outcomes: await reconcile(target, records, error) };
+    return { outcomes: await reconcile(target, records, error, sentAt) };
   }
   if (answer.kind === 'refused') return { refused: answer };
   target.progress.written = true;
@@ -152,8 +159,9 @@ async function insert(target: Target, records: readonly OutboundRecord[]): Promi
 
 /**
  * After a create HubSpot may have applied (UnconfirmedWriteError): `batch/read` by the match field.
- * A record found was created by that request (insert mode had not found it before: HubSpot would
- * have refused the create as a CONFLICT) and is reported written, with its ID; one not found was
+ * A record found that HubSpot created since the request was sent is that request's work, reported
+ * written with its ID; one created well before (more than CLOCK_SKEW_MS: the clocks differ) was
+ * there already, and is rejected as insert mode rejects it (HubSpot's CONFLICT); one not found was
  * not created, and goes back to be sent again. When the match field cannot identify records (a
  * property without unique values), nothing can be confirmed: every record goes back.
  * https://developers.hubspot.com/docs/api-reference/latest/crm/objects/objects/batch/get-objects
@@ -162,6 +170,7 @@ async function reconcile(
   target: Target,
   records: readonly OutboundRecord[],
   error: UnconfirmedWriteError,
+  sentAt: number,
 ): Promise<Outcomes> {
   // Whatever happens next, HubSpot may hold some of these records now.
   target.progress.written = true;
@@ -178,16 +187,21 @@ async function reconcile(
   for (const record of records) {
     const value = matchText(record.match)!;
     const id = found.ids.get(normalized(target.matchField, value));
-    outcomes.set(
-      record.key,
-      id !== undefined
-        ? { key: record.key, status: 'ok', destinationId: id }
-        : {
-            key: record.key,
-            status: 'retry',
-            reason: `${error.message}; no HubSpot ${target.object} record has ${target.matchField} = ${value} since, so it was not created: sent again later`,
-          },
-    );
+    const createdAt = id === undefined ? Number.NaN : Date.parse(found.createdAt.get(id) ?? '');
+    if (id === undefined) {
+      outcomes.set(record.key, {
+        key: record.key,
+        status: 'retry',
+        reason: `${error.message}; no HubSpot ${target.object} record has ${target.matchField} = ${value} since, so it was not created: sent again later`,
+      });
+    } else if (createdAt < sentAt - CLOCK_SKEW_MS) {
+      outcomes.set(record.key, {
+        key: record.key,
+        status: 'rejected',
+        reason: `already exists in HubSpot (insert mode never updates): record ${id} was created at ${new Date(createdAt).toISOString()}, before this create`,
+        field: target.matchField,
+      });
+    } else outcomes.set(record.key, { key: record.key, status: 'ok', destinationId: id });
   }
   return outcomes;
 }
@@ -260,7 +274,9 @@ async function archive(target: Target, records: readonly OutboundRecord[]): Prom
 async function lookup(
   target: Target,
   records: readonly OutboundRecord[],
-): Promise<{ readonly ids: Map<string, string> } | { readonly refused: BatchRefused }> {
+): Promise<
+  { readonly ids: Map<string, string>; readonly createdAt: Map<string, string> } | { readonly refused: BatchRefused }
+> {
   const values = [...new Set(records.map((r) => matchText(r.match)!))];
   const answer = await target.client.batch(target.object, 'read', {
     idProperty: target.matchField,
@@ -269,13 +285,15 @@ async function lookup(
   });
   if (answer.kind === 'refused') return { refused: answer };
   const ids = new Map<string, string>();
+  const createdAt = new Map<string, string>();
   for (const result of answer.results) {
+    if (result.createdAt !== undefined) createdAt.set(result.id, result.createdAt);
     const value = result.properties?.[target.matchField];
     if (typeof value === 'string') ids.set(normalized(target.matchField, value), result.id);
     else if (values.length === 1 && answer.results.length === 1)
       ids.set(normalized(target.matchField, values[0]!), result.id);
   }
-  return { ids };
+  return { ids, createdAt };
 }
 
 /**
