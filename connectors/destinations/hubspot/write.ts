@@ -497,8 +497,9 @@ function sentValue(target: Target, record: OutboundRecord, property: string): st
 
 /**
  * HubSpot takes every property value as a string; an empty string clears the property. Values
- * arrive already formatted by the SDK (`formats` in index.ts): dates and timestamps as epoch ms,
- * booleans "true"/"false", lists `;`-joined.
+ * arrive already formatted by the SDK (`formats` in manifest.ts) for the type of the property they
+ * go to (`fieldTypeOf` in fields.ts): date properties midnight UTC in epoch ms, datetimes epoch ms,
+ * text properties ISO 8601 text, booleans "true"/"false", multiple checkboxes `;`-joined.
  * https://developers.hubspot.com/docs/api/crm/properties
  */
 export function propertiesOf(fields: Readonly<Record<string, JsonValue>>): Record<string, string> {
