@@ -1,4 +1,5 @@
 import { hubspotDestination } from '#connectors/destinations/hubspot/index';
+import { DOCUMENTED_BURST } from '#connectors/destinations/hubspot/limits';
 import { registerDestination } from '#connectors/registry';
 import type { JsonValue } from '#connectors/sdk/types';
 import { startHubspotFake } from '../fakes/hubspot/server.ts';
@@ -42,4 +43,7 @@ conformance({
   isRemoved: (fake, match) => !fake.stored('contacts').has(match),
   // At or below HubSpot's 100 requests per 10 s; 10 inputs of the 100 a batch endpoint takes.
   lane: { requests_per_second: 5, batch_size: 10 },
+  // Free and Starter: 100 requests per rolling 10 seconds per private app.
+  // https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines
+  documented: DOCUMENTED_BURST,
 });

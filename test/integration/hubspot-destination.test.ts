@@ -5,7 +5,7 @@ import { hubspotLimits } from '#connectors/destinations/hubspot/limits';
 import { writeBatch } from '#connectors/destinations/hubspot/write';
 import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connectors/sdk/destination';
 import { withFormats } from '#connectors/sdk/formats';
-import type { FieldType } from '#connectors/sdk/types';
+import type { FieldType, RequestPace } from '#connectors/sdk/types';
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { type HubSpotFake, type HubSpotFakeOptions, startHubspotFake } from '#test/fakes/hubspot/server';
 
@@ -25,9 +25,17 @@ async function start(options: Partial<HubSpotFakeOptions> = {}): Promise<HubSpot
   return fake;
 }
 
-async function connect(url: string, token = TOKEN): Promise<DestinationConnection> {
-  const options = hubspotDestination.optionsSchema.parse({ base_url: url, access_token: token });
-  const connection = await hubspotDestination.connect(options, { projectDir: process.cwd() });
+async function connect(
+  url: string,
+  token = TOKEN,
+  extra: { pace?: RequestPace; timeout_ms?: number } = {},
+): Promise<DestinationConnection> {
+  const options = hubspotDestination.optionsSchema.parse({
+    base_url: url,
+    access_token: token,
+    ...(extra.timeout_ms !== undefined && { timeout_ms: extra.timeout_ms }),
+  });
+  const connection = await hubspotDestination.connect(options, { projectDir: process.cwd(), pace: extra.pace });
   connections.push(connection);
   return connection;
 }
@@ -55,6 +63,21 @@ async function caught(promise: Promise<unknown>): Promise<Error> {
     return error as Error;
   }
   throw new Error('expected a rejection');
+}
+
+/** A lane's pace that counts the slots taken and the slow-downs asked for. */
+function countingPace(): RequestPace & { taken: number; throttles: number } {
+  const pace = {
+    taken: 0,
+    throttles: 0,
+    async take() {
+      pace.taken++;
+    },
+    async throttled() {
+      pace.throttles++;
+    },
+  };
+  return pace;
 }
 
 const batchCalls = (f: HubSpotFake) => f.requests.filter((r) => r.method === 'POST');
@@ -321,8 +344,9 @@ describe('hubspot destination: per-record errors', () => {
     expect([...f.stored('contacts').keys()].sort()).toEqual(['grace8@example.com', 'ken10@example.com']);
   });
 
-  it('reads multi-status (207) errors by objectWriteTraceId when matching on a unique property', async () => {
-    const f = await start();
+  it('reads multi-status (207) errors by objectWriteTraceId where HubSpot answers an upsert with them', async () => {
+    // The OpenAPI spec lists a 207 for batch/upsert; the docs describe none: the fake's option.
+    const f = await start({ upsertMultiStatus: true });
     const conn = await connect(f.url);
     const outcomes = await conn.write(
       batch(
@@ -347,6 +371,39 @@ describe('hubspot destination: per-record errors', () => {
       reason: expect.stringMatching(/^INVALID_OPTION: alien was not one of the allowed options/),
     });
     expect(batchCalls(f).map((r) => r.status)).toEqual([207]);
+  });
+
+  it('rejects the bad records of an all-or-nothing upsert by a unique property, and lands the rest', async () => {
+    const f = await start();
+    const conn = await connect(f.url);
+    const outcomes = await conn.write(
+      batch(
+        [
+          rec('1', 'c-1', { email: 'ada@example.com' }),
+          rec('2', 'c-2', { email: 'nope' }),
+          rec('3', 'c-3', { lifecyclestage: 'alien' }),
+        ],
+        'contacts',
+        'customer_id',
+      ),
+    );
+    expect(outcomes[0]).toMatchObject({ status: 'ok', action: 'created' });
+    expect(outcomes[1]).toMatchObject({
+      status: 'rejected',
+      field: 'email',
+      reason: expect.stringMatching(/^INVALID_EMAIL/),
+    });
+    expect(outcomes[2]).toMatchObject({
+      status: 'rejected',
+      field: 'lifecyclestage',
+      reason: expect.stringMatching(/^INVALID_OPTION: alien/),
+    });
+    // HubSpot refused the whole batch; the valid record was sent again alone.
+    expect(batchCalls(f).map((r) => [r.status, inputsOf(r.body).length])).toEqual([
+      [400, 3],
+      [200, 1],
+    ]);
+    expect([...f.stored('contacts').keys()]).toEqual(['ada@example.com']);
   });
 
   it('rejects every record sending a property HubSpot does not have', async () => {
@@ -529,6 +586,175 @@ describe('hubspot destination: rate limits', () => {
     expect(error).toBeInstanceOf(RateLimitedError);
     expect((error as RateLimitedError).retryAfterMs).toBe(2_000);
     expect((await conn.write(batch([rec('1', 'ada@example.com')])))[0]!.status).toBe('ok');
+  });
+});
+
+describe('hubspot destination: pacing, waits and partial progress', () => {
+  it('takes a pace slot for every request: field discovery, lookups and writes', async () => {
+    const f = await start();
+    f.seed('contacts', { email: 'ada@example.com' });
+    const pace = countingPace();
+    const conn = withFormats(await connect(f.url, TOKEN, { pace }), hubspotDestination.formats);
+    await conn.write(batch([rec('1', 'ada@example.com', { firstname: 'Ada' }, 'update')]));
+    expect(f.requests.map((r) => r.path)).toEqual([
+      '/crm/v3/properties/contacts',
+      '/crm/v3/objects/contacts/batch/read',
+      '/crm/v3/objects/contacts/batch/update',
+    ]);
+    expect(pace.taken).toBe(f.requests.length);
+  });
+
+  it('slows the lane down on a 429 (the HTTP client sees the refusal)', async () => {
+    const f = await start();
+    const pace = countingPace();
+    const conn = await connect(f.url, TOKEN, { pace });
+    f.throttleNext(1);
+    expect(await caught(conn.write(batch([rec('1', 'ada@example.com')])))).toBeInstanceOf(RateLimitedError);
+    expect(pace.throttles).toBe(1);
+  });
+
+  it('waits out 477 Migration in Progress for its Retry-After instead of failing the batch', async () => {
+    const f = await start();
+    const pace = countingPace();
+    const conn = await connect(f.url, TOKEN, { pace });
+    f.migrateNext(1, 7_200);
+    const error = await caught(conn.write(batch([rec('1', 'ada@example.com')])));
+    expect(error).toBeInstanceOf(RateLimitedError);
+    expect((error as RateLimitedError).retryAfterMs).toBe(7_200_000);
+    expect(error.message).toMatch(/477 Migration in Progress/);
+    expect(f.stored('contacts').size).toBe(0);
+    expect((await conn.write(batch([rec('1', 'ada@example.com')])))[0]!.status).toBe('ok');
+  });
+
+  it('update keeps the chunk it wrote when a later lookup is rate limited', async () => {
+    const f = await start();
+    const records = Array.from({ length: 150 }, (_, i) => {
+      f.seed('contacts', { email: `u${i}@example.com` });
+      return rec(String(i), `u${i}@example.com`, { firstname: `U${i}` }, 'update');
+    });
+    const conn = await connect(f.url);
+    // read 1 and update 1 go through; read 2 is refused.
+    f.throttleAfter(2, 1);
+    const outcomes = await conn.write(batch(records));
+    expect(outcomes.slice(0, 100).every((o) => o.status === 'ok' && o.action === 'updated')).toBe(true);
+    for (const outcome of outcomes.slice(100))
+      expect(outcome).toMatchObject({ status: 'retry', throttled: 'rate-limit', afterMs: 10_000 });
+    expect(f.stored('contacts').get('u0@example.com')?.firstname).toBe('U0');
+    expect(f.stored('contacts').get('u149@example.com')?.firstname).toBeUndefined();
+  });
+
+  it('mirror keeps the upserts it wrote when the archive is rate limited', async () => {
+    const f = await start();
+    f.seed('contacts', { email: 'old@example.com' });
+    const conn = await connect(f.url);
+    // the upsert and the lookup go through; the archive is refused.
+    f.throttleAfter(2, 1);
+    const outcomes = await conn.write(
+      batch([rec('1', 'new@example.com', { firstname: 'N' }), rec('2', 'old@example.com', {}, 'delete')]),
+    );
+    expect(outcomes[0]).toMatchObject({ status: 'ok', action: 'created' });
+    expect(outcomes[1]).toMatchObject({ status: 'retry', throttled: 'rate-limit' });
+    expect([...f.stored('contacts').keys()].sort()).toEqual(['new@example.com', 'old@example.com']);
+  });
+
+  it('still throws a rate limit that came before anything was written', async () => {
+    const f = await start();
+    f.seed('contacts', { email: 'ada@example.com' });
+    const conn = await connect(f.url);
+    // the lookup goes through, the update is refused: nothing written.
+    f.throttleAfter(1, 1);
+    const error = await caught(conn.write(batch([rec('1', 'ada@example.com', { firstname: 'A' }, 'update')])));
+    expect(error).toBeInstanceOf(RateLimitedError);
+  });
+});
+
+describe('hubspot destination: an insert that timed out after HubSpot applied it', () => {
+  it('reads the records back by their match value and reports the ones created, with their IDs', async () => {
+    const f = await start();
+    f.seed('contacts', { email: 'old@example.com' }, '2020-01-01T00:00:00.000Z');
+    const conn = await connect(f.url, TOKEN, { timeout_ms: 1_000 });
+    f.commitThenStall(1);
+    const outcomes = await conn.write(
+      batch([
+        rec('1', 'ada@example.com', { firstname: 'Ada' }, 'insert'),
+        rec('2', 'alan@example.com', { lifecyclestage: 'alien' }, 'insert'),
+        rec('3', 'old@example.com', {}, 'insert'),
+      ]),
+    );
+    const ada = f.records('contacts').find((r) => r.properties.email === 'ada@example.com')!;
+    // Created before the timeout: delivered, not "already exists".
+    expect(outcomes[0]).toEqual({ key: '1', status: 'ok', destinationId: ada.id });
+    // Refused inside the multi-status answer no one read: not created, sent again.
+    expect(outcomes[1]).toMatchObject({
+      status: 'retry',
+      reason: expect.stringMatching(/UnconfirmedWriteError|was not created/),
+    });
+    // There long before: insert mode rejects it, as HubSpot's CONFLICT would have.
+    expect(outcomes[2]).toMatchObject({
+      status: 'rejected',
+      field: 'email',
+      reason: expect.stringMatching(/already exists/),
+    });
+    expect(batchCalls(f).map((r) => r.path)).toEqual([
+      '/crm/v3/objects/contacts/batch/create',
+      '/crm/v3/objects/contacts/batch/read',
+    ]);
+    // Created once: the create was not sent again.
+    expect(f.records('contacts').filter((r) => r.properties.email === 'ada@example.com')).toHaveLength(1);
+  });
+});
+
+describe('hubspot destination: value formats from the property types', () => {
+  it('maps the HubSpot property types to field types', async () => {
+    const f = await start();
+    const types = new Map((await (await connect(f.url)).fields('contacts')).map((x) => [x.name, x.type]));
+    expect(Object.fromEntries(types)).toMatchObject({
+      firstname: 'string',
+      phone: 'string',
+      lifetime_value: 'number',
+      signup_date: 'date',
+      last_seen_at: 'timestamp',
+      is_active: 'boolean',
+      lifecyclestage: 'string',
+      interests: 'json',
+    });
+  });
+
+  it('writes a timestamp column into a date property as its midnight UTC', async () => {
+    const f = await start();
+    const conn = withFormats(await connect(f.url), hubspotDestination.formats);
+    const outcomes = await conn.write(
+      batch([rec('1', 'ada@example.com', { signup_date: '2026-03-01T10:30:00Z' })], 'contacts', 'email', {
+        email: 'string',
+        signup_date: 'timestamp',
+      }),
+    );
+    expect(outcomes[0]).toMatchObject({ status: 'ok' });
+    expect(f.stored('contacts').get('ada@example.com')?.signup_date).toBe(String(Date.UTC(2026, 2, 1)));
+  });
+
+  it('writes a date column into a text property as the date, not epoch milliseconds', async () => {
+    const f = await start();
+    const conn = withFormats(await connect(f.url), hubspotDestination.formats);
+    await conn.write(
+      batch([rec('1', 'ada@example.com', { plan: '2026-03-01', last_seen_at: '2026-03-01' })], 'contacts', 'email', {
+        email: 'string',
+        plan: 'date',
+        last_seen_at: 'date',
+      }),
+    );
+    expect(f.stored('contacts').get('ada@example.com')).toMatchObject({
+      plan: '2026-03-01',
+      last_seen_at: String(Date.UTC(2026, 2, 1)),
+    });
+  });
+
+  it('the fake refuses a date property value that is not at midnight UTC', async () => {
+    const f = await start();
+    const outcomes = await (await connect(f.url)).write(
+      batch([rec('1', 'ada@example.com', { signup_date: String(Date.parse('2026-03-01T10:30:00Z')) })]),
+    );
+    expect(outcomes[0]).toMatchObject({ status: 'rejected', field: 'signup_date' });
   });
 });
 

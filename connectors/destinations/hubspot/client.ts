@@ -1,5 +1,6 @@
 import { ConnectorConfigError, RateLimitedError } from '#connectors/sdk/errors';
-import { createHttpClient, type HttpResponse, retryAfterMs } from '#connectors/sdk/http';
+import { createHttpClient, type HttpRefusal, type HttpResponse, retryAfterMs } from '#connectors/sdk/http';
+import type { RequestPace } from '#connectors/sdk/types';
 
 /**
  * The HubSpot calls of the destination, on the shared HTTP client: CRM v3 object batch endpoints,
@@ -35,6 +36,8 @@ export interface HubSpotError {
 export interface HubSpotRecord {
   readonly id: string;
   readonly properties?: Readonly<Record<string, string | null>>;
+  /** When the record was created (ISO 8601). */
+  readonly createdAt?: string;
   /** Upsert only: true when the record was created. */
   readonly new?: boolean;
   readonly objectWriteTraceId?: string;
@@ -86,14 +89,26 @@ export interface HubSpotClientOptions {
   readonly baseUrl: string;
   readonly accessToken: string;
   readonly timeoutMs?: number;
+  /** The lane's pace: every request (writes, lookups, field discovery) takes a slot first. */
+  readonly pace?: RequestPace;
   readonly fetch?: typeof fetch;
 }
 
 /**
  * `423 Locked` answers a large volume of writes to one object in a short time: "Include a delay of
  * at least 2 seconds between your API requests."
+ * https://developers.hubspot.com/docs/api-reference/error-handling
  */
 const LOCKED_WAIT_MS = 2_000;
+/**
+ * `477 Migration in Progress`: "returned when a HubSpot account is currently being migrated
+ * between data hosting locations. HubSpot will return a Retry-After response header indicating how
+ * many seconds to wait before retrying the request (typically up to 24 hours)."
+ * https://developers.hubspot.com/docs/api-reference/error-handling
+ * Inferred: without the header, wait an hour (the documented waits run to hours).
+ */
+export const MIGRATING_STATUS = 477;
+const MIGRATING_WAIT_MS = 60 * 60_000;
 /** Waits per exhausted policy when the answer carries no hint: the window of the policy. */
 const POLICY_WAIT_MS: Readonly<Record<string, number>> = {
   SECONDLY: 1_000,
@@ -103,37 +118,39 @@ const POLICY_WAIT_MS: Readonly<Record<string, number>> = {
 };
 
 export function createHubSpotClient(options: HubSpotClientOptions) {
+  let redact = (text: string) => text;
   const http = createHttpClient({
     vendor: 'HubSpot',
     baseUrl: options.baseUrl,
     headers: { authorization: `Bearer ${options.accessToken}` },
     secrets: [options.accessToken],
     timeoutMs: options.timeoutMs,
+    pace: options.pace,
     fetch: options.fetch,
+    // HubSpot's waits (429, 423, 477) are RateLimitedErrors thrown here, so the HTTP client slows
+    // the lane down (pace.throttled) before the batch goes back on it.
+    refusal: (response) => hubspotRefusal(response, redact),
   });
+  redact = http.redact;
 
-  /** Sends one request; a 429 or 423 becomes a RateLimitedError with HubSpot's policy in it. */
+  /**
+   * Sends one request. `idempotent` for the POSTs that are safe to send twice (reads, upserts by a
+   * key, updates and archives by record ID); a create is not, and comes back UnconfirmedWriteError
+   * when it may have been applied.
+   */
   const send = async <T>(
     method: 'GET' | 'POST',
     path: string,
-    extra: { json?: unknown; query?: Record<string, string>; accept?: readonly number[] } = {},
-  ): Promise<HttpResponse<T>> => {
-    const response = await http.request<T>({
+    extra: { json?: unknown; query?: Record<string, string>; accept?: readonly number[]; idempotent?: boolean } = {},
+  ): Promise<HttpResponse<T>> =>
+    http.request<T>({
       method,
       path,
       json: extra.json,
       query: extra.query,
-      accept: [...(extra.accept ?? []), 423, 429],
+      accept: extra.accept,
+      idempotent: extra.idempotent,
     });
-    if (response.status === 429) throw rateLimited(response.headers, response.body, http.redact);
-    if (response.status === 423) {
-      throw new RateLimitedError(
-        `HubSpot ${method} ${path} answered 423 Locked (too many writes to one object in a short time); retry after ${LOCKED_WAIT_MS} ms`,
-        LOCKED_WAIT_MS,
-      );
-    }
-    return response;
-  };
 
   return {
     redact: http.redact,
@@ -174,7 +191,14 @@ export function createHubSpotClient(options: HubSpotClientOptions) {
       const response = await send<{ results?: HubSpotRecord[]; errors?: HubSpotError[] } & HubSpotError>(
         'POST',
         `/crm/v3/objects/${encodeURIComponent(object)}/batch/${action}`,
-        { json: body, accept: [207, 400, 404, 409], ...(action === 'read' ? { query: { archived: 'false' } } : {}) },
+        {
+          json: body,
+          accept: [207, 400, 404, 409],
+          // Only a create makes something new each time it is sent; a read reads, an upsert finds
+          // its record by the idProperty, an update or an archive by record ID sets the same state.
+          idempotent: action !== 'create',
+          ...(action === 'read' ? { query: { archived: 'false' } } : {}),
+        },
       );
       if (response.status >= 400) {
         const error = typeof response.body === 'object' && response.body !== null ? response.body : {};
@@ -187,6 +211,29 @@ export function createHubSpotClient(options: HubSpotClientOptions) {
 }
 
 export type HubSpotClient = ReturnType<typeof createHubSpotClient>;
+
+/**
+ * HubSpot's documented refusals that mean "wait", before the HTTP client's defaults: 429 (its rate
+ * limits), 423 Locked (2 seconds) and 477 Migration in Progress (`Retry-After`, up to hours).
+ * https://developers.hubspot.com/docs/api-reference/error-handling
+ */
+export function hubspotRefusal(response: HttpRefusal, redact: (text: string) => string): Error | undefined {
+  if (response.status === 429) return rateLimited(response.headers, response.body, redact);
+  if (response.status === 423) {
+    return new RateLimitedError(
+      `${response.where} answered 423 Locked (too many writes to one object in a short time); retry after ${LOCKED_WAIT_MS} ms`,
+      LOCKED_WAIT_MS,
+    );
+  }
+  if (response.status === MIGRATING_STATUS) {
+    const wait = retryAfterMs(response.headers, Date.now()) ?? MIGRATING_WAIT_MS;
+    return new RateLimitedError(
+      `${response.where} answered 477 Migration in Progress (the HubSpot account is moving between data hosting locations); retry after ${wait} ms`,
+      wait,
+    );
+  }
+  return undefined;
+}
 
 /**
  * A 429: the wait comes from `Retry-After` when sent, else the window of the exhausted policy

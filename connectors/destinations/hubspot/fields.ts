@@ -27,9 +27,13 @@ export function isWritable(property: HubSpotProperty): boolean {
 }
 
 /**
- * The normalized type of a property. Multiple-checkbox enumerations take a list (sent `;`-joined);
- * dates take a date (sent as midnight UTC in epoch ms), datetimes a timestamp (epoch ms).
+ * The normalized type of a property: the SDK formats each value for it (formats.ts, withFormats),
+ * so it must be exact. Multiple-checkbox enumerations take a list (sent `;`-joined); `date` takes a
+ * date (sent as midnight UTC in epoch ms: "Date properties … must be set to midnight UTC"),
+ * `datetime` a timestamp (epoch ms); `string`, `phone_number` and other enumerations take text, so
+ * a date column arrives as ISO 8601 text, not epoch ms.
  * https://developers.hubspot.com/docs/api/crm/properties
+ * https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis
  */
 export function fieldTypeOf(property: Pick<HubSpotProperty, 'type' | 'fieldType'>): FieldType {
   switch (property.type) {

@@ -6,11 +6,14 @@ import { writeBatch } from './write.ts';
 
 /** HubSpot's runtime: the CRM v3 calls behind hubspotDestinationManifest (manifest.ts). */
 export const hubspotDestination = defineDestination(hubspotDestinationManifest, {
-  async connect(opts) {
+  async connect(opts, context) {
     const client = createHubSpotClient({
       baseUrl: opts.base_url,
       accessToken: opts.access_token,
       timeoutMs: opts.timeout_ms,
+      // Every request takes the lane's slot: writes, the lookups of update and mirror, archives,
+      // and the field discovery the SDK does before the first write of an object.
+      pace: context.pace,
     });
     return {
       async check() {

@@ -1,5 +1,5 @@
-import type { OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
-import { ConnectorConfigError } from '#connectors/sdk/errors';
+import { type OutboundRecord, type RecordOutcome, unfinished, type WriteBatch } from '#connectors/sdk/destination';
+import { ConnectorConfigError, UnconfirmedWriteError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
 import type { BatchInput, BatchRefused, HubSpotClient, HubSpotError, HubSpotRecord } from './client.ts';
 import { contextStrings, mentions, type Problem, problemsOf, reasonOf } from './errors.ts';
@@ -22,6 +22,12 @@ import { MAX_BATCH_INPUTS } from './limits.ts';
  * whole batch with a 400 and nothing is written: the records at fault are found in the error body
  * (the invalid value is quoted in it), rejected, and the rest is sent again; a refusal that names
  * no record is narrowed down by halving the batch.
+ *
+ * A write may take several requests (chunks of 100, a read before an update or an archive, the
+ * retries that narrow a refusal down): once one write request went through, a failure of a later
+ * one (a 429, the lane's pace, a timeout) keeps what was written and gives back the rest.
+ * A create that may have been applied (a timeout, a dropped connection, a 5xx: UnconfirmedWriteError)
+ * is reconciled by reading the records by their match value.
  * https://developers.hubspot.com/docs/api-reference/latest/crm/using-object-apis
  * https://developers.hubspot.com/docs/api-reference/error-handling
  */
@@ -31,6 +37,12 @@ import { MAX_BATCH_INPUTS } from './limits.ts';
  * two per halving); records left unresolved are retried later, in a smaller message.
  */
 const MAX_ATTEMPTS_PER_CHUNK = 10;
+
+/**
+ * How far HubSpot's clock may be behind ours when reconciling an unconfirmed create: a record
+ * created earlier than this before the request was sent was not created by it. Inferred.
+ */
+const CLOCK_SKEW_MS = 60_000;
 
 /** Codes about a property itself (not a value): every record sending that property is at fault. */
 const PROPERTY_CODES = new Set(['PROPERTY_DOESNT_EXIST', 'READ_ONLY_VALUE']);
@@ -42,10 +54,12 @@ interface Target {
   readonly client: HubSpotClient;
   readonly object: string;
   readonly matchField: string;
+  /** Whether a write request (not a read) may have changed HubSpot yet. */
+  readonly progress: { written: boolean };
 }
 
 export async function writeBatch(client: HubSpotClient, batch: WriteBatch): Promise<RecordOutcome[]> {
-  const target: Target = { client, object: batch.object, matchField: batch.matchField };
+  const target: Target = { client, object: batch.object, matchField: batch.matchField, progress: { written: false } };
   const outcomes: Outcomes = new Map();
   const byOp = new Map<OutboundRecord['op'], OutboundRecord[]>();
   const seen = new Set<string>();
@@ -72,25 +86,33 @@ export async function writeBatch(client: HubSpotClient, batch: WriteBatch): Prom
     seen.add(value);
     byOp.set(record.op, [...(byOp.get(record.op) ?? []), record]);
   }
-  for (const [op, records] of byOp) {
-    const attempt = (part: readonly OutboundRecord[]) => {
-      switch (op) {
-        case 'upsert':
-          return upsert(target, part);
-        case 'insert':
-          return insert(target, part);
-        case 'update':
-          return update(target, part);
-        case 'delete':
-          return archive(target, part);
+  try {
+    for (const [op, records] of byOp) {
+      const attempt = (part: readonly OutboundRecord[]) => {
+        switch (op) {
+          case 'upsert':
+            return upsert(target, part);
+          case 'insert':
+            return insert(target, part);
+          case 'update':
+            return update(target, part);
+          case 'delete':
+            return archive(target, part);
+        }
+      };
+      // A lane's batch_size may exceed what one request takes.
+      for (let at = 0; at < records.length; at += MAX_BATCH_INPUTS) {
+        const chunk = records.slice(at, at + MAX_BATCH_INPUTS);
+        await isolate(target, chunk, attempt, { left: MAX_ATTEMPTS_PER_CHUNK }, outcomes);
       }
-    };
-    // A lane's batch_size may exceed what one request takes.
-    for (let at = 0; at < records.length; at += MAX_BATCH_INPUTS) {
-      const chunk = records.slice(at, at + MAX_BATCH_INPUTS);
-      const budget = { left: MAX_ATTEMPTS_PER_CHUNK };
-      for (const [key, outcome] of await isolate(target, chunk, attempt, budget)) outcomes.set(key, outcome);
     }
+  } catch (error) {
+    // Nothing written yet: the whole batch's failure, for the engine (a rate limit gives it back
+    // without spending its retry budget).
+    if (!target.progress.written) throw error;
+    // Something was: it stands, and the records not done go back (throttled for a rate limit).
+    const rest = batch.records.filter((r) => !outcomes.has(r.key)).map((r) => r.key);
+    for (const outcome of unfinished(rest, error)) outcomes.set(outcome.key, outcome);
   }
   return batch.records.map(
     (r) => outcomes.get(r.key) ?? { key: r.key, status: 'retry', reason: 'HubSpot returned no result for this record' },
@@ -108,19 +130,80 @@ async function upsert(target: Target, records: readonly OutboundRecord[]): Promi
     })),
   });
   if (answer.kind === 'refused') return { refused: answer };
+  target.progress.written = true;
   return { outcomes: resultsToOutcomes(target, records, answer.results, answer.errors, 'upsert') };
 }
 
-/** `batch/create`: the match field is one of the new record's properties. */
+/**
+ * `batch/create`: the match field is one of the new record's properties. A create is not sent
+ * twice blindly: when HubSpot may have applied it without answering, the records are looked up.
+ */
 async function insert(target: Target, records: readonly OutboundRecord[]): Promise<Attempt> {
-  const answer = await target.client.batch(target.object, 'create', {
-    inputs: records.map((r) => ({
-      properties: { ...propertiesOf(r.fields), [target.matchField]: matchText(r.match)! },
-      objectWriteTraceId: r.key,
-    })),
-  });
+  let answer: Awaited<ReturnType<HubSpotClient['batch']>>;
+  const sentAt = Date.now();
+  try {
+    answer = await target.client.batch(target.object, 'create', {
+      inputs: records.map((r) => ({
+        properties: { ...propertiesOf(r.fields), [target.matchField]: matchText(r.match)! },
+        objectWriteTraceId: r.key,
+      })),
+    });
+  } catch (error) {
+    if (!(error instanceof UnconfirmedWriteError)) throw error;
+    return { outcomes: await reconcile(target, records, error, sentAt) };
+  }
   if (answer.kind === 'refused') return { refused: answer };
+  target.progress.written = true;
   return { outcomes: resultsToOutcomes(target, records, answer.results, answer.errors, 'create') };
+}
+
+/**
+ * After a create HubSpot may have applied (UnconfirmedWriteError): `batch/read` by the match field.
+ * A record found that HubSpot created since the request was sent is that request's work, reported
+ * written with its ID; one created well before (more than CLOCK_SKEW_MS: the clocks differ) was
+ * there already, and is rejected as insert mode rejects it (HubSpot's CONFLICT); one not found was
+ * not created, and goes back to be sent again. When the match field cannot identify records (a
+ * property without unique values), nothing can be confirmed: every record goes back.
+ * https://developers.hubspot.com/docs/api-reference/latest/crm/objects/objects/batch/get-objects
+ */
+async function reconcile(
+  target: Target,
+  records: readonly OutboundRecord[],
+  error: UnconfirmedWriteError,
+  sentAt: number,
+): Promise<Outcomes> {
+  // Whatever happens next, HubSpot may hold some of these records now.
+  target.progress.written = true;
+  const outcomes: Outcomes = new Map();
+  const found = await lookup(target, records);
+  if ('refused' in found) {
+    for (const outcome of unfinished(
+      records.map((r) => r.key),
+      error,
+    ))
+      outcomes.set(outcome.key, outcome);
+    return outcomes;
+  }
+  for (const record of records) {
+    const value = matchText(record.match)!;
+    const id = found.ids.get(normalized(target.matchField, value));
+    const createdAt = id === undefined ? Number.NaN : Date.parse(found.createdAt.get(id) ?? '');
+    if (id === undefined) {
+      outcomes.set(record.key, {
+        key: record.key,
+        status: 'retry',
+        reason: `${error.message}; no HubSpot ${target.object} record has ${target.matchField} = ${value} since, so it was not created: sent again later`,
+      });
+    } else if (createdAt < sentAt - CLOCK_SKEW_MS) {
+      outcomes.set(record.key, {
+        key: record.key,
+        status: 'rejected',
+        reason: `already exists in HubSpot (insert mode never updates): record ${id} was created at ${new Date(createdAt).toISOString()}, before this create`,
+        field: target.matchField,
+      });
+    } else outcomes.set(record.key, { key: record.key, status: 'ok', destinationId: id });
+  }
+  return outcomes;
 }
 
 /** `batch/read` to find the records, then `batch/update` of those found, by record ID. */
@@ -154,6 +237,7 @@ async function update(target: Target, records: readonly OutboundRecord[]): Promi
   if (inputs.length === 0) return { outcomes };
   const answer = await target.client.batch(target.object, 'update', { inputs });
   if (answer.kind === 'refused') return { refused: answer };
+  target.progress.written = true;
   const updated = resultsToOutcomes(target, [...byId.values()], answer.results, answer.errors, 'update', byId);
   for (const [key, outcome] of updated) outcomes.set(key, outcome);
   return { outcomes };
@@ -167,6 +251,7 @@ async function archive(target: Target, records: readonly OutboundRecord[]): Prom
   if (ids.length > 0) {
     const answer = await target.client.batch(target.object, 'archive', { inputs: ids.map((id) => ({ id })) });
     if (answer.kind === 'refused') return { refused: answer };
+    target.progress.written = true;
   }
   const outcomes: Outcomes = new Map();
   for (const record of records) {
@@ -189,7 +274,9 @@ async function archive(target: Target, records: readonly OutboundRecord[]): Prom
 async function lookup(
   target: Target,
   records: readonly OutboundRecord[],
-): Promise<{ readonly ids: Map<string, string> } | { readonly refused: BatchRefused }> {
+): Promise<
+  { readonly ids: Map<string, string>; readonly createdAt: Map<string, string> } | { readonly refused: BatchRefused }
+> {
   const values = [...new Set(records.map((r) => matchText(r.match)!))];
   const answer = await target.client.batch(target.object, 'read', {
     idProperty: target.matchField,
@@ -198,13 +285,15 @@ async function lookup(
   });
   if (answer.kind === 'refused') return { refused: answer };
   const ids = new Map<string, string>();
+  const createdAt = new Map<string, string>();
   for (const result of answer.results) {
+    if (result.createdAt !== undefined) createdAt.set(result.id, result.createdAt);
     const value = result.properties?.[target.matchField];
     if (typeof value === 'string') ids.set(normalized(target.matchField, value), result.id);
     else if (values.length === 1 && answer.results.length === 1)
       ids.set(normalized(target.matchField, values[0]!), result.id);
   }
-  return { ids };
+  return { ids, createdAt };
 }
 
 /**
@@ -292,8 +381,9 @@ async function isolate(
   records: readonly OutboundRecord[],
   attempt: (part: readonly OutboundRecord[]) => Promise<Attempt>,
   budget: { left: number },
-): Promise<Outcomes> {
-  const outcomes: Outcomes = new Map();
+  /** Where outcomes go as they are known, so a failure of a later request keeps them. */
+  outcomes: Outcomes,
+): Promise<void> {
   const parts: (readonly OutboundRecord[])[] = [records];
   let last: BatchRefused | undefined;
   while (parts.length > 0) {
@@ -336,7 +426,6 @@ async function isolate(
       parts.unshift(part.slice(0, middle), part.slice(middle));
     }
   }
-  return outcomes;
 }
 
 /** Refusals no record can fix: a missing object, or a match field HubSpot cannot identify records by. */
@@ -408,8 +497,9 @@ function sentValue(target: Target, record: OutboundRecord, property: string): st
 
 /**
  * HubSpot takes every property value as a string; an empty string clears the property. Values
- * arrive already formatted by the SDK (`formats` in index.ts): dates and timestamps as epoch ms,
- * booleans "true"/"false", lists `;`-joined.
+ * arrive already formatted by the SDK (`formats` in manifest.ts) for the type of the property they
+ * go to (`fieldTypeOf` in fields.ts): date properties midnight UTC in epoch ms, datetimes epoch ms,
+ * text properties ISO 8601 text, booleans "true"/"false", multiple checkboxes `;`-joined.
  * https://developers.hubspot.com/docs/api/crm/properties
  */
 export function propertiesOf(fields: Readonly<Record<string, JsonValue>>): Record<string, string> {

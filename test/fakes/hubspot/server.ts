@@ -16,13 +16,22 @@ import type { JsonValue } from '#connectors/sdk/types';
  * - CRM v3 batch endpoints (`upsert`, `create`, `update`, `read`, `archive`) with at most 100
  *   inputs, property values as strings, unknown and read-only properties refused, values checked
  *   by type (emails, numbers, dates at midnight UTC, booleans, enumeration options);
- * - the documented error semantics: an upsert by `email` is all or nothing (one invalid input
- *   refuses the batch with a 400 `VALIDATION_ERROR` "Property values were not valid: […]"); with an
- *   `objectWriteTraceId` on every input, batch create (and an upsert by a unique property) answers
- *   207 multi-status with per-input `errors[]` naming `context.objectWriteTraceId`; a read answers
- *   207 with `OBJECT_NOT_FOUND` for the IDs it could not find; updates by `idProperty` need a
- *   property with unique values (`email` is refused: "Unable to perform update/upsert by non-unique
- *   0-1 property"); archive takes record IDs.
+ * - the documented error semantics: with an `objectWriteTraceId` on every input, batch create
+ *   answers 207 multi-status with per-input `errors[]` naming `context.objectWriteTraceId` ("For the
+ *   object APIs' batch create endpoints, you can enable multi status responses that include partial
+ *   failures", https://developers.hubspot.com/docs/api-reference/error-handling#multi-status-errors);
+ *   an upsert is all or nothing: one invalid input refuses the batch with a 400 `VALIDATION_ERROR`
+ *   "Property values were not valid: […]" and nothing is written ("Partial upserts are not supported
+ *   when using email as the idProperty", https://developers.hubspot.com/docs/api-reference/latest/crm/objects/contacts/batch/upsert-contacts).
+ *   Inferred: the same for an upsert by a unique property — no page documents partial upserts; the
+ *   OpenAPI spec lists a 207 answer for batch/upsert (BatchResponseSimplePublicUpsertObjectWithErrors
+ *   in github:HubSpot/hubspot-api-nodejs codegen/crm/objects/apis/BatchApi.ts), which the option
+ *   `upsertMultiStatus` turns on for unique properties. A read answers 207 with `OBJECT_NOT_FOUND`
+ *   for the IDs it could not find; updates by `idProperty` need a property with unique values
+ *   (`email` is refused: "Unable to perform update/upsert by non-unique 0-1 property"); archive
+ *   takes record IDs;
+ * - `423 Locked`, `477 Migration in Progress` with `Retry-After`, and faults on demand: 429s after
+ *   a number of writes, a create that commits and then never answers (a timeout after commit).
  *
  * Error codes PROPERTY_DOESNT_EXIST, INVALID_EMAIL and CONFLICT are HubSpot's; the codes of the
  * other value checks follow the same shape under the fake's own names.
@@ -66,8 +75,13 @@ export interface HubSpotFakeOptions {
   readonly objects?: readonly FakeObject[];
   /** Rolling-window limit; default 100 requests per 10,000 ms (Free and Starter private apps). */
   readonly burst?: { readonly max: number; readonly intervalMs: number };
-  /** Requests per day; default 250,000. */
+  /** Requests per day; default 250,000 (Free and Starter, per account). */
   readonly daily?: number;
+  /**
+   * Answer an upsert by a unique property (not `email`) with 207 multi-status when some inputs
+   * fail, as the OpenAPI spec allows; default false: all or nothing, as for `email`.
+   */
+  readonly upsertMultiStatus?: boolean;
   readonly portalId?: number;
 }
 
@@ -97,11 +111,19 @@ export interface HubSpotFake {
   /** Every record of an object, archived ones included. */
   records(object: string): readonly FakeRecord[];
   /** Adds a record as if created in HubSpot; returns its ID. */
-  seed(object: string, properties: Record<string, string>): string;
+  seed(object: string, properties: Record<string, string>, createdAt?: string): string;
   /** When each write request (a batch POST) arrived, 429s included. */
   writeTimes(): number[];
+  /** When each request of any kind arrived (reads, field discovery, account details), 429s included. */
+  requestTimes(): number[];
   /** Answers the next `n` batch POSTs with HubSpot's 429 (`TEN_SECONDLY_ROLLING`). */
   throttleNext(n: number): void;
+  /** Lets `skip` batch POSTs through, then answers the `n` after them with a 429. */
+  throttleAfter(skip: number, n: number): void;
+  /** Answers the next `n` requests with `477 Migration in Progress` and `Retry-After: seconds`. */
+  migrateNext(n: number, retryAfterSeconds: number): void;
+  /** The next `n` batch creates are applied, then never answered (the client times out). */
+  commitThenStall(n: number): void;
   /** Answers the next `n` batch POSTs with `423 Locked`. */
   lockNext(n: number): void;
   /** Uses up the daily limit: every request is answered 429 `DAILY`. */
@@ -114,6 +136,7 @@ export interface HubSpotFake {
 const MAX_INPUTS = 100;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 const DAY_MS = 86_400_000;
+const ISO_DATETIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/;
 
 const text = (name: string, more: Partial<FakeProperty> = {}): FakeProperty => ({
   name,
@@ -219,6 +242,10 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
   const recent: number[] = [];
   let dailyUsed = 0;
   let throttles = 0;
+  let throttleSkip = 0;
+  let migrations = 0;
+  let migrationWait = 0;
+  let stalls = 0;
   let locks = 0;
   let revoked = false;
   let nextId = 101;
@@ -326,13 +353,19 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
     switch (property.type) {
       case 'number':
         return /^-?\d+(\.\d+)?$/.test(value) ? undefined : bad('INVALID_NUMBER', `${value} is not a valid number`);
+      // "Date properties will only store the date, and must be set to midnight UTC for the date you
+      // want … If you try to set a value that is not midnight UTC, you will receive an error."
+      // https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis
+      // YYYY-MM-DD too: https://developers.hubspot.com/changelog/new-standardization-of-date-formats-for-hubspots-form-submissions-api
       case 'date': {
         if (/^\d{4}-\d\d-\d\d$/.test(value) && !Number.isNaN(Date.parse(value))) return undefined;
         if (/^\d+$/.test(value) && Number(value) % DAY_MS === 0) return undefined;
         return bad('INVALID_DATE', `${value} is not a date at midnight UTC (epoch milliseconds or YYYY-MM-DD)`);
       }
+      // "Datetime properties can store any time, so any valid millisecond timestamp would be
+      // accepted" (same FAQ); ISO 8601 `YYYY-MM-DDThh:mm:ss.sTZD` (same changelog).
       case 'datetime':
-        return /^\d+$/.test(value) || !Number.isNaN(Date.parse(value))
+        return /^\d+$/.test(value) || (ISO_DATETIME.test(value) && !Number.isNaN(Date.parse(value)))
           ? undefined
           : bad('INVALID_DATETIME', `${value} is not a timestamp in epoch milliseconds or ISO 8601`);
       case 'bool':
@@ -495,8 +528,12 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
     const property = propertyOf(object, idProperty);
     const ids = inputs.map((i) => normalized(property, i.id as string));
     if (duplicates(ids).length > 0) return duplicateError(duplicates(ids));
-    // "Partial upserts are not supported when using email as the idProperty."
-    const partial = !property?.email && inputs.every((i) => stringOf(i.objectWriteTraceId) !== undefined);
+    // "Partial upserts are not supported when using email as the idProperty." Inferred: nor by a
+    // unique property, unless `upsertMultiStatus` (the OpenAPI spec's 207) is on.
+    const partial =
+      options.upsertMultiStatus === true &&
+      !property?.email &&
+      inputs.every((i) => stringOf(i.objectWriteTraceId) !== undefined);
     const checked = inputs.map((input) => {
       const invalids = checkProperties(object, propertiesIn(input));
       const idInvalid = checkValue(object, idProperty, input.id);
@@ -705,7 +742,18 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
     const now = Date.now();
     while (recent.length > 0 && now - recent[0]! >= burst.intervalMs) recent.shift();
     if (dailyUsed >= dailyLimit) return tooMany('DAILY');
-    if (isWrite && throttles > 0) {
+    if (migrations > 0) {
+      migrations--;
+      // https://developers.hubspot.com/docs/api-reference/error-handling: "477 Migration in Progress
+      // … HubSpot will return a Retry-After response header indicating how many seconds to wait
+      // before retrying the request (typically up to 24 hours)." Inferred: the body's shape.
+      return {
+        ...error(477, 'MIGRATION_IN_PROGRESS', 'This account is being migrated between data hosting locations'),
+        headers: { 'retry-after': String(migrationWait) },
+      };
+    }
+    if (isWrite && throttleSkip > 0) throttleSkip--;
+    else if (isWrite && throttles > 0) {
       throttles--;
       return tooMany('TEN_SECONDLY_ROLLING');
     }
@@ -754,6 +802,12 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
         reply = error(500, 'INTERNAL_ERROR', String(e));
       }
       request.status = reply.status;
+      if (stalls > 0 && request.method === 'POST' && /\/batch\/create$/.test(request.path) && reply.status < 300) {
+        // Applied, then never answered: the client times out not knowing (closed on stop()).
+        stalls--;
+        request.status = 0;
+        return;
+      }
       const headers = { ...rateHeaders(), ...reply.headers };
       if (reply.body === undefined) {
         res.writeHead(reply.status, headers);
@@ -788,11 +842,30 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
       return out;
     },
     records: (name) => [...recordsOf(objectNamed(name)).values()],
-    seed: (name, properties) => create(objectNamed(name), properties).id,
+    seed(name, properties, createdAt) {
+      const record = create(objectNamed(name), properties);
+      if (createdAt !== undefined) {
+        (record as { createdAt: string }).createdAt = createdAt;
+        record.updatedAt = createdAt;
+      }
+      return record.id;
+    },
     writeTimes: () =>
       requests.filter((r) => r.method === 'POST' && r.path.startsWith('/crm/v3/objects/')).map((r) => r.at),
+    requestTimes: () => requests.map((r) => r.at),
     throttleNext(n) {
       throttles += n;
+    },
+    throttleAfter(skip, n) {
+      throttleSkip = skip;
+      throttles += n;
+    },
+    migrateNext(n, retryAfterSeconds) {
+      migrations += n;
+      migrationWait = retryAfterSeconds;
+    },
+    commitThenStall(n) {
+      stalls += n;
     },
     lockNext(n) {
       locks += n;
