@@ -127,8 +127,8 @@ export function createHubSpotClient(options: HubSpotClientOptions) {
     timeoutMs: options.timeoutMs,
     pace: options.pace,
     fetch: options.fetch,
-    // HubSpot's waits (429, 423, 477) are RateLimitedErrors thrown here, so the HTTP client slows
-    // the lane down (pace.throttled) before the batch goes back on it.
+    // HubSpot's waits (429, 423, 477) are RateLimitedErrors thrown here; a 429 slows the lane
+    // down (pace.throttled) before the batch goes back on it, 423 and 477 only wait.
     refusal: (response) => hubspotRefusal(response, redact),
   });
   redact = http.redact;
@@ -223,6 +223,8 @@ export function hubspotRefusal(response: HttpRefusal, redact: (text: string) => 
     return new RateLimitedError(
       `${response.where} answered 423 Locked (too many writes to one object in a short time); retry after ${LOCKED_WAIT_MS} ms`,
       LOCKED_WAIT_MS,
+      // A lock on one object says nothing about the request rate: the lane keeps its pace.
+      { slowsLane: false },
     );
   }
   if (response.status === MIGRATING_STATUS) {
@@ -230,6 +232,9 @@ export function hubspotRefusal(response: HttpRefusal, redact: (text: string) => 
     return new RateLimitedError(
       `${response.where} answered 477 Migration in Progress (the HubSpot account is moving between data hosting locations); retry after ${wait} ms`,
       wait,
+      // The records wait as long as HubSpot says (the engine does not count a wait beyond SQS's
+      // 15-minute delay towards its give-back limit); the lane's pace is not the cause.
+      { slowsLane: false },
     );
   }
   return undefined;
