@@ -45,4 +45,9 @@ conformance({
   mirror: true,
   isRemoved: (fake, match) => fake.stored(AUDIENCE).get(match)?.status === 'archived',
   lane: { requests_per_second: 5, batch_size: 10 },
+  // Mailchimp documents 10 simultaneous connections per user and no request window
+  // (https://mailchimp.com/developer/marketing/docs/fundamentals/#api-limits). Inferred: at most
+  // 10 requests in any second, what 10 connections carry when each request lasts a second — the
+  // reading behind the connector's default pace (limits.ts).
+  documented: { requests: 10, windowMs: 1000 },
 });

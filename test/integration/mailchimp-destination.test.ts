@@ -3,6 +3,7 @@ import { apiBaseUrl, subscriberHash } from '#connectors/destinations/mailchimp/c
 import { mailchimpDestination } from '#connectors/destinations/mailchimp/index';
 import { THROTTLE_WAIT_MS } from '#connectors/destinations/mailchimp/limits';
 import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connectors/sdk/destination';
+import { withFormats } from '#connectors/sdk/formats';
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { type MailchimpFake, type MailchimpFakeOptions, startMailchimpFake } from '#test/fakes/mailchimp/server';
 
@@ -71,10 +72,10 @@ const batchCalls = (f: MailchimpFake) =>
   f.requests.filter((r) => r.method === 'POST' && r.path === `/3.0/lists/${LIST}`);
 
 /** The body of the `i`-th batch subscribe the fake received. */
-function batchBody(f: MailchimpFake, i: number): { members: unknown[]; update_existing: boolean } {
+function batchBody(f: MailchimpFake, i: number): { members: unknown[]; update_existing: boolean; sync_tags?: boolean } {
   const call = batchCalls(f)[i];
   if (!call) throw new Error(`no batch subscribe #${i}`);
-  return call.body as { members: unknown[]; update_existing: boolean };
+  return call.body as { members: unknown[]; update_existing: boolean; sync_tags?: boolean };
 }
 
 describe('mailchimp destination: connection', () => {
@@ -123,7 +124,7 @@ describe('mailchimp destination: connection', () => {
 });
 
 describe('mailchimp destination: writes', () => {
-  it('adds members in one batch subscribe with update_existing and the configured status', async () => {
+  it('adds members in one batch subscribe with update_existing, the configured status for new members only', async () => {
     const f = await start();
     const conn = await connect(f);
     const outcomes = await conn.write(
@@ -142,10 +143,10 @@ describe('mailchimp destination: writes', () => {
       members: [
         {
           email_address: 'Ada@Example.com',
-          status: 'subscribed',
+          status_if_new: 'subscribed',
           merge_fields: { FNAME: 'Ada', PLAN: 'pro', LTV: 12.5 },
         },
-        { email_address: 'grace@example.com', status: 'subscribed', merge_fields: { FNAME: 'Grace' } },
+        { email_address: 'grace@example.com', status_if_new: 'subscribed', merge_fields: { FNAME: 'Grace' } },
       ],
       update_existing: true,
     });
@@ -161,7 +162,7 @@ describe('mailchimp destination: writes', () => {
     expect(f.stored(LIST).get('ada@example.com')).toMatchObject({ FNAME: 'Ada', PLAN: 'gold', LTV: '' });
   });
 
-  it('formats values per merge field: numbers, dates as YYYY-MM-DD, birthdays after date_format', async () => {
+  it('formats values per merge field: numbers, dates and birthdays after their date_format', async () => {
     const f = await start();
     const conn = await connect(f);
     const outcomes = await conn.write(
@@ -170,7 +171,8 @@ describe('mailchimp destination: writes', () => {
       ]),
     );
     expect(outcomes).toMatchObject([{ status: 'ok' }]);
-    expect(f.stored(LIST).get('ada@example.com')).toMatchObject({ LTV: 1234.5, SIGNUP: '2026-03-04', BDAY: '10/12' });
+    // SIGNUP has Mailchimp's default date_format, MM/DD/YYYY; BDAY is DD/MM.
+    expect(f.stored(LIST).get('ada@example.com')).toMatchObject({ LTV: 1234.5, SIGNUP: '03/04/2026', BDAY: '10/12' });
   });
 
   it('maps merge tags case-insensitively and sends a mapped status per member', async () => {
@@ -199,7 +201,7 @@ describe('mailchimp destination: writes', () => {
     const outcomes = await conn.write(
       batch([
         upsert('1', 'not-an-email', { FNAME: 'X' }),
-        upsert('2', 'gone@example.com', { FNAME: 'Gone' }),
+        upsert('2', 'gone@example.com', { FNAME: 'Gone', status: 'subscribed' }),
         upsert('3', 'ok@example.com', { FNAME: 'Ok' }),
         upsert('4', 'bad@example.com', { LTV: 'a lot' }),
         upsert('5', 'bad2@example.com', { SIGNUP: '03/04/2026' }),
@@ -302,54 +304,38 @@ describe('mailchimp destination: writes', () => {
 describe('mailchimp destination: tags', () => {
   const tagCalls = (f: MailchimpFake) => f.requests.filter((r) => r.path.endsWith('/tags'));
 
-  it('sets the member’s tags to the mapped list, one call per member whose tags change', async () => {
+  it('sends the mapped tags with the batch, replacing the member’s tags (sync_tags), no call per member', async () => {
     const f = await start();
+    f.seedMember(LIST, { email: 'ada@example.com', status: 'subscribed', tags: ['by-hand'] });
     const conn = await connect(f);
-    await conn.write(batch([upsert('1', 'ada@example.com', { tags: ['vip', 'beta'] })]));
+    await conn.write(
+      batch([
+        upsert('1', 'ada@example.com', { tags: ['vip', 'beta'] }),
+        upsert('2', 'grace@example.com', { tags: 'vip, churn-risk' }),
+      ]),
+    );
+    expect(tagCalls(f)).toHaveLength(0);
+    expect(batchCalls(f)).toHaveLength(1);
+    expect(batchBody(f, 0)).toMatchObject({ update_existing: true, sync_tags: true });
+    expect(batchBody(f, 0).members).toMatchObject([{ tags: ['vip', 'beta'] }, { tags: ['vip', 'churn-risk'] }]);
     expect(f.stored(LIST).get('ada@example.com')?.tags).toEqual(['vip', 'beta']);
-    expect(tagCalls(f)).toHaveLength(1);
-    expect(tagCalls(f)[0]?.path).toBe(`/3.0/lists/${LIST}/members/${subscriberHash('ada@example.com')}/tags`);
+    expect(f.stored(LIST).get('grace@example.com')?.tags).toEqual(['vip', 'churn-risk']);
 
-    await conn.write(batch([upsert('1', 'ada@example.com', { tags: 'vip, churn-risk' })]));
-    expect(f.stored(LIST).get('ada@example.com')?.tags).toEqual(['vip', 'churn-risk']);
-    expect(tagCalls(f)[1]?.body).toEqual({
-      tags: [
-        { name: 'churn-risk', status: 'active' },
-        { name: 'beta', status: 'inactive' },
-      ],
-    });
-
-    // Unchanged tags cost no call; null clears them all.
-    await conn.write(batch([upsert('1', 'ada@example.com', { tags: ['churn-risk', 'vip'] })]));
-    expect(tagCalls(f)).toHaveLength(2);
+    // null clears them all.
     await conn.write(batch([upsert('1', 'ada@example.com', { tags: null })]));
     expect(f.stored(LIST).get('ada@example.com')?.tags).toEqual([]);
   });
 
-  it('keeps the members written and retries only the tags when a tags call is throttled', async () => {
+  it('sends members without tags in a call without sync_tags, so their tags stay', async () => {
     const f = await start();
+    f.seedMember(LIST, { email: 'ada@example.com', status: 'subscribed', tags: ['by-hand'] });
+    f.seedMember(LIST, { email: 'grace@example.com', status: 'subscribed', tags: ['by-hand'] });
     const conn = await connect(f);
-    f.throttleNext(1, /\/tags$/);
-    const outcomes = await conn.write(
-      batch([
-        upsert('1', 'ada@example.com', { FNAME: 'Ada', tags: ['vip'] }),
-        upsert('2', 'grace@example.com', { FNAME: 'Grace', tags: ['vip'] }),
-      ]),
+    await conn.write(
+      batch([upsert('1', 'ada@example.com', { FNAME: 'Ada' }), upsert('2', 'grace@example.com', { tags: ['vip'] })]),
     );
-    expect(outcomes).toMatchObject([
-      { key: '1', status: 'retry', reason: expect.stringMatching(/tags not set/), afterMs: THROTTLE_WAIT_MS },
-      { key: '2', status: 'retry', reason: expect.stringMatching(/tags not set/), afterMs: THROTTLE_WAIT_MS },
-    ]);
-    expect(f.stored(LIST).get('ada@example.com')).toMatchObject({ FNAME: 'Ada', tags: [] });
-    expect(tagCalls(f)).toHaveLength(1);
-
-    const retried = await conn.write(
-      batch([
-        upsert('1', 'ada@example.com', { FNAME: 'Ada', tags: ['vip'] }),
-        upsert('2', 'grace@example.com', { FNAME: 'Grace', tags: ['vip'] }),
-      ]),
-    );
-    expect(retried).toMatchObject([{ status: 'ok' }, { status: 'ok' }]);
+    expect(batchCalls(f).map((c) => (c.body as { sync_tags?: boolean }).sync_tags)).toEqual([true, undefined]);
+    expect(f.stored(LIST).get('ada@example.com')?.tags).toEqual(['by-hand']);
     expect(f.stored(LIST).get('grace@example.com')?.tags).toEqual(['vip']);
   });
 
@@ -451,5 +437,254 @@ describe('mailchimp destination: field discovery', () => {
     const error = await caught((await connect(f)).fields('0000000000'));
     expect(error).toBeInstanceOf(ConnectorConfigError);
     expect(error.message).toMatch(/no audience "0000000000"/);
+  });
+});
+
+describe('mailchimp destination: subscription status (consent)', () => {
+  it.each(['pending', 'unsubscribed'] as const)(
+    'leaves an existing subscriber subscribed when new members get %s',
+    async (status) => {
+      const f = await start();
+      f.seedMember(LIST, { email: 'ada@example.com', status: 'subscribed', mergeFields: { FNAME: 'Old' } });
+      const conn = await connect(f, { status });
+      const outcomes = await conn.write(
+        batch([upsert('1', 'ada@example.com', { FNAME: 'Ada' }), upsert('2', 'new@example.com', { FNAME: 'New' })]),
+      );
+      expect(outcomes).toMatchObject([
+        { status: 'ok', action: 'updated' },
+        { status: 'ok', action: 'created' },
+      ]);
+      expect(f.stored(LIST).get('ada@example.com')).toMatchObject({ status: 'subscribed', FNAME: 'Ada' });
+      expect(f.stored(LIST).get('new@example.com')).toMatchObject({ status });
+      expect(batchBody(f, 0).members).toEqual([
+        { email_address: 'ada@example.com', status_if_new: status, merge_fields: { FNAME: 'Ada' } },
+        { email_address: 'new@example.com', status_if_new: status, merge_fields: { FNAME: 'New' } },
+      ]);
+    },
+  );
+
+  it('changes an existing member’s status only when asked: a mapped status, or overwrite_status', async () => {
+    const f = await start();
+    f.seedMember(LIST, { email: 'ada@example.com', status: 'subscribed' });
+    f.seedMember(LIST, { email: 'grace@example.com', status: 'subscribed' });
+    const mapped = await connect(f, { status: 'pending' });
+    await mapped.write(batch([upsert('1', 'ada@example.com', { status: 'unsubscribed' })]));
+    expect(f.stored(LIST).get('ada@example.com')).toMatchObject({ status: 'unsubscribed' });
+
+    const forced = await connect(f, { status: 'transactional', overwrite_status: true });
+    await forced.write(batch([upsert('2', 'grace@example.com', { FNAME: 'Grace' })]));
+    expect(f.stored(LIST).get('grace@example.com')).toMatchObject({ status: 'transactional' });
+    expect(batchBody(f, 1).members).toEqual([
+      {
+        email_address: 'grace@example.com',
+        status: 'transactional',
+        status_if_new: 'transactional',
+        merge_fields: { FNAME: 'Grace' },
+      },
+    ]);
+  });
+
+  it('never re-subscribes someone who unsubscribed, and still updates their fields', async () => {
+    const f = await start();
+    f.seedMember(LIST, { email: 'gone@example.com', status: 'unsubscribed' });
+    const conn = await connect(f);
+    expect(await conn.write(batch([upsert('1', 'gone@example.com', { FNAME: 'Gone' })]))).toMatchObject([
+      { status: 'ok', action: 'updated' },
+    ]);
+    expect(f.stored(LIST).get('gone@example.com')).toMatchObject({ status: 'unsubscribed', FNAME: 'Gone' });
+  });
+});
+
+describe('mailchimp destination: unconfirmed writes', () => {
+  it('resends an upsert whose answer was lost: batch subscribe with update_existing is idempotent', async () => {
+    const f = await start();
+    const conn = await connect(f, { timeout_ms: 1000, status: 'pending' });
+    f.commitThenHang(1);
+    const outcomes = await conn.write(batch([upsert('1', 'ada@example.com', { FNAME: 'Ada' })]));
+    expect(outcomes).toMatchObject([{ key: '1', status: 'ok' }]);
+    expect(batchCalls(f)).toHaveLength(2);
+    // The second attempt found the member the first one created, and left its status alone.
+    expect(f.stored(LIST).get('ada@example.com')).toMatchObject({ status: 'pending', FNAME: 'Ada' });
+  });
+
+  it('reconciles an insert whose answer was lost by looking the members up, never sending it blindly', async () => {
+    const f = await start();
+    f.seedMember(LIST, { email: 'there@example.com', status: 'subscribed', mergeFields: { FNAME: 'Other' } });
+    const conn = await connect(f, { timeout_ms: 1000 });
+    f.commitThenHang(1);
+    const outcomes = await conn.write(
+      batch([
+        { key: '1', op: 'insert', match: 'ada@example.com', fields: { FNAME: 'Ada', PLAN: 'pro' } },
+        { key: '2', op: 'insert', match: 'there@example.com', fields: { FNAME: 'Mine' } },
+      ]),
+    );
+    expect(outcomes).toEqual([
+      { key: '1', status: 'ok', action: 'created', destinationId: subscriberHash('ada@example.com') },
+      { key: '2', status: 'rejected', reason: expect.stringMatching(/already a list member.*insert mode/) },
+    ]);
+    expect(batchCalls(f)).toHaveLength(1);
+    const lookups = f.requests.filter((r) => r.method === 'GET' && r.path.includes('/members/'));
+    expect(lookups.map((r) => r.path)).toEqual([
+      `/3.0/lists/${LIST}/members/${subscriberHash('ada@example.com')}`,
+      `/3.0/lists/${LIST}/members/${subscriberHash('there@example.com')}`,
+    ]);
+    expect(f.stored(LIST).get('there@example.com')).toMatchObject({ FNAME: 'Other' });
+  });
+
+  it('counts a retried insert that meets its own earlier attempt as created, not rejected', async () => {
+    const f = await start();
+    const conn = await connect(f);
+    // The earlier attempt landed (its answer lost); the engine sends the record again.
+    f.seedMember(LIST, { email: 'ada@example.com', status: 'subscribed', mergeFields: { FNAME: 'Ada', LTV: 3 } });
+    const outcomes = await conn.write(
+      batch([{ key: '1', op: 'insert', match: 'ada@example.com', fields: { FNAME: 'Ada', LTV: '3' } }]),
+    );
+    expect(outcomes).toEqual([
+      { key: '1', status: 'ok', action: 'created', destinationId: subscriberHash('ada@example.com') },
+    ]);
+  });
+});
+
+describe('mailchimp destination: partial progress', () => {
+  it('keeps the first 500 members when the second batch call is rate limited', async () => {
+    const f = await start();
+    const conn = await connect(f);
+    await conn.fields(LIST);
+    f.throttleNext(1, new RegExp(`/lists/${LIST}$`), 1);
+    const records = Array.from({ length: 600 }, (_, i) => upsert(String(i), `user${i}@example.com`));
+    const outcomes = await conn.write(batch(records));
+    expect(outcomes.slice(0, 500).every((o) => o.status === 'ok')).toBe(true);
+    expect(outcomes.slice(500)).toEqual(
+      records.slice(500).map((r) => ({
+        key: r.key,
+        status: 'retry',
+        reason: expect.stringMatching(/RateLimitedError/),
+        throttled: 'rate-limit',
+        afterMs: THROTTLE_WAIT_MS,
+      })),
+    );
+    expect(f.stored(LIST).size).toBe(500);
+  });
+
+  it('keeps the members written when an archive after them is rate limited', async () => {
+    const f = await start();
+    f.seedMember(LIST, { email: 'gone@example.com', status: 'subscribed' });
+    const conn = await connect(f);
+    await conn.fields(LIST);
+    f.throttleNext(1, /\/members\//);
+    const outcomes = await conn.write(
+      batch([
+        upsert('1', 'ada@example.com', { FNAME: 'Ada' }),
+        { key: '2', op: 'delete', match: 'gone@example.com', fields: {} },
+      ]),
+    );
+    expect(outcomes).toMatchObject([
+      { key: '1', status: 'ok', action: 'created' },
+      { key: '2', status: 'retry', throttled: 'rate-limit' },
+    ]);
+    expect(f.stored(LIST).get('gone@example.com')?.status).toBe('subscribed');
+  });
+});
+
+describe('mailchimp destination: 403', () => {
+  it('takes a bare 403 (no JSON body) for Mailchimp’s throttle under load, not for a bad key', async () => {
+    const f = await start();
+    const conn = await connect(f);
+    await conn.fields(LIST);
+    f.forbidNext(1, 'bare');
+    const error = await caught(conn.write(batch([upsert('1', 'ada@example.com')])));
+    expect(error).toBeInstanceOf(RateLimitedError);
+    expect((error as RateLimitedError).retryAfterMs).toBe(THROTTLE_WAIT_MS);
+    expect(await conn.write(batch([upsert('1', 'ada@example.com')]))).toMatchObject([{ status: 'ok' }]);
+  });
+
+  it('keeps a 403 with Mailchimp’s problem body an AuthError', async () => {
+    const f = await start();
+    const conn = await connect(f);
+    await conn.fields(LIST);
+    f.forbidNext(1, 'problem');
+    const error = await caught(conn.write(batch([upsert('1', 'ada@example.com')])));
+    expect(error).toBeInstanceOf(AuthError);
+    expect(error.message).toMatch(/Forbidden/);
+  });
+});
+
+describe('mailchimp destination: value formats from the merge field types', () => {
+  it('reports each merge field type as its Backflow type', async () => {
+    fake = await startMailchimpFake({ apiKey: KEY });
+    const kinds = ['number', 'date', 'birthday', 'zip', 'url', 'imageurl', 'radio', 'dropdown', 'text'];
+    fake.createList({ id: LIST, mergeFields: kinds.map((type) => ({ tag: type.toUpperCase(), type })) });
+    const fields = await (await connect(fake)).fields(LIST);
+    const typeOf = (name: string) => fields.find((f) => f.name === name)?.type;
+    expect(
+      Object.fromEntries(['ADDRESS', 'PHONE', ...kinds.map((k) => k.toUpperCase())].map((n) => [n, typeOf(n)])),
+    ).toEqual({
+      ADDRESS: 'json',
+      PHONE: 'string',
+      NUMBER: 'number',
+      DATE: 'date',
+      BIRTHDAY: 'date',
+      ZIP: 'string',
+      URL: 'string',
+      IMAGEURL: 'string',
+      RADIO: 'string',
+      DROPDOWN: 'string',
+      TEXT: 'string',
+    });
+  });
+
+  it('writes a timestamp column into a date merge field as its day, and a date column into a text field as ISO text', async () => {
+    fake = await startMailchimpFake({ apiKey: KEY });
+    fake.createList({
+      id: LIST,
+      mergeFields: [
+        { tag: 'SIGNUP', type: 'date', options: { date_format: 'DD/MM/YYYY' } },
+        { tag: 'RENEWAL', type: 'date' },
+        { tag: 'PLAN', type: 'text' },
+        { tag: 'BDAY', type: 'birthday' },
+      ],
+    });
+    // Through the SDK's formats, from the types fields() reports, as the engine writes.
+    const conn = withFormats(await connect(fake), mailchimpDestination.formats);
+    const outcomes = await conn.write({
+      ...batch([
+        upsert('1', 'ada@example.com', {
+          SIGNUP: '2026-03-24T23:30:00.000Z',
+          RENEWAL: '2027-01-31T08:00:00Z',
+          PLAN: '2026-03-24',
+          BDAY: '1990-12-10T00:00:00Z',
+        }),
+      ]),
+      fieldTypes: { SIGNUP: 'timestamp', RENEWAL: 'timestamp', PLAN: 'date', BDAY: 'timestamp' },
+    });
+    expect(outcomes).toMatchObject([{ status: 'ok' }]);
+    expect(fake.stored(LIST).get('ada@example.com')).toMatchObject({
+      SIGNUP: '24/03/2026',
+      RENEWAL: '01/31/2027',
+      PLAN: '2026-03-24',
+      BDAY: '12/10',
+    });
+  });
+});
+
+describe('mailchimp destination: pacing', () => {
+  it('takes a slot of the lane’s pace for every request: batches, look-ups, archives, merge fields', async () => {
+    const f = await start();
+    let taken = 0;
+    const pace = { take: async () => void taken++, throttled: async () => {} };
+    const options = mailchimpDestination.optionsSchema.parse({ base_url: f.url, api_key: KEY, status: 'subscribed' });
+    const conn = await mailchimpDestination.connect(options, { projectDir: process.cwd(), pace });
+    connections.push(conn);
+    f.seedMember(LIST, { email: 'there@example.com', status: 'subscribed' });
+    await conn.write(
+      batch([
+        upsert('1', 'ada@example.com', { FNAME: 'Ada' }),
+        { key: '2', op: 'insert', match: 'there@example.com', fields: { FNAME: 'X' } },
+        { key: '3', op: 'delete', match: 'gone@example.com', fields: {} },
+      ]),
+    );
+    // merge fields, upsert batch, insert batch, look-up of the existing member, archive.
+    expect(f.requestTimes()).toHaveLength(5);
+    expect(taken).toBe(5);
   });
 });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { ConnectorConfigError } from '#connectors/sdk/errors';
-import { createHttpClient, HttpError } from '#connectors/sdk/http';
-import type { JsonValue } from '#connectors/sdk/types';
+import { ConnectorConfigError, RateLimitedError } from '#connectors/sdk/errors';
+import { createHttpClient, HttpError, type HttpRefusal } from '#connectors/sdk/http';
+import type { JsonValue, RequestPace } from '#connectors/sdk/types';
 import { MAX_PAGE_SIZE, THROTTLE_WAIT_MS } from './limits.ts';
 
 /**
@@ -23,12 +23,17 @@ export interface MergeField {
   readonly options?: { readonly date_format?: string; readonly choices?: readonly string[] };
 }
 
-/** A member as batch subscribe returns it in `new_members` and `updated_members`. */
+/**
+ * A member as batch subscribe returns it in `new_members` and `updated_members`, and as
+ * `GET /lists/{list_id}/members/{subscriber_hash}` returns it.
+ * https://mailchimp.com/developer/marketing/api/list-members/get-member-info/
+ */
 export interface Member {
   /** MD5 of the lowercased email address: the subscriber hash. */
   readonly id: string;
   readonly email_address: string;
   readonly status: string;
+  readonly merge_fields?: Readonly<Record<string, JsonValue>>;
   readonly tags?: readonly { readonly id?: number; readonly name: string }[];
 }
 
@@ -48,11 +53,21 @@ export interface BatchSubscribeResult {
   readonly errors: readonly BatchMemberError[];
 }
 
-/** What batch subscribe takes for one member. */
+/**
+ * What batch subscribe takes for one member. `status_if_new` is the status of a member new to the
+ * audience; `status` (sent only when the user asked for it: a mapped status, or
+ * `overwrite_status`) also changes the status of a member already there, when `update_existing`.
+ * `tags` are tag names: added to the member's tags, or replacing them with `sync_tags`.
+ * Members' fields: Mailchimp's API definition (BatchSubscribeOrUnsubscribeListsRequestMembersItem
+ * Status / StatusIfNew in github.com/mailchimp/mailchimp-marketing-typescript-sdk); tags:
+ * https://mailchimp.com/developer/release-notes/added-ability-sync-tags-existing-members/
+ */
 export interface MemberInput {
   readonly email_address: string;
-  readonly status: MemberStatus;
+  readonly status?: MemberStatus;
+  readonly status_if_new: MemberStatus;
   readonly merge_fields?: Readonly<Record<string, JsonValue>>;
+  readonly tags?: readonly string[];
 }
 
 /**
@@ -104,12 +119,34 @@ export interface MailchimpClientOptions {
   readonly apiKey: string;
   readonly baseUrl: string;
   readonly timeoutMs: number;
+  /** The lane's pace: every request takes its slot first. */
+  readonly pace?: RequestPace;
   readonly fetch?: typeof fetch;
 }
 
-export type TagsResult =
-  | { readonly ok: true }
-  | { readonly ok: false; readonly status: number; readonly reason: string };
+/** A problem-details body (`title`/`status`/`detail`), as every answer of Mailchimp's API has. */
+function isProblem(body: unknown): boolean {
+  return body !== null && typeof body === 'object' && ('title' in body || 'status' in body || 'detail' in body);
+}
+
+/**
+ * Mailchimp's refusals that are not what their status says. Its API answers every refusal with a
+ * problem-details body (https://mailchimp.com/developer/marketing/docs/errors/): a 403 with one (`Forbidden`, `User Disabled`, `Wrong
+ * Datacenter`) is a real refusal of the key and stays an AuthError. Under heavy load Mailchimp's
+ * throttle also answers a bare 403 with no JSON body (https://mailchimp.com/developer/marketing/docs/fundamentals/, the API-limits
+ * section, as read by github.com/api-evangelist/mailchimp rate-limits): that is a rate limit.
+ * Inferred: any 403 without a problem body is that throttle (its exact body is not published).
+ */
+export function classifyRefusal(response: HttpRefusal): Error | undefined {
+  if (response.status === 403 && !isProblem(response.body)) {
+    return new RateLimitedError(
+      `${response.where} was throttled (403 without an error body, Mailchimp's answer under load); retry after ${THROTTLE_WAIT_MS} ms`,
+      THROTTLE_WAIT_MS,
+    );
+  }
+  return undefined;
+}
+
 export type ArchiveResult = 'archived' | 'absent' | { readonly status: number; readonly reason: string };
 
 export function createMailchimpClient(options: MailchimpClientOptions) {
@@ -123,6 +160,8 @@ export function createMailchimpClient(options: MailchimpClientOptions) {
     timeoutMs: options.timeoutMs,
     // A 429 carries no Retry-After: the connection cap clears when a request in flight ends.
     retryAfter: () => THROTTLE_WAIT_MS,
+    refusal: classifyRefusal,
+    pace: options.pace,
     fetch: options.fetch,
   });
   const audience = (listId: string) => `lists/${encodeURIComponent(listId)}`;
@@ -169,19 +208,29 @@ export function createMailchimpClient(options: MailchimpClientOptions) {
 
     /**
      * `POST /lists/{list_id}`: adds or updates up to 500 members; refused members come back in
-     * `errors[]` of a 200 answer.
+     * `errors[]` of a 200 answer. With `update_existing` it is an upsert by email address — sent
+     * twice, it leaves the audience as sent once (a member created by the first attempt is
+     * updated with the same values, its status untouched without `status`) — so the client may
+     * retry it after a timeout. Without it (insert mode) it is a create: an unconfirmed attempt
+     * throws UnconfirmedWriteError for the caller to reconcile.
+     * https://mailchimp.com/developer/marketing/api/lists/batch-subscribe-or-unsubscribe/
      */
     async batchSubscribe(
       listId: string,
       members: readonly MemberInput[],
-      updateExisting: boolean,
+      mode: { readonly updateExisting: boolean; readonly syncTags?: boolean },
     ): Promise<BatchSubscribeResult> {
       const response = await http
         .request<Partial<BatchSubscribeResult>>({
           method: 'POST',
           path: audience(listId),
-          json: { members, update_existing: updateExisting },
+          json: {
+            members,
+            update_existing: mode.updateExisting,
+            ...(mode.syncTags ? { sync_tags: true } : {}),
+          },
           accept: [404],
+          idempotent: mode.updateExisting,
         })
         .catch((e) => refused(`the batch subscribe to audience ${listId}`, e));
       if (response.status === 404) throw notFound(listId);
@@ -193,26 +242,15 @@ export function createMailchimpClient(options: MailchimpClientOptions) {
     },
 
     /**
-     * `POST /lists/{list_id}/members/{subscriber_hash}/tags`: makes tags active or inactive (204).
-     * https://mailchimp.com/developer/marketing/api/list-member-tags/add-or-remove-member-tags/
+     * `GET /lists/{list_id}/members/{subscriber_hash}`: one member (archived ones included), or
+     * undefined when the address is not in the audience (404).
+     * https://mailchimp.com/developer/marketing/api/list-members/get-member-info/
      */
-    async setTags(
-      listId: string,
-      hash: string,
-      tags: readonly { name: string; status: 'active' | 'inactive' }[],
-    ): Promise<TagsResult> {
+    async member(listId: string, hash: string): Promise<Member | undefined> {
       const response = await http
-        .request({
-          method: 'POST',
-          path: `${audience(listId)}/members/${hash}/tags`,
-          json: { tags },
-          accept: [400, 404],
-        })
-        .catch((e) => refused(`the tags of a member of audience ${listId}`, e));
-      if (response.status === 400 || response.status === 404) {
-        return { ok: false, status: response.status, reason: http.redact(describeProblem(response.body)) };
-      }
-      return { ok: true };
+        .request<Member>({ path: `${audience(listId)}/members/${hash}`, accept: [404] })
+        .catch((e) => refused(`a member of audience ${listId}`, e));
+      return response.status === 404 ? undefined : response.body;
     },
 
     /**

@@ -15,10 +15,26 @@ export const TAGS_FIELD = 'tags';
 /** Text merge fields hold up to 255 characters. */
 const MAX_TEXT = 255;
 
-const TYPES: Readonly<Record<string, FieldType>> = {
+/**
+ * Merge field types as Backflow's field types, so the SDK formats each value for its field
+ * (https://mailchimp.com/developer/marketing/docs/merge-fields/#structure): `number` holds
+ * numbers; `date` a calendar date and `birthday` a month and day (both `date`: a timestamp column
+ * keeps its UTC day, and fields.ts writes it in the field's format); `address` an object; text,
+ * phone, zip, url, imageurl, radio and dropdown hold text (a date column into them stays ISO
+ * 8601 text). An unknown type is taken as text.
+ */
+export const MERGE_TYPES: Readonly<Record<string, FieldType>> = {
+  text: 'string',
   number: 'number',
-  date: 'date',
   address: 'json',
+  phone: 'string',
+  date: 'date',
+  birthday: 'date',
+  zip: 'string',
+  url: 'string',
+  imageurl: 'string',
+  radio: 'string',
+  dropdown: 'string',
 };
 
 /** What a sync can map to in an audience: the member's own fields, then its merge fields. */
@@ -30,7 +46,7 @@ export function memberFields(mergeFields: readonly MergeField[]): FieldInfo[] {
     ...mergeFields.map(
       (f): FieldInfo => ({
         name: f.tag,
-        type: TYPES[f.type] ?? 'string',
+        type: MERGE_TYPES[f.type] ?? 'string',
         required: f.required,
         kind: 'custom',
         matchable: false,
@@ -74,9 +90,22 @@ function isoDate(value: string): { year: string; month: string; day: string } | 
 }
 
 /**
+ * A date in a date merge field's `date_format` (`MM/DD/YYYY` or `DD/MM/YYYY`, set per field in the
+ * audience: https://mailchimp.com/developer/marketing/docs/merge-fields/), `YYYY-MM-DD` when the
+ * field reports none. Inferred: Mailchimp reads a date value in the field's own format.
+ */
+function inDateFormat(date: { year: string; month: string; day: string }, format: string | undefined): string {
+  const f = format?.toUpperCase().replace(/\s/g, '');
+  if (f === 'MM/DD/YYYY') return `${date.month}/${date.day}/${date.year}`;
+  if (f === 'DD/MM/YYYY') return `${date.day}/${date.month}/${date.year}`;
+  return `${date.year}-${date.month}-${date.day}`;
+}
+
+/**
  * A value as the merge field's type wants it; null clears the field, which Mailchimp spells `""`.
- * Dates go as `YYYY-MM-DD` (a timestamp keeps its UTC date), birthdays as `MM/DD` or `DD/MM` after
- * the field's `date_format`, numbers as numbers, addresses as Mailchimp's address object.
+ * Dates go in the field's `date_format` (a timestamp keeps its UTC date), birthdays as `MM/DD` or
+ * `DD/MM` after the field's `date_format`, numbers as numbers, addresses as Mailchimp's address
+ * object.
  */
 export function mergeValue(field: MergeField, value: JsonValue): Converted<JsonValue> {
   if (value === null) return ok('');
@@ -93,7 +122,7 @@ export function mergeValue(field: MergeField, value: JsonValue): Converted<JsonV
     case 'date': {
       const date = typeof value === 'string' ? isoDate(value) : undefined;
       if (!date) return fail(`expected a date (YYYY-MM-DD) for the date field, got ${preview(value)}`);
-      return ok(`${date.year}-${date.month}-${date.day}`);
+      return ok(inDateFormat(date, field.options?.date_format));
     }
     case 'birthday': {
       if (typeof value === 'string' && /^\d\d\/\d\d$/.test(value.trim())) return ok(value.trim());

@@ -10,14 +10,20 @@ const LIST_ID = /^[A-Za-z0-9]{1,32}$/;
 
 /** Mailchimp's runtime: the audience calls behind mailchimpDestinationManifest (manifest.ts). */
 export const mailchimpDestination = defineDestination(mailchimpDestinationManifest, {
-  async connect(opts) {
+  async connect(opts, context) {
     const baseUrl = opts.base_url ?? apiBaseUrl(opts.api_key);
     if (!baseUrl) {
       throw new ConnectorConfigError(
         'mailchimp: the api_key has no data-centre suffix (it ends like "-us21"): copy the whole key, or set base_url',
       );
     }
-    const client = createMailchimpClient({ apiKey: opts.api_key, baseUrl, timeoutMs: opts.timeout_ms });
+    // Every request — batch subscribes, look-ups, archives, merge-field pages — takes the lane's pace.
+    const client = createMailchimpClient({
+      apiKey: opts.api_key,
+      baseUrl,
+      timeoutMs: opts.timeout_ms,
+      pace: context.pace,
+    });
     const mergeFieldsOf = new Map<string, Promise<MergeField[]>>();
     const load = (listId: string, fresh = false): Promise<MergeField[]> => {
       let fields = mergeFieldsOf.get(listId);
@@ -56,7 +62,10 @@ export const mailchimpDestination = defineDestination(mailchimpDestinationManife
             `mailchimp audience ${listId} has no merge field ${unknown.join(', ')}; map to status, tags or one of its merge tags: ${mergeFields.map((f) => f.tag).join(', ') || '(none)'}`,
           );
         }
-        return writeAudience({ client, listId, mergeFields, status: opts.status }, batch.records);
+        return writeAudience(
+          { client, listId, mergeFields, status: opts.status, overwriteStatus: opts.overwrite_status },
+          batch.records,
+        );
       },
       async close() {},
     };

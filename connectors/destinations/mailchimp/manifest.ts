@@ -26,27 +26,33 @@ const options = z.strictObject({
     .min(1)
     .regex(/^[\x21-\x7e]+$/, 'expected printable ASCII without spaces or line breaks (check for a trailing newline)'),
   /**
-   * The subscription status Backflow sends with each member whose record maps no `status`. Mailchimp's
-   * batch subscribe has no `status_if_new`: with `update_existing` it applies to members already in
-   * the audience too (it refuses to re-subscribe people who unsubscribed). No default on purpose:
-   * `subscribed` only for people who opted in to email marketing, else `transactional`.
-   * See docs/destinations/mailchimp.md#subscription-status.
+   * The subscription status of members NEW to the audience (sent as `status_if_new`). Members
+   * already in the audience keep their status: Backflow never changes it unless the sync maps a
+   * `status` column or `overwrite_status` is set. No default on purpose: `subscribed` only for
+   * people who opted in to email marketing, `pending` to send them a confirmation email, else
+   * `transactional`. See docs/destinations/mailchimp.md#subscription-status.
    */
   status: z.enum(['subscribed', 'pending', 'transactional', 'unsubscribed'], {
     error:
-      'set status to subscribed (people who opted in), pending (send a confirmation email), transactional or unsubscribed',
+      'set status (of new members) to subscribed (people who opted in), pending (send a confirmation email), transactional or unsubscribed',
   }),
+  /**
+   * Also give `status` to members already in the audience (sends `status` with every member):
+   * subscribers who opted in are then changed to `status` at their next change. Only for an
+   * audience whose consent the warehouse owns. Default false.
+   */
+  overwrite_status: z.boolean().default(false),
   /** Per attempt: a 500-member batch can take tens of seconds. */
   timeout_ms: z.number().int().min(1000).max(120_000).default(60_000),
 });
 
 /**
  * Mailchimp audiences (lists): members are added or updated by email address in batches of up to
- * 500 (`POST /lists/{list_id}`), merge fields by tag, tags member by member, and archived in mirror
+ * 500 (`POST /lists/{list_id}`), with their merge fields (by tag) and tags, and archived in mirror
  * mode. The object of a sync is the audience id. The guide is docs/destinations/mailchimp.md.
  *
- * Modes: `upsert` (`update_existing: true`), `insert` (`update_existing: false`: Mailchimp refuses
- * members already in the audience) and `mirror` (upsert, and archive members that left the model).
+ * Modes: `upsert` (`update_existing: true`; existing members keep their status), `insert`
+ * (`update_existing: false`: Mailchimp refuses members already in the audience) and `mirror` (upsert, and archive members that left the model).
  * Not `update`: batch subscribe cannot leave unknown addresses out.
  */
 export const mailchimpDestinationManifest = defineDestinationManifest({

@@ -1,5 +1,5 @@
-import type { OutboundRecord, RecordOutcome } from '#connectors/sdk/destination';
-import { RateLimitedError, TransientError } from '#connectors/sdk/errors';
+import { keepProgress, type OutboundRecord, type RecordOutcome, unfinished } from '#connectors/sdk/destination';
+import { RateLimitedError, TransientError, UnconfirmedWriteError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
 import {
   type BatchSubscribeResult,
@@ -14,31 +14,44 @@ import { mergeValue, resolveTarget, STATUS_FIELD, statusValue, TAGS_FIELD, tagNa
 import { MAX_BATCH_MEMBERS } from './limits.ts';
 
 /**
- * Writing one batch to an audience: members go in one batch subscribe per 500, then tag changes
- * member by member, then archives (mirror) member by member. Every record gets an outcome.
+ * Writing one batch to an audience: members (with their merge fields and tags) go in one batch
+ * subscribe per 500, then archives (mirror) member by member. Every request is one part of the
+ * batch: a rate limit on part k keeps parts 1..k-1 and gives the rest back (keepProgress).
  */
 
 export interface AudienceWrite {
   readonly client: MailchimpClient;
   readonly listId: string;
   readonly mergeFields: readonly MergeField[];
-  /** The `status` option: sent with each member whose record maps no status of its own. */
+  /** The `status` option: the status of members new to the audience (`status_if_new`). */
   readonly status: MemberStatus;
+  /** The `overwrite_status` option: also send `status`, which changes existing members' status. */
+  readonly overwriteStatus: boolean;
 }
 
-/** A member ready for batch subscribe, and what its tags should become. */
+/** A member ready for batch subscribe. */
 interface Prepared {
   readonly record: OutboundRecord;
   readonly email: string;
   readonly input: MemberInput;
-  readonly tags?: readonly string[];
 }
+
+/** One request of a batch. */
+type Part =
+  | {
+      readonly kind: 'subscribe';
+      readonly members: readonly Prepared[];
+      readonly updateExisting: boolean;
+      readonly syncTags: boolean;
+    }
+  | { readonly kind: 'archive'; readonly record: OutboundRecord };
 
 /** Mailchimp's per-contact anti-abuse limit ("signed up to a lot of lists very recently"): retry later. */
 const SIGNUP_THROTTLE = /too many recent signup|signed up to a lot of lists very recently/i;
 const SIGNUP_THROTTLE_WAIT_MS = 15 * 60_000;
 /** A record whose email already appears in the same batch waits for the next round. */
 const DUPLICATE_WAIT_MS = 1_000;
+const INSERT_REFUSED = '(insert mode never updates a member)';
 
 export async function writeAudience(
   target: AudienceWrite,
@@ -82,24 +95,34 @@ export async function writeAudience(
     else (record.op === 'insert' ? inserts : upserts).push(prepared);
   }
 
+  const parts: Part[] = [];
   for (const [group, updateExisting] of [
     [upserts, true],
     [inserts, false],
   ] as const) {
-    for (let i = 0; i < group.length; i += MAX_BATCH_MEMBERS) {
-      const chunk = group.slice(i, i + MAX_BATCH_MEMBERS);
-      const result = await target.client.batchSubscribe(
-        target.listId,
-        chunk.map((p) => p.input),
-        updateExisting,
-      );
-      const members = applyBatchResult(chunk, result, outcomes);
-      await applyTags(target, chunk, members, outcomes);
+    // `sync_tags` replaces the tags of every existing member of the call, so members whose
+    // record carries no tags (tags not mapped, or skipped) go in a call without it.
+    for (const tagged of [true, false]) {
+      const members = group.filter((p) => (p.input.tags !== undefined) === tagged);
+      for (let i = 0; i < members.length; i += MAX_BATCH_MEMBERS) {
+        parts.push({
+          kind: 'subscribe',
+          members: members.slice(i, i + MAX_BATCH_MEMBERS),
+          updateExisting,
+          // Only with update_existing: it has no effect without (release note, 2022-01-24).
+          syncTags: tagged && updateExisting,
+        });
+      }
     }
   }
+  for (const record of deletes) parts.push({ kind: 'archive', record });
 
-  // A throttled first call with nothing written yet throws: the lane then slows down as a whole.
-  await archiveMembers(target, deletes, outcomes, upserts.length + inserts.length === 0);
+  const written = await keepProgress(
+    parts,
+    (part) => (part.kind === 'archive' ? [part.record.key] : part.members.map((p) => p.record.key)),
+    (part) => (part.kind === 'archive' ? archive(target, part.record) : subscribe(target, part)),
+  );
+  for (const outcome of written) outcomes.set(outcome.key, outcome);
   return records.map(
     (r) => outcomes.get(r.key) ?? { key: r.key, status: 'retry', reason: 'Mailchimp gave no answer for this member' },
   );
@@ -112,7 +135,8 @@ function prepare(
   email: string,
 ): Prepared | Extract<RecordOutcome, { status: 'rejected' }> {
   const mergeFields: Record<string, JsonValue> = {};
-  let status = target.status;
+  // The status of existing members changes only when asked: a mapped status, or overwrite_status.
+  let status: MemberStatus | undefined = target.overwriteStatus ? target.status : undefined;
   let tags: string[] | undefined;
   const reject = (field: string, reason: string) => ({ key: record.key, status: 'rejected' as const, reason, field });
   for (const [name, value] of Object.entries(record.fields)) {
@@ -134,24 +158,67 @@ function prepare(
       mergeFields[resolved.field.tag] = converted.value;
     }
   }
-  const input: MemberInput =
-    Object.keys(mergeFields).length > 0
-      ? { email_address: email, status, merge_fields: mergeFields }
-      : { email_address: email, status };
-  return tags === undefined ? { record, email, input } : { record, email, input, tags };
+  const input: MemberInput = {
+    email_address: email,
+    ...(status !== undefined ? { status } : {}),
+    status_if_new: status ?? target.status,
+    ...(Object.keys(mergeFields).length > 0 ? { merge_fields: mergeFields } : {}),
+    ...(tags !== undefined ? { tags } : {}),
+  };
+  return { record, email, input };
 }
 
-/** Outcomes from `new_members`, `updated_members` and `errors[]`; returns the members by address. */
+/**
+ * One batch subscribe. Upserts are idempotent and retried by the client after a timeout. An
+ * insert whose answer was lost (UnconfirmedWriteError) is reconciled: each member is looked up.
+ * A member an insert finds already there (ERROR_CONTACT_EXISTS) is looked up too: when it holds
+ * what this record sends, it is this record's own earlier attempt, and counts as created.
+ */
+async function subscribe(target: AudienceWrite, part: Extract<Part, { kind: 'subscribe' }>): Promise<RecordOutcome[]> {
+  let result: BatchSubscribeResult;
+  try {
+    result = await target.client.batchSubscribe(
+      target.listId,
+      part.members.map((p) => p.input),
+      { updateExisting: part.updateExisting, syncTags: part.syncTags },
+    );
+  } catch (error) {
+    if (!(error instanceof UnconfirmedWriteError)) throw error;
+    return reconcile(target, part.members, () => ({
+      status: 'retry',
+      reason: `not in the audience after an unconfirmed batch subscribe (${error.message})`,
+    }));
+  }
+  const outcomes = new Map<string, RecordOutcome>();
+  const conflicts = applyBatchResult(part.members, result, outcomes);
+  if (conflicts.length > 0) {
+    for (const o of await reconcile(target, conflicts, () => ({
+      status: 'retry',
+      reason: 'Mailchimp said this member exists, but it is not in the audience',
+    }))) {
+      outcomes.set(o.key, o);
+    }
+  }
+  return part.members.map(
+    (p) => outcomes.get(p.record.key) ?? { key: p.record.key, status: 'retry', reason: 'no answer for this member' },
+  );
+}
+
+/**
+ * Outcomes from `new_members`, `updated_members` and `errors[]`; returns the members an insert
+ * found already in the audience, to reconcile.
+ */
 function applyBatchResult(
   chunk: readonly Prepared[],
   result: BatchSubscribeResult,
   outcomes: Map<string, RecordOutcome>,
-): Map<string, Member> {
+): Prepared[] {
   const created = new Map(result.new_members.map((m) => [m.email_address.toLowerCase(), m]));
   const updated = new Map(result.updated_members.map((m) => [m.email_address.toLowerCase(), m]));
   const errors = new Map(result.errors.map((e) => [String(e.email_address).toLowerCase(), e]));
-  const members = new Map<string, Member>();
-  for (const { record, email } of chunk) {
+  const conflicts: Prepared[] = [];
+  for (const prepared of chunk) {
+    const { record, email } = prepared;
     const lower = email.toLowerCase();
     const error = errors.get(lower);
     if (error) {
@@ -159,11 +226,7 @@ function applyBatchResult(
       if (SIGNUP_THROTTLE.test(reason)) {
         outcomes.set(record.key, { key: record.key, status: 'retry', reason, afterMs: SIGNUP_THROTTLE_WAIT_MS });
       } else if (error.error_code === 'ERROR_CONTACT_EXISTS') {
-        outcomes.set(record.key, {
-          key: record.key,
-          status: 'rejected',
-          reason: `${reason} (insert mode never updates a member)`,
-        });
+        conflicts.push(prepared);
       } else {
         outcomes.set(record.key, {
           key: record.key,
@@ -175,7 +238,6 @@ function applyBatchResult(
       continue;
     }
     const member = created.get(lower) ?? updated.get(lower);
-    if (member) members.set(lower, member);
     const action = created.has(lower) ? 'created' : updated.has(lower) ? 'updated' : undefined;
     outcomes.set(record.key, {
       key: record.key,
@@ -184,88 +246,74 @@ function applyBatchResult(
       destinationId: member?.id ?? subscriberHash(email),
     });
   }
-  return members;
+  return conflicts;
 }
 
 /**
- * Batch subscribe takes no tags, so a mapped `tags` field becomes one call per member whose tags
- * differ: the listed tags made active, the member's other tags made inactive (null or an empty list
- * clears them all). The member's current tags come from the batch answer.
+ * Looks each member up by subscriber hash (`GET …/members/{subscriber_hash}`, one request each):
+ * one holding what the record sends is the record's own write (created); one holding something
+ * else was there before (an insert refuses it); an absent one gets `absent`. A rate limit or a
+ * failure during the look-ups gives the rest back for a retry, keeping the answers so far.
  */
-async function applyTags(
+async function reconcile(
   target: AudienceWrite,
-  chunk: readonly Prepared[],
-  members: ReadonlyMap<string, Member>,
-  outcomes: Map<string, RecordOutcome>,
-): Promise<void> {
-  const pending = chunk.filter((p) => p.tags !== undefined && outcomes.get(p.record.key)?.status === 'ok');
-  for (let i = 0; i < pending.length; i++) {
-    const { record, email, tags = [] } = pending[i]!;
-    const member = members.get(email.toLowerCase());
-    // Without the member in the answer its tags are unknown: only the listed ones are made active.
-    const current = new Set((member?.tags ?? []).map((t) => t.name));
-    const wanted = new Set(tags);
-    const changes = [
-      ...[...wanted].filter((t) => !current.has(t)).map((name) => ({ name, status: 'active' as const })),
-      ...[...current].filter((t) => !wanted.has(t)).map((name) => ({ name, status: 'inactive' as const })),
-    ];
-    if (changes.length === 0) continue;
+  members: readonly Prepared[],
+  absent: () => { status: 'retry'; reason: string },
+): Promise<RecordOutcome[]> {
+  const outcomes: RecordOutcome[] = [];
+  for (let i = 0; i < members.length; i++) {
+    const { record, email, input } = members[i]!;
+    let member: Member | undefined;
     try {
-      const result = await target.client.setTags(target.listId, subscriberHash(email), changes);
-      if (!result.ok) {
-        outcomes.set(record.key, { key: record.key, status: 'rejected', reason: result.reason, field: TAGS_FIELD });
-      }
+      member = await target.client.member(target.listId, subscriberHash(email));
     } catch (error) {
-      // The members landed: only the tags of this and the following records wait for a retry.
       if (!(error instanceof RateLimitedError || error instanceof TransientError)) throw error;
-      const rest = error instanceof RateLimitedError ? pending.slice(i) : [pending[i]!];
-      for (const p of rest) {
-        outcomes.set(p.record.key, {
-          key: p.record.key,
-          status: 'retry',
-          reason: `tags not set: ${error.message}`,
-          ...(error instanceof RateLimitedError && error.retryAfterMs !== undefined
-            ? { afterMs: error.retryAfterMs }
-            : {}),
-        });
-      }
-      if (error instanceof RateLimitedError) return;
+      outcomes.push(
+        ...unfinished(
+          members.slice(i).map((p) => p.record.key),
+          error,
+        ),
+      );
+      return outcomes;
+    }
+    if (!member || member.status === 'archived') outcomes.push({ key: record.key, ...absent() });
+    else if (holds(member, input, target.mergeFields)) {
+      outcomes.push({ key: record.key, status: 'ok', action: 'created', destinationId: member.id });
+    } else {
+      outcomes.push({
+        key: record.key,
+        status: 'rejected',
+        reason: `${email} is already a list member with other values ${INSERT_REFUSED}`,
+      });
     }
   }
+  return outcomes;
 }
 
-/** Mirror mode: archives each member that left the model; one already gone counts as archived. */
-async function archiveMembers(
-  target: AudienceWrite,
-  deletes: readonly OutboundRecord[],
-  outcomes: Map<string, RecordOutcome>,
-  firstWrite: boolean,
-): Promise<void> {
-  for (let i = 0; i < deletes.length; i++) {
-    const record = deletes[i]!;
-    try {
-      const result = await target.client.archive(target.listId, subscriberHash(String(record.match).trim()));
-      outcomes.set(
-        record.key,
-        typeof result === 'string'
-          ? { key: record.key, status: 'ok', action: 'deleted' }
-          : { key: record.key, status: 'rejected', reason: result.reason },
-      );
-    } catch (error) {
-      if (!(error instanceof RateLimitedError || error instanceof TransientError)) throw error;
-      if (error instanceof RateLimitedError && firstWrite && i === 0) throw error;
-      const rest = error instanceof RateLimitedError ? deletes.slice(i) : [record];
-      for (const r of rest) {
-        outcomes.set(r.key, {
-          key: r.key,
-          status: 'retry',
-          reason: `not archived: ${error.message}`,
-          ...(error instanceof RateLimitedError && error.retryAfterMs !== undefined
-            ? { afterMs: error.retryAfterMs }
-            : {}),
-        });
-      }
-      if (error instanceof RateLimitedError) return;
-    }
+/**
+ * Whether a member holds what a record sends: every text and number merge field as sent, every
+ * tag present. Inferred: dates, birthdays and addresses are left out of the comparison, as
+ * Mailchimp may store them in another form than they were sent in; the status too (a pending
+ * member may have confirmed since).
+ */
+function holds(member: Member, input: MemberInput, fields: readonly MergeField[]): boolean {
+  const kinds = new Map(fields.map((f) => [f.tag, f.type]));
+  for (const [tag, value] of Object.entries(input.merge_fields ?? {})) {
+    const kind = kinds.get(tag);
+    if (kind === 'date' || kind === 'birthday' || kind === 'address') continue;
+    const stored = member.merge_fields?.[tag];
+    if (String(stored ?? '') !== String(value ?? '')) return false;
   }
+  const tags = new Set((member.tags ?? []).map((t) => t.name));
+  return (input.tags ?? []).every((t) => tags.has(t));
+}
+
+/** Mirror mode: archives a member that left the model; one already gone counts as archived. */
+async function archive(target: AudienceWrite, record: OutboundRecord): Promise<RecordOutcome[]> {
+  const result = await target.client.archive(target.listId, subscriberHash(String(record.match).trim()));
+  return [
+    typeof result === 'string'
+      ? { key: record.key, status: 'ok', action: 'deleted' }
+      : { key: record.key, status: 'rejected', reason: result.reason },
+  ];
 }

@@ -17,12 +17,31 @@ import type { VendorFake } from '../../conformance/suite.ts';
  *   member without it is `ERROR_CONTACT_EXISTS`), invalid addresses and merge values refused in
  *   `errors[]` of a 200 answer, no re-subscribing of unsubscribed or cleaned contacts
  *   (https://mailchimp.com/developer/marketing/api/lists/batch-subscribe-or-unsubscribe/);
+ * - a batch member's `status` and `status_if_new` (both in Mailchimp's API definition:
+ *   BatchSubscribeOrUnsubscribeListsRequestMembersItemStatus / …StatusIfNew in
+ *   github.com/mailchimp/mailchimp-marketing-typescript-sdk; `update_existing`: "Whether this
+ *   batch operation will change existing members' subscription status"). As for the member PUT
+ *   (https://mailchimp.com/developer/marketing/api/list-members/add-or-update-list-member/),
+ *   `status_if_new` is the status of a member new to the audience and `status` the one an
+ *   existing member is changed to. Inferred: an existing member sent without `status` keeps its
+ *   status; a new one takes `status_if_new`, else `status`; a member with neither is refused;
+ * - a batch member's `tags` (names): added to an existing member's tags, or replacing them with
+ *   `sync_tags: true` and `update_existing: true`
+ *   (https://mailchimp.com/developer/release-notes/added-ability-sync-tags-existing-members/);
  * - merge fields paged by `count` (at most 1,000) and `offset`, FNAME, LNAME, ADDRESS and PHONE
  *   present in every new audience (https://mailchimp.com/developer/marketing/docs/merge-fields/);
- * - member tags (`POST …/members/{subscriber_hash}/tags`, 204) and archiving
+ *   a date field's `date_format` (`MM/DD/YYYY` or `DD/MM/YYYY`), a birthday's `MM/DD` or `DD/MM`.
+ *   Inferred: a date value is only taken in its field's `date_format` (`YYYY-MM-DD` for a field
+ *   without one), and new date fields default to `MM/DD/YYYY`, birthdays to `MM/DD`;
+ * - a member by subscriber hash (`GET …/members/{subscriber_hash}`), member tags
+ *   (`POST …/members/{subscriber_hash}/tags`, 204) and archiving
  *   (`DELETE …/members/{subscriber_hash}`, 204), the subscriber hash being the MD5 of the
- *   lowercased address.
- * Dates are only taken as `YYYY-MM-DD` and birthdays as `MM/DD`: what Backflow promises to send.
+ *   lowercased address;
+ * - every refusal as problem details; a 403 `Forbidden` with such a body for a key that may not
+ *   reach a resource (https://mailchimp.com/developer/marketing/docs/errors/), and under load a
+ *   bare 403 with no JSON body (the throttle; API limits in
+ *   https://mailchimp.com/developer/marketing/docs/fundamentals/ as read by
+ *   github.com/api-evangelist/mailchimp; Inferred: its body is a short HTML page).
  */
 
 export interface FakeMergeFieldInput {
@@ -71,8 +90,21 @@ export interface MailchimpFake extends VendorFake {
   createList(options?: { id?: string; name?: string; mergeFields?: readonly FakeMergeFieldInput[] }): string;
   /** The member of an address, archived ones included. */
   member(listId: string, email: string): FakeMember | undefined;
-  /** Answers the next `n` write requests (those whose path matches `only`, when given) with a 429. */
-  throttleNext(n: number, only?: RegExp): void;
+  /**
+   * Answers the next `n` write requests (those whose path matches `only`, when given) with a 429,
+   * after letting `after` of them through.
+   */
+  throttleNext(n: number, only?: RegExp, after?: number): void;
+  /**
+   * Fault: the next `n` write requests (matching `only`) are applied, then never answered — as
+   * when a connection drops after Mailchimp committed — until the client gives up.
+   */
+  commitThenHang(n: number, only?: RegExp): void;
+  /**
+   * The next `n` requests are answered 403: `bare` as Mailchimp's throttle under load (no JSON
+   * body), `problem` as a real refusal (`Forbidden` problem details).
+   */
+  forbidNext(n: number, kind: 'bare' | 'problem'): void;
   /** Adds or changes a member directly (e.g. someone who unsubscribed through a campaign). */
   seedMember(
     listId: string,
@@ -128,7 +160,13 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
   const maxConnections = options.maxConnections ?? 10;
   let revoked = false;
   let throttle = 0;
+  let throttleAfter = 0;
   let throttleOnly: RegExp | undefined;
+  let hang = 0;
+  let hangOnly: RegExp | undefined;
+  const hung = new Set<ServerResponse>();
+  let forbid = 0;
+  let forbidKind: 'bare' | 'problem' = 'bare';
   let inFlight = 0;
   let maxInFlight = 0;
   let nextId = 1;
@@ -164,7 +202,12 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
         default_value: '',
         public: true,
         display_order: i + 2,
-        options: { ...(f.options ?? {}) },
+        // Inferred: Mailchimp's defaults for a new date or birthday field.
+        options: {
+          ...(f.type === 'date' ? { date_format: 'MM/DD/YYYY' } : {}),
+          ...(f.type === 'birthday' ? { date_format: 'MM/DD' } : {}),
+          ...(f.options ?? {}),
+        },
         list_id: id,
       });
     }
@@ -197,9 +240,14 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
           ? undefined
           : 'Please enter a number';
       case 'date':
-        return typeof value === 'string' && /^\d{4}-\d\d-\d\d$/.test(value) ? undefined : 'Please enter a date';
+        return typeof value === 'string' && inFormat(value, field.options.date_format as string | undefined)
+          ? undefined
+          : 'Please enter a date';
       case 'birthday':
-        return typeof value === 'string' && /^\d\d\/\d\d$/.test(value) ? undefined : 'Please enter a month and day';
+        return typeof value === 'string' &&
+          inFormat(value, (field.options.date_format as string | undefined) ?? 'MM/DD')
+          ? undefined
+          : 'Please enter a month and day';
       case 'address': {
         if (typeof value === 'string') return undefined;
         if (value === null || typeof value !== 'object' || Array.isArray(value))
@@ -245,8 +293,20 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
       if (typeof member.email_address !== 'string') {
         throw invalid(`members.item:${i}.email_address`, 'Required fields were not provided: email_address');
       }
-      if (!STATUSES.includes(member.status as string)) {
-        throw invalid(`members.item:${i}.status`, `Value is not one of enum values: ${STATUSES.join(', ')}`);
+      for (const key of ['status', 'status_if_new'] as const) {
+        if (member[key] !== undefined && !STATUSES.includes(member[key] as string)) {
+          throw invalid(`members.item:${i}.${key}`, `Value is not one of enum values: ${STATUSES.join(', ')}`);
+        }
+      }
+      // Inferred: one of the two is needed, or a new member would have no status.
+      if (member.status === undefined && member.status_if_new === undefined) {
+        throw invalid(`members.item:${i}.status`, 'Required fields were not provided: status or status_if_new');
+      }
+      if (
+        member.tags !== undefined &&
+        (!Array.isArray(member.tags) || member.tags.some((t) => typeof t !== 'string' || t.trim() === ''))
+      ) {
+        throw invalid(`members.item:${i}.tags`, 'Schema describes array of tag names, something else found instead');
       }
       if (
         member.merge_fields !== undefined &&
@@ -257,13 +317,21 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
     }
 
     const updateExisting = b.update_existing === true;
+    // sync_tags only works with update_existing (release note above).
+    const syncTags = b.sync_tags === true && updateExisting;
     const skipDuplicates = query.get('skip_duplicate_check') === 'true';
     const skipMergeValidation = query.get('skip_merge_validation') === 'true';
     const newMembers: unknown[] = [];
     const updatedMembers: unknown[] = [];
     const errors: Record<string, string>[] = [];
     const seen = new Set<string>();
-    for (const m of b.members as { email_address: string; status: string; merge_fields?: Record<string, unknown> }[]) {
+    for (const m of b.members as {
+      email_address: string;
+      status?: string;
+      status_if_new?: string;
+      merge_fields?: Record<string, unknown>;
+      tags?: string[];
+    }[]) {
       const email = m.email_address.trim();
       const lower = email.toLowerCase();
       const refuse = (error: string, extra: Record<string, string> = {}) =>
@@ -290,10 +358,12 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
         });
         continue;
       }
+      // An existing member changes status only with `status`; a new one takes `status_if_new`.
+      const nextStatus = live ? m.status : (m.status_if_new ?? m.status);
       if (
         live &&
-        ((existing.status === 'unsubscribed' && m.status === 'subscribed') ||
-          (existing.status === 'cleaned' && (m.status === 'subscribed' || m.status === 'pending')))
+        ((existing.status === 'unsubscribed' && nextStatus === 'subscribed') ||
+          (existing.status === 'cleaned' && (nextStatus === 'subscribed' || nextStatus === 'pending')))
       ) {
         refuse(
           `${email} is in a compliance state due to unsubscribe, bounce, or compliance review and cannot be subscribed.`,
@@ -318,19 +388,25 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
       const known = Object.fromEntries(
         Object.entries(given).filter(([tag]) => audience.mergeFields.some((f) => f.tag === tag)),
       ) as Record<string, JsonValue>;
+      const tags = (m.tags ?? []).map((t) => t.trim());
+      for (const t of tags) if (!audience.tagIds.has(t)) audience.tagIds.set(t, nextId++);
       if (live) {
-        existing.status = m.status;
+        if (nextStatus !== undefined) existing.status = nextStatus;
         Object.assign(existing.merge_fields, known);
+        if (syncTags) existing.tags = [...new Set(tags)];
+        else for (const t of tags) if (!existing.tags.includes(t)) existing.tags.push(t);
         updatedMembers.push(memberJson(audience, existing));
       } else {
+        const status = nextStatus as string;
         const member: FakeMember = existing ?? {
           id: hash(email),
           email_address: email,
-          status: m.status,
+          status,
           merge_fields: blankMergeFields(audience),
           tags: [],
         };
-        member.status = m.status;
+        member.status = status;
+        member.tags = [...new Set(tags)];
         Object.assign(member.merge_fields, known);
         audience.members.set(lower, member);
         newMembers.push(memberJson(audience, member));
@@ -459,11 +535,21 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
     maxInFlight = Math.max(maxInFlight, inFlight);
     let status = 200;
     let payload: unknown;
+    let bare = false;
     try {
       if (options.latencyMs) await sleep(options.latencyMs);
       const auth = authorize(req.headers.authorization);
       if (auth) throw auth;
-      const throttled = isWrite && throttle > 0 && (!throttleOnly || throttleOnly.test(url.pathname));
+      if (forbid > 0) {
+        forbid--;
+        if (forbidKind === 'bare') bare = true;
+        throw new Problem(403, 'Forbidden', "You don't have permission to access this resource.");
+      }
+      let throttled = isWrite && throttle > 0 && (!throttleOnly || throttleOnly.test(url.pathname));
+      if (throttled && throttleAfter > 0) {
+        throttleAfter--;
+        throttled = false;
+      }
       if (inFlight > maxConnections || throttled) {
         if (throttled) throttle--;
         throw new Problem(429, 'Too Many Requests', 'You have exceeded the limit of 10 simultaneous connections.');
@@ -495,6 +581,17 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
       inFlight--;
     }
     entry.status = status;
+    if (bare) {
+      res.writeHead(403, { 'content-type': 'text/html' }).end('<html><body><h1>403 Forbidden</h1></body></html>');
+      return;
+    }
+    if (isWrite && status < 300 && hang > 0 && (!hangOnly || hangOnly.test(url.pathname))) {
+      // Applied above; the answer never leaves. The client's timeout ends the wait.
+      hang--;
+      hung.add(res);
+      res.on('close', () => hung.delete(res));
+      return;
+    }
     if (status === 204) {
       res.writeHead(204).end();
       return;
@@ -569,9 +666,19 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
       );
     },
     writeTimes: () => requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD').map((r) => r.at),
-    throttleNext(n, only) {
+    requestTimes: () => requests.map((r) => r.at),
+    throttleNext(n, only, after = 0) {
       throttle = n;
       throttleOnly = only;
+      throttleAfter = after;
+    },
+    commitThenHang(n, only) {
+      hang = n;
+      hangOnly = only;
+    },
+    forbidNext(n, kind) {
+      forbid = n;
+      forbidKind = kind;
     },
     revoke() {
       revoked = true;
@@ -581,10 +688,29 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
     },
     stop: () =>
       new Promise<void>((resolve, reject) => {
+        for (const res of hung) res.destroy();
         server.closeAllConnections();
         server.close((error) => (error ? reject(error) : resolve()));
       }),
   };
+}
+
+/** Whether a date or birthday value is written in a field's `date_format`, with a real month and day. */
+function inFormat(value: string, format: string | undefined): boolean {
+  const f = (format ?? 'YYYY-MM-DD').toUpperCase().replace(/\s/g, '');
+  const parts = /^(\d+)[-/](\d+)(?:[-/](\d+))?$/.exec(value);
+  const order = f.split(/[-/]/);
+  if (!parts || order.length !== parts.slice(1).filter((p) => p !== undefined).length) return false;
+  const at = (name: string) => {
+    const i = order.findIndex((o) => o.startsWith(name));
+    return i < 0 ? undefined : parts[i + 1];
+  };
+  const [year, month, day] = [at('Y'), at('M'), at('D')];
+  if ((year !== undefined && year.length !== 4) || month?.length !== 2 || day?.length !== 2) return false;
+  if (!value.includes(f.includes('/') ? '/' : '-')) return false;
+  const m = Number(month);
+  const d = Number(day);
+  return m >= 1 && m <= 12 && d >= 1 && d <= new Date(Date.UTC(Number(year ?? 2000), m, 0)).getUTCDate();
 }
 
 function notFound(): Problem {
