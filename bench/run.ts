@@ -13,6 +13,7 @@ import { type BundleResults, bundlesScenario, bundleTables } from './scenarios/b
 import { type CostResults, costScenario, costTables } from './scenarios/cost.ts';
 import { type DeliveryResults, deliveryScenario, deliveryTables } from './scenarios/delivery.ts';
 import { type MemoryResults, memoryScenario, memoryTables } from './scenarios/memory.ts';
+import { type PeerResults, peerScenario, peerTables } from './scenarios/peer.ts';
 import { type PlanResults, planScenario, planTables } from './scenarios/plan.ts';
 import { type TargetCheck, targetChecks, targetTable } from './targets.ts';
 
@@ -37,6 +38,7 @@ export interface BenchReport {
   memory?: MemoryResults;
   cost?: CostResults;
   bundles?: BundleResults;
+  peer?: PeerResults;
   targets?: TargetCheck[];
 }
 
@@ -100,6 +102,7 @@ async function main(): Promise<void> {
     ...(previous.memory && { memory: previous.memory }),
     ...(previous.cost && { cost: previous.cost }),
     ...(previous.bundles && { bundles: previous.bundles }),
+    ...(previous.peer && { peer: previous.peer }),
   };
   const tables: Table[] = [];
   log(`machine: ${report.machine.cpus} × ${report.machine.cpuModel}, load ${report.machine.loadAverage}`);
@@ -170,6 +173,10 @@ async function main(): Promise<void> {
     });
     tables.push(...bundleTables(report.bundles));
   }
+  if (options.only.has('peer')) {
+    report.peer = await peerScenario({ root, rows: PEER_ROWS, log });
+    tables.push(...peerTables(report.peer));
+  }
   report.targets = targetChecks(report);
   tables.push(targetTable(report.targets));
 
@@ -182,6 +189,7 @@ async function main(): Promise<void> {
     ...(report.delivery ? deliveryTables(report.delivery) : []),
     ...(report.cost ? costTables(report.cost) : []),
     ...(report.bundles ? bundleTables(report.bundles) : []),
+    ...(report.peer ? peerTables(report.peer) : []),
     targetTable(report.targets),
   ];
   writeFileSync(options.out.replace(/\.json$/, '.md'), `${all.map(renderMarkdown).join('\n\n')}\n`);
@@ -194,6 +202,9 @@ async function main(): Promise<void> {
     `report: ${path.relative(process.cwd(), options.out)} (markdown: ${path.relative(process.cwd(), options.out.replace(/\.json$/, '.md'))})`,
   );
 }
+
+/** The peer scenario's size is Grouparoo's reference data: fixed, so the ratio means something. */
+const PEER_ROWS = 100_000;
 
 const START = '<!-- bench:results:start -->';
 const END = '<!-- bench:results:end -->';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-export const SCENARIOS = ['plan', 'delivery', 'memory', 'cost', 'bundles'] as const;
+export const SCENARIOS = ['plan', 'delivery', 'memory', 'cost', 'bundles', 'peer'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 /** Sizes and switches of one bench run: flags first, then BENCH_* environment variables, then defaults. */
@@ -56,7 +56,7 @@ export const DEFAULTS = {
 
 const USAGE = `npm run bench -- [options]
 
-  --only <list>          plan, delivery, memory, cost, bundles (comma-separated; default: all)
+  --only <list>          plan, delivery, memory, cost, bundles, peer (comma-separated; default: all)
   --rows <n>             plan throughput: model rows (default ${DEFAULTS.rows}; env BENCH_ROWS)
   --changed <share>      plan throughput: share changed for the "changed" runs (default ${DEFAULTS.changed})
   --dynalite-rows <n>    plan rows/s against dynalite, smaller (default ${DEFAULTS.dynaliteRows}; 0 skips; env BENCH_DYNALITE_ROWS)
