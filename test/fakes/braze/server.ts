@@ -80,6 +80,11 @@ export interface BrazeFake {
   addUser(attributes: Record<string, JsonValue>): FakeUser;
   /** When each `/users/track` and `/users/delete` request arrived, 429s included. */
   writeTimes(): number[];
+  /**
+   * When each request of any kind arrived, 429s and refusals included: Braze counts every request
+   * against its endpoint's limit (https://www.braze.com/docs/api/api_limits/).
+   */
+  requestTimes(): number[];
   /** Answers the next `n` write requests 429 with Braze's rate-limit headers. */
   throttleNext(n: number): void;
   /** Answers the next `n` requests with this status and body (5xx, say). */
@@ -460,6 +465,7 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
       return user;
     },
     writeTimes: () => requests.filter((r) => r.path === '/users/track' || r.path === '/users/delete').map((r) => r.at),
+    requestTimes: () => requests.map((r) => r.at),
     throttleNext(n) {
       throttles += n;
     },
