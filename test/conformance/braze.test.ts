@@ -1,4 +1,5 @@
 import { brazeDestination } from '#connectors/destinations/braze/index';
+import { TRACK_RATE_LIMIT } from '#connectors/destinations/braze/limits';
 import { registerDestination } from '#connectors/registry';
 import type { JsonValue } from '#connectors/sdk/types';
 import { startBrazeFake } from '../fakes/braze/server.ts';
@@ -42,4 +43,6 @@ conformance({
   mirror: true,
   isRemoved: (fake, match) => !fake.stored('users').has(match),
   lane: { requests_per_second: 5, batch_size: 10 },
+  // /users/track: "3,000 requests per three seconds" (https://www.braze.com/docs/api/api_limits/).
+  documented: TRACK_RATE_LIMIT,
 });

@@ -1,3 +1,4 @@
+import { webhookLimits } from '#connectors/destinations/webhook/limits';
 import type { JsonValue } from '#connectors/sdk/types';
 import { startWebhookReceiver } from '../fakes/webhook-receiver.ts';
 import { conformance } from './suite.ts';
@@ -12,6 +13,7 @@ conformance({
       fake: {
         stored: (object) => receiver.store.get(object) ?? new Map(),
         writeTimes: () => receiver.requests.filter((r) => r.method === 'POST').map((r) => r.at),
+        requestTimes: () => receiver.requestTimes(),
         throttleNext: (n) => receiver.failNext(n, 429, { 'Retry-After': '1' }),
         revoke: () => receiver.revoke(),
         restore: () => receiver.restore(),
@@ -39,4 +41,7 @@ conformance({
   mirror: true,
   isRemoved: (fake, match) => !fake.stored('contacts').has(match),
   lane: { requests_per_second: 5, batch_size: 10 },
+  // A webhook is the user's own endpoint: no vendor limit, so the documented one is Backflow's
+  // default lane rate (limits.ts, docs/destinations/webhook.md#limits), + 1 for a slot boundary.
+  documented: { requests: webhookLimits.requestsPerSecond!.value + 1, windowMs: 1000 },
 });

@@ -31,6 +31,8 @@ export interface ReceivedRecord {
   readonly op: ReceivedOp;
   readonly match: JsonValue;
   readonly fields: Record<string, JsonValue>;
+  /** The receiver's id from the last delivery, when Backflow knows it (docs: `records[].id`). */
+  readonly id?: string;
 }
 
 /** A batch that passed authentication and shape checks. */
@@ -69,6 +71,8 @@ export interface WebhookReceiver {
   readonly received: ReceivedBatch[];
   readonly requests: ReceivedRequest[];
   readonly requestCount: number;
+  /** When each request arrived (ms), whatever its answer: 429s, 5xx and check requests included. */
+  requestTimes(): number[];
   /** object → match value (strings as is, other values as JSON) → stored fields. */
   readonly store: Map<string, Map<string, Record<string, JsonValue>>>;
   /** Answers the next `n` requests with `status` (and headers/body) before any other check. */
@@ -252,6 +256,7 @@ export async function startWebhookReceiver(options: WebhookReceiverOptions = {})
     get requestCount() {
       return requests.length;
     },
+    requestTimes: () => requests.map((r) => r.at),
     store,
     failNext(n, status, headers = {}, body = '') {
       for (let i = 0; i < n; i++) failures.push({ status, headers, body });
@@ -324,11 +329,13 @@ function parseBatch(payload: unknown): Pick<ReceivedBatch, 'object' | 'matchFiel
       return `records[${i}].op must be one of upsert, update, insert, delete`;
     if (!('match' in r)) return `records[${i}].match is missing`;
     if (!isPlainObject(r.fields)) return `records[${i}].fields must be an object`;
+    if ('id' in r && typeof r.id !== 'string') return `records[${i}].id must be a string`;
     records.push({
       key: r.key,
       op: r.op as ReceivedOp,
       match: r.match as JsonValue,
       fields: r.fields as Record<string, JsonValue>,
+      ...(typeof r.id === 'string' && { id: r.id }),
     });
   }
   return { object: payload.object, matchField: payload.match_field, records };

@@ -3,6 +3,8 @@ import { nextCursor } from '#connectors/destinations/braze/client';
 import { brazeDestination } from '#connectors/destinations/braze/index';
 import { BRAZE_INSTANCES } from '#connectors/destinations/braze/instances';
 import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connectors/sdk/destination';
+import { withFormats } from '#connectors/sdk/formats';
+import type { RequestPace } from '#connectors/sdk/types';
 import { AuthError, ConnectorConfigError, RateLimitedError, TransientError } from '#core/errors';
 import {
   type BrazeFake,
@@ -29,11 +31,30 @@ async function start(options: Partial<BrazeFakeOptions> = {}): Promise<BrazeFake
   return fake;
 }
 
-async function connect(baseUrl: string, opts: Record<string, unknown> = {}): Promise<DestinationConnection> {
+async function connect(
+  baseUrl: string,
+  opts: Record<string, unknown> = {},
+  pace?: RequestPace,
+): Promise<DestinationConnection> {
   const options = brazeDestination.optionsSchema.parse({ base_url: baseUrl, api_key: API_KEY, ...opts });
-  const connection = await brazeDestination.connect(options, { projectDir: process.cwd() });
+  const connection = await brazeDestination.connect(options, { projectDir: process.cwd(), pace });
   connections.push(connection);
   return connection;
+}
+
+/** A lane's pace that counts the slots taken and the throttles. */
+function countingPace(): RequestPace & { taken: number; throttles: number } {
+  const pace = {
+    taken: 0,
+    throttles: 0,
+    async take() {
+      pace.taken++;
+    },
+    async throttled() {
+      pace.throttles++;
+    },
+  };
+  return pace;
 }
 
 function batch(records: OutboundRecord[], matchField = 'external_id', object = 'users'): WriteBatch {
@@ -62,8 +83,9 @@ describe('braze destination: definition', () => {
   it('declares the documented limits, modes, object and formats', () => {
     expect(brazeDestination.limits.batchSize.value).toBeLessThanOrEqual(75);
     expect(brazeDestination.limits.batchSize.doc).toMatch(/^https:\/\/www\.braze\.com\/docs\//);
+    // Under /users/delete's 20,000 a minute (333/s) and /users/track's 3,000 per 3 s.
     expect(brazeDestination.limits.requestsPerSecond).toEqual({
-      value: 1000,
+      value: 300,
       doc: 'https://www.braze.com/docs/api/api_limits/',
     });
     expect(brazeDestination.modes).toEqual(['upsert', 'update', 'mirror']);
@@ -369,6 +391,31 @@ describe('braze destination: errors', () => {
     const outcomes = await conn.write(batch(many));
     expect(outcomes.slice(0, 75).every((o) => o.status === 'ok')).toBe(true);
     expect(outcomes.slice(75).every((o) => o.status === 'retry' && (o.afterMs ?? 0) > 0)).toBe(true);
+    // Given back as throttled: a rate limit does not spend the records' retry budget.
+    expect(outcomes.slice(75).every((o) => o.status === 'retry' && o.throttled === 'rate-limit')).toBe(true);
+  });
+
+  it('keeps the upserts that landed when the deletions of the same batch are throttled', async () => {
+    const f = await start({ rateLimits: { delete: { limit: 0, windowMs: 60_000 } } });
+    f.addUser({ external_id: 'gone' });
+    const conn = await connect(f.url);
+    const outcomes = await conn.write(batch([record('1', 'u-1', { plan: 'pro' }), record('2', 'gone', {}, 'delete')]));
+    expect(outcomes).toEqual([
+      { key: '1', status: 'ok' },
+      expect.objectContaining({ key: '2', status: 'retry', throttled: 'rate-limit' }),
+    ]);
+    expect(f.user('external_id', 'u-1')).toMatchObject({ plan: 'pro' });
+  });
+
+  it('a 403 Forbidden (plan or account, not a permission) is an AuthError that says so', async () => {
+    const f = await start();
+    const conn = await connect(f.url);
+    // "403 Forbidden: Rate plan doesn't support or account is otherwise inactivated" (errors page).
+    f.failNext(1, 403, { message: 'Forbidden' });
+    const error = await caught(conn.write(batch([record('1', 'u-1')])));
+    expect(error).toBeInstanceOf(AuthError);
+    expect(error.message).toMatch(/plan does not include this endpoint or the account is inactive/);
+    expect(error.message).not.toMatch(/permission/);
   });
 
   it('retries 5xx within the call, then fails as a transient error', async () => {
@@ -387,6 +434,105 @@ describe('braze destination: errors', () => {
     expect(error).toBeInstanceOf(ConnectorConfigError);
     expect(error.message).toMatch(/Max Input Length Exceeded/);
     expect(error.message).toMatch(/lower the lane batch_size/);
+  });
+});
+
+describe('braze destination: pace, field discovery and value formats', () => {
+  it("every request takes a slot from the lane's pace, field discovery included", async () => {
+    const f = await start();
+    const pace = countingPace();
+    const conn = withFormats(await connect(f.url, {}, pace), brazeDestination.formats);
+    await conn.write(batch([record('1', 'u-1', { plan: 'pro' })]));
+    await conn.write(batch([record('2', 'u-2', { plan: 'pro' })]));
+    expect(f.requests.map((r) => r.path)).toEqual(['/custom_attributes', '/users/track', '/users/track']);
+    expect(pace.taken).toBe(f.requestTimes().length);
+  });
+
+  it('a write on a lane goes on without custom_attributes.get, with the profile fields only', async () => {
+    const f = await start({ permissions: ['users.track'] });
+    const conn = withFormats(await connect(f.url, {}, countingPace()), brazeDestination.formats);
+    expect(await conn.write(batch([record('1', 'u-1', { plan: 'pro' })]))).toEqual([{ key: '1', status: 'ok' }]);
+    expect(f.user('external_id', 'u-1')).toMatchObject({ plan: 'pro' });
+    // Without a lane (backflow fields, validate) the missing permission is reported.
+    expect(await caught((await connect(f.url)).fields('users'))).toBeInstanceOf(AuthError);
+  });
+
+  it('a 429 of /custom_attributes (its own hourly bucket) does not slow the lane or stop the write', async () => {
+    const f = await start({ rateLimits: { customAttributes: { limit: 0, windowMs: 3_600_000 } } });
+    const pace = countingPace();
+    const conn = withFormats(await connect(f.url, {}, pace), brazeDestination.formats);
+    expect(await conn.write(batch([record('1', 'u-1', { plan: 'pro' })]))).toEqual([{ key: '1', status: 'ok' }]);
+    expect(f.requests.map((r) => [r.path, r.status])).toEqual([
+      ['/custom_attributes', 429],
+      ['/users/track', 201],
+    ]);
+    expect(pace.throttles).toBe(0);
+    const error = await caught((await connect(f.url)).fields('users'));
+    expect(error).toBeInstanceOf(RateLimitedError);
+  });
+
+  it('formats by the attribute types: dates and times as ISO 8601, a date into a String stays a date', async () => {
+    const f = await start({
+      customAttributes: [
+        { name: 'signup_day', data_type: 'String' },
+        { name: 'last_seen', data_type: 'Time' },
+        { name: 'renewal', data_type: 'Time' },
+      ],
+    });
+    const conn = withFormats(await connect(f.url, {}, countingPace()), brazeDestination.formats);
+    await conn.write({
+      object: 'users',
+      matchField: 'external_id',
+      fieldTypes: {
+        external_id: 'string',
+        signup_day: 'date',
+        last_seen: 'timestamp',
+        renewal: 'date',
+        dob: 'timestamp',
+      },
+      records: [
+        record('1', 'u-1', {
+          signup_day: '2024-03-05',
+          last_seen: '2024-03-05T10:11:12.345Z',
+          renewal: '2024-04-01',
+          dob: '1990-06-07T12:00:00.000Z',
+        }),
+      ],
+    });
+    expect(posts(f, '/users/track')[0]?.body).toEqual({
+      attributes: [
+        {
+          external_id: 'u-1',
+          signup_day: '2024-03-05',
+          last_seen: '2024-03-05T10:11:12.345Z',
+          renewal: '2024-04-01T00:00:00.000Z',
+          dob: '1990-06-07',
+        },
+      ],
+    });
+    expect(f.user('external_id', 'u-1')).toMatchObject({ dob: '1990-06-07', renewal: '2024-04-01T00:00:00.000Z' });
+  });
+
+  it('rejects a value Braze would read as an operation (inc, add/remove), without sending it', async () => {
+    const f = await start();
+    f.addUser({ external_id: 'u-1', score: 10, tags: ['a'] });
+    const conn = await connect(f.url);
+    const outcomes = await conn.write(
+      batch([
+        record('1', 'u-1', { score: { inc: 5 } }),
+        record('2', 'u-2', { tags: { add: ['b'], remove: ['a'] } }),
+        record('3', 'u-3', { address: { city: 'Oslo' } }),
+      ]),
+    );
+    expect(outcomes).toEqual([
+      expect.objectContaining({ key: '1', status: 'rejected', field: 'score' }),
+      expect.objectContaining({ key: '2', status: 'rejected', field: 'tags' }),
+      { key: '3', status: 'ok' },
+    ]);
+    expect(posts(f, '/users/track').map((r) => r.body)).toEqual([
+      { attributes: [{ external_id: 'u-3', address: { city: 'Oslo' } }] },
+    ]);
+    expect(f.user('external_id', 'u-1')).toMatchObject({ score: 10 });
   });
 });
 

@@ -1,14 +1,21 @@
-import { AuthError, ConnectorConfigError } from '#connectors/sdk/errors';
-import { createHttpClient, HttpError, type HttpRequest, type HttpResponse } from '#connectors/sdk/http';
-import type { JsonValue } from '#connectors/sdk/types';
+import { AuthError, ConnectorConfigError, RateLimitedError } from '#connectors/sdk/errors';
+import { createHttpClient, HttpError, type HttpRequest, type HttpResponse, retryAfterMs } from '#connectors/sdk/http';
+import type { JsonValue, RequestPace } from '#connectors/sdk/types';
 import { MAX_DELETE_IDS, MAX_TRACK_OBJECTS } from './limits.ts';
 
 /**
- * The Braze REST calls Backflow makes, on the shared HTTP client: `Authorization: Bearer <key>`,
- * retries of 5xx, 429 turned into RateLimitedError from `X-RateLimit-Reset` (epoch seconds, per
+ * The Braze REST calls Backflow makes, on the shared HTTP client: every request takes its slot from
+ * the lane's pace, `Authorization: Bearer <key>`, retries of 5xx, 429 turned into RateLimitedError
+ * from `X-RateLimit-Reset` (epoch seconds, per
  * https://www.braze.com/docs/api/api_limits/#monitoring-your-rate-limits). Braze answers errors as
  * `{"message": …, "errors": [ … ]}` (https://www.braze.com/docs/api/errors/); 401, 403 and 404
  * are read here so the message can say which permission or which URL is wrong.
+ *
+ * Both writes are idempotent, so a timeout or a 5xx is retried: `/users/track` with attributes
+ * objects only sets each attribute to a value on the profile its identifier names (sending it twice
+ * leaves the same profile; events and purchases, which would be recorded twice, are never sent),
+ * and `/users/delete` of a user already deleted deletes nothing more.
+ * https://www.braze.com/docs/api/endpoints/user_data/post_user_track/
  */
 
 /** The permissions (REST API key scopes) each call needs. */
@@ -55,6 +62,22 @@ export interface BrazeClientOptions {
   readonly baseUrl: string;
   readonly apiKey: string;
   readonly timeoutMs: number;
+  /** The lane's pace: every request, field discovery included, takes a slot. */
+  readonly pace?: RequestPace;
+}
+
+/**
+ * A 403 `Access Denied` for a permission the REST API key lacks; `permission` names it, so field
+ * discovery on a lane can do without `custom_attributes.get`.
+ */
+export class MissingPermissionError extends AuthError {
+  constructor(
+    message: string,
+    readonly permission: string,
+  ) {
+    super(message);
+    this.name = 'AuthError';
+  }
 }
 
 /** The fatal `message` of a `/users/track` request in which no object was valid. */
@@ -73,6 +96,7 @@ export function createBrazeClient(options: BrazeClientOptions) {
     headers: { authorization: `Bearer ${options.apiKey}` },
     secrets: [options.apiKey],
     timeoutMs: options.timeoutMs,
+    pace: options.pace,
   });
   const where = (request: HttpRequest) => `Braze ${request.method ?? 'GET'} ${request.path}`;
   const quote = (body: unknown): string => {
@@ -100,8 +124,18 @@ export function createBrazeClient(options: BrazeClientOptions) {
       );
     }
     if (status === 403) {
+      // Braze documents two 403s, neither a rate limit: a key without the endpoint's permission
+      // ("Access Denied"), and "Forbidden": "Rate plan doesn't support or account is otherwise
+      // inactivated" (https://www.braze.com/docs/api/errors/#fatal-errors). Neither passes by waiting.
+      const message = messageOf(body) ?? '';
+      if (/access denied/i.test(message) || message === '') {
+        throw new MissingPermissionError(
+          `${where(request)} was denied (403: ${quote(body)}): the REST API key needs the "${permission}" permission (Braze: Settings > APIs and Identifiers), and, if it is restricted to allowlisted IP addresses, the address Backflow runs from; a key's permissions cannot be edited, so create a key that has it`,
+          permission,
+        );
+      }
       throw new AuthError(
-        `${where(request)} was denied (403: ${quote(body)}): the REST API key needs the "${permission}" permission (Braze: Settings > APIs and Identifiers); a key's permissions cannot be edited, so create a key that has it`,
+        `${where(request)} was refused (403: ${quote(body)}): Braze answers 403 when the workspace's plan does not include this endpoint or the account is inactive; ask your Braze admin or customer success manager`,
       );
     }
     if (status === 404) {
@@ -135,7 +169,7 @@ export function createBrazeClient(options: BrazeClientOptions) {
       if (attributes.length > MAX_TRACK_OBJECTS) {
         throw new RangeError(`at most ${MAX_TRACK_OBJECTS} attributes objects per /users/track request`);
       }
-      const request: HttpRequest = { method: 'POST', path: '/users/track', json: { attributes } };
+      const request: HttpRequest = { method: 'POST', path: '/users/track', json: { attributes }, idempotent: true };
       const response = await send<unknown>({ ...request, accept: REFUSALS });
       const errors = errorsOf(response.body);
       const ok = response.status >= 200 && response.status < 300;
@@ -153,7 +187,7 @@ export function createBrazeClient(options: BrazeClientOptions) {
       const count = 'external_ids' in body ? body.external_ids.length : body.email_addresses.length;
       if (count > MAX_DELETE_IDS) throw new RangeError(`at most ${MAX_DELETE_IDS} users per /users/delete request`);
       const response = await call<{ deleted?: unknown }>(
-        { method: 'POST', path: '/users/delete', json: body },
+        { method: 'POST', path: '/users/delete', json: body, idempotent: true },
         PERMISSIONS.delete,
       );
       return typeof response.body?.deleted === 'number' ? response.body.deleted : count;
@@ -168,10 +202,18 @@ export function createBrazeClient(options: BrazeClientOptions) {
       const seen = new Set<string>();
       let cursor: string | undefined;
       for (let page = 0; page < MAX_ATTRIBUTE_PAGES; page++) {
-        const response = await call<{ attributes?: unknown }>(
-          { method: 'GET', path: '/custom_attributes', query: { cursor } },
-          PERMISSIONS.customAttributes,
-        );
+        const request: HttpRequest = { method: 'GET', path: '/custom_attributes', query: { cursor } };
+        // Its own bucket: "1,000 requests per hour … shared with /events, /events/list and
+        // /purchases/product_list" (https://www.braze.com/docs/api/endpoints/export/custom_attributes/get_custom_attributes/).
+        // A 429 there says nothing about /users/track, so it must not slow the lane: read here.
+        const response = await call<{ attributes?: unknown }>(request, PERMISSIONS.customAttributes, [429]);
+        if (response.status === 429) {
+          const wait = retryAfterMs(response.headers, Date.now());
+          throw new RateLimitedError(
+            `${where(request)} was rate limited (429: 1,000 requests per hour, shared with /events/list and /purchases/product_list)${wait ? `; retry after ${wait} ms` : ''}`,
+            wait,
+          );
+        }
         const attributes = response.body?.attributes;
         if (Array.isArray(attributes)) found.push(...attributes.filter(isCustomAttribute));
         cursor = nextCursor(response.headers.get('link'));
@@ -186,7 +228,11 @@ export function createBrazeClient(options: BrazeClientOptions) {
      * authorized (401/403 otherwise), then refused for carrying no data.
      */
     async probe(): Promise<void> {
-      await call({ method: 'POST', path: '/users/track', json: { attributes: [] } }, PERMISSIONS.track, [400]);
+      await call(
+        { method: 'POST', path: '/users/track', json: { attributes: [] }, idempotent: true },
+        PERMISSIONS.track,
+        [400],
+      );
     },
   };
 }

@@ -57,18 +57,24 @@ export const PROFILE_FIELDS: readonly FieldInfo[] = [
  */
 export const RESERVED_KEYS = new Set(['_update_existing_only', 'push_token_import', 'braze_id', 'user_alias']);
 
-/** Braze's custom attribute `data_type` as a Backflow field type. */
+/**
+ * Braze's custom attribute `data_type` (as `GET /custom_attributes` spells it: "String", "Number",
+ * …) as a Backflow field type, from the documented custom attribute data types: Boolean, Number,
+ * String, Time ("date and time in a standard format (ISO 8601)"), Array, Object, Array of objects.
+ * https://www.braze.com/docs/user_guide/data/activation/custom_data/data_types/
+ * A Time attribute is a `timestamp`: a model date is sent as its midnight UTC in ISO 8601, a model
+ * timestamp as ISO 8601 UTC; a date or timestamp into a String attribute stays ISO 8601 text.
+ * Inferred: a type this table does not know is taken as `json` (the value is sent as it is).
+ */
 const DATA_TYPES: Readonly<Record<string, FieldType>> = {
   string: 'string',
   number: 'number',
-  integer: 'integer',
-  float: 'number',
   boolean: 'boolean',
   time: 'timestamp',
-  date: 'timestamp',
   array: 'json',
   object: 'json',
   'object array': 'json',
+  'array of objects': 'json',
 };
 
 /** Custom attributes whose data Braze drops ("Blocklisted") are not offered as fields. */

@@ -1,22 +1,40 @@
-import { defineDestination } from '#connectors/sdk/destination';
-import { createBrazeClient } from './client.ts';
+import { defineDestination, type FieldInfo } from '#connectors/sdk/destination';
+import { RateLimitedError } from '#connectors/sdk/errors';
+import { createBrazeClient, MissingPermissionError, PERMISSIONS } from './client.ts';
 import { customAttributeFields, objectOf, PROFILE_FIELDS } from './fields.ts';
 import { brazeDestinationManifest } from './manifest.ts';
 import { writeUsers } from './users.ts';
 
 /** Braze's runtime: `/users/track`, `/users/delete` and custom attributes behind brazeDestinationManifest. */
 export const brazeDestination = defineDestination(brazeDestinationManifest, {
-  async connect(opts) {
-    const client = createBrazeClient({ baseUrl: opts.base_url, apiKey: opts.api_key, timeoutMs: opts.timeout_ms });
+  async connect(opts, context) {
+    const client = createBrazeClient({
+      baseUrl: opts.base_url,
+      apiKey: opts.api_key,
+      timeoutMs: opts.timeout_ms,
+      pace: context.pace,
+    });
+    // A connection that writes for a lane (it has the lane's pace) discovers fields only to format
+    // values: without `custom_attributes.get`, or with that endpoint's hourly limit spent, it goes
+    // on with the profile fields (custom attributes then take the model column's type). `backflow
+    // fields` and `validate` connect without a pace, and report the refusal.
+    const writing = context.pace !== undefined;
 
     return {
       async check() {
         await client.probe();
       },
 
-      async fields(object) {
+      async fields(object): Promise<FieldInfo[]> {
         objectOf(object);
-        return [...PROFILE_FIELDS, ...customAttributeFields(await client.customAttributes())];
+        try {
+          return [...PROFILE_FIELDS, ...customAttributeFields(await client.customAttributes())];
+        } catch (error) {
+          const missing = error instanceof MissingPermissionError && error.permission === PERMISSIONS.customAttributes;
+          const limited = error instanceof RateLimitedError && !error.paced;
+          if (writing && (missing || limited)) return [...PROFILE_FIELDS];
+          throw error;
+        }
       },
 
       write: (batch) => writeUsers(client, batch),

@@ -21,16 +21,24 @@ export const MAX_DELETE_IDS = 50;
  *
  * - Batch size 50, although `/users/track` takes 75 objects: `/users/delete` takes 50 ids, and
  *   workspaces on the Monthly Active Users plans (CY 24-25, Universal, Web, Mobile MAU) may batch
- *   "up to 50 updates combined" per `/users/track` request. At 50 every write is exactly one
- *   request whatever the operation and the plan, so the lane's pace is the request rate. A lane may
- *   raise `batch_size` to 75 for upserts on other plans; the connector still splits anything larger
- *   into requests of 75 attributes or 50 deletions.
- * - 3,000 `/users/track` requests per three seconds: 1,000 per second. `/users/delete` shares
- *   20,000 requests per minute with `/users/identify` and `/users/alias/*`; mirror deletions above
- *   that pace are answered 429 and redelivered after `X-RateLimit-Reset`.
+ *   "up to 50 updates combined" per `/users/track` request. A lane may raise `batch_size` to 75 for
+ *   upserts on other plans; the connector still splits anything larger into requests of 75
+ *   attributes or 50 deletions.
+ * - Requests per second: the lane's schedule counts every request (`/users/track`,
+ *   `/users/delete`, `GET /custom_attributes` for field discovery), so the rate must fit every
+ *   endpoint a lane calls. `/users/track`: 3,000 requests per three seconds (1,000/s);
+ *   `/users/delete`: 20,000 requests per minute (333/s), shared with `/users/identify`,
+ *   `/users/alias/*` and `/users/merge`. 300/s stays under both with a 10% margin for the
+ *   deletes' shared bucket and the check and discovery calls; at 50 records a request that is
+ *   15,000 records a second, far above what the lane's concurrency reaches, so the rate never
+ *   limits a sync in practice. `/custom_attributes` (1,000 per hour, its own bucket) is called
+ *   once per object and connection, and its 429 does not slow the lane.
  * - No documented concurrency limit: the lane default applies.
  */
 export const brazeLimits: DestinationLimits = {
   batchSize: { value: 50, doc: DELETE_DOC },
-  requestsPerSecond: { value: 1000, doc: RATE_LIMITS_DOC },
+  requestsPerSecond: { value: 300, doc: RATE_LIMITS_DOC },
 };
+
+/** `/users/track`'s documented limit, in its own window: the lowest tier's (conformance test). */
+export const TRACK_RATE_LIMIT = { requests: 3000, windowMs: 3000 } as const;

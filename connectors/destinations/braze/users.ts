@@ -1,5 +1,5 @@
-import type { OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
-import { ConnectorConfigError, RateLimitedError, TransientError } from '#connectors/sdk/errors';
+import { keepProgress, type OutboundRecord, type RecordOutcome, type WriteBatch } from '#connectors/sdk/destination';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
 import type { AttributesObject, BrazeClient, BrazeObjectError, DeleteRequest, TrackAnswer } from './client.ts';
 import { objectOf, RESERVED_KEYS } from './fields.ts';
@@ -102,81 +102,95 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 
 /**
  * Writes one batch: attributes objects through `/users/track` (75 per request), deletions through
- * `/users/delete` (50 per request). Throws only when nothing landed yet; once a request landed, a
- * throttled or failing later request leaves its records to be retried on their own.
+ * `/users/delete` (50 per request), in that order. Throws only when the first request fails (nothing
+ * landed yet); once a request landed, a throttled or failing later request leaves its records and
+ * the following ones to be retried on their own (`keepProgress`), a rate limit without spending
+ * their retry budget.
  */
 export async function writeUsers(client: BrazeClient, batch: WriteBatch): Promise<RecordOutcome[]> {
   objectOf(batch.object);
   const matchField = matchKeyOf(batch.matchField);
   checkFields(batch, matchField);
-  const outcomes: (RecordOutcome | undefined)[] = batch.records.map(() => undefined);
-  const tracks: { index: number; id: string }[] = [];
-  const deletes: { index: number; id: string }[] = [];
-  for (const [index, record] of batch.records.entries()) {
+  const refused: RecordOutcome[] = [];
+  const tracks: { record: OutboundRecord; id: string }[] = [];
+  const deletes: { record: OutboundRecord; id: string }[] = [];
+  for (const record of batch.records) {
     const id = identifierOf(record, matchField);
     if (typeof id !== 'string') {
-      outcomes[index] = { key: record.key, status: 'rejected', reason: id.problem, field: matchField };
-    } else if (record.op === 'insert') {
+      refused.push({ key: record.key, status: 'rejected', reason: id.problem, field: matchField });
+      continue;
+    }
+    if (record.op === 'insert') {
       throw new ConnectorConfigError(
         'Braze cannot insert without updating (/users/track has no create-only mode): use mode upsert',
       );
-    } else (record.op === 'delete' ? deletes : tracks).push({ index, id });
+    }
+    const operation = record.op === 'delete' ? undefined : operationField(record);
+    if (operation) {
+      refused.push({ key: record.key, status: 'rejected', reason: operation.reason, field: operation.field });
+      continue;
+    }
+    (record.op === 'delete' ? deletes : tracks).push({ record, id });
   }
 
-  const requests: { indexes: number[]; send: () => Promise<void> }[] = [
-    ...chunk(tracks, MAX_TRACK_OBJECTS).map((run) => ({
-      indexes: run.map((t) => t.index),
-      send: async () => {
-        const records = run.map((t) => batch.records[t.index]!);
-        const objects = run.map((t, i) => attributesObject(records[i]!, matchField, t.id));
-        const answer = await client.track(objects);
-        for (const [i, outcome] of trackOutcomes(records, objects, answer, client.redact).entries()) {
-          outcomes[run[i]!.index] = outcome;
-        }
-      },
-    })),
-    ...chunk(deletes, MAX_DELETE_IDS).map((run) => ({
-      indexes: run.map((d) => d.index),
-      send: async () => {
-        await client.deleteUsers(
-          deleteRequest(
-            run.map((d) => d.id),
-            matchField,
-          ),
-        );
-        for (const { index } of run) {
-          outcomes[index] = { key: batch.records[index]!.key, status: 'ok', action: 'deleted' };
-        }
-      },
-    })),
+  type Part = { records: OutboundRecord[]; send: () => Promise<RecordOutcome[]> };
+  const parts: Part[] = [
+    ...chunk(tracks, MAX_TRACK_OBJECTS).map(
+      (run): Part => ({
+        records: run.map((t) => t.record),
+        send: async () => {
+          const records = run.map((t) => t.record);
+          const objects = run.map((t) => attributesObject(t.record, matchField, t.id));
+          return trackOutcomes(records, objects, await client.track(objects), client.redact);
+        },
+      }),
+    ),
+    ...chunk(deletes, MAX_DELETE_IDS).map(
+      (run): Part => ({
+        records: run.map((d) => d.record),
+        send: async () => {
+          await client.deleteUsers(
+            deleteRequest(
+              run.map((d) => d.id),
+              matchField,
+            ),
+          );
+          return run.map(({ record }): RecordOutcome => ({ key: record.key, status: 'ok', action: 'deleted' }));
+        },
+      }),
+    ),
   ];
+  const sent = await keepProgress(
+    parts,
+    (part) => part.records.map((r) => r.key),
+    (part) => part.send(),
+  );
+  // In the batch's order.
+  const byKey = new Map([...refused, ...sent].map((o) => [o.key, o]));
+  return batch.records.map((r) => byKey.get(r.key) ?? { key: r.key, status: 'retry', reason: 'not sent to Braze' });
+}
 
-  let sent = 0;
-  for (const [n, request] of requests.entries()) {
-    try {
-      await request.send();
-      sent++;
-    } catch (error) {
-      // Nothing landed yet: the whole batch goes back. Once a request landed, only the rest waits.
-      if (sent === 0 || !(error instanceof RateLimitedError || error instanceof TransientError)) throw error;
-      const afterMs = error instanceof RateLimitedError ? error.retryAfterMs : undefined;
-      for (const { indexes } of requests.slice(n)) {
-        for (const index of indexes) {
-          outcomes[index] = {
-            key: batch.records[index]!.key,
-            status: 'retry',
-            reason: error.message,
-            ...(afterMs !== undefined && { afterMs }),
-          };
-        }
-      }
-      break;
+/**
+ * A field whose value Braze would read as an operation on the stored value rather than as the
+ * value: `{"inc": n}` on a number, `{"add": [...], "remove": [...]}` on an array, `$add`, `$update`,
+ * `$remove` on an array of objects (https://www.braze.com/docs/api/objects_filters/user_attributes_object/).
+ * Backflow syncs values: an operation would apply again on every change and every retry.
+ */
+export function operationField(record: OutboundRecord): { field: string; reason: string } | undefined {
+  for (const [field, value] of Object.entries(record.fields)) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) continue;
+    const keys = Object.keys(value);
+    if (keys.length > 0 && keys.every((k) => OPERATION_KEYS.has(k))) {
+      return {
+        field,
+        reason: `${field}: an object of ${keys.map((k) => `"${k}"`).join(', ')} is a Braze operation on the stored value, not a value; Backflow syncs values (an operation would apply again on every retry)`,
+      };
     }
   }
-  return outcomes.map(
-    (outcome, index) => outcome ?? { key: batch.records[index]!.key, status: 'retry', reason: 'not sent to Braze' },
-  );
+  return undefined;
 }
+
+const OPERATION_KEYS = new Set(['inc', 'add', 'remove', '$add', '$update', '$remove']);
 
 /** The match key of a batch: Backflow identifies Braze users by `external_id` or `email`. */
 function matchKeyOf(field: string): MatchKey {

@@ -1,17 +1,11 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   defineDestination,
   type OutboundRecord,
   type RecordOutcome,
   type WriteBatch,
 } from '#connectors/sdk/destination';
-import {
-  AuthError,
-  ConnectorConfigError,
-  errorMessage,
-  RateLimitedError,
-  TransientError,
-} from '#connectors/sdk/errors';
+import { AuthError, ConnectorConfigError } from '#connectors/sdk/errors';
+import { createHttpClient, type HttpRefusal } from '#connectors/sdk/http';
 import { jsonText, toJson, unstorableJson } from '#connectors/sdk/json';
 import type { JsonValue } from '#connectors/sdk/types';
 import { TAG_HEADER, webhookDestinationManifest } from './manifest.ts';
@@ -22,8 +16,6 @@ export const USER_AGENT = 'backflow/0.1';
 /** `object` of the empty batch `check()` sends; receivers answer it with any 2xx. */
 export const CHECK_OBJECT = '__backflow_check__';
 
-/** First in-call backoff; doubles per attempt, with jitter. */
-const BACKOFF_BASE_MS = 200;
 /** Cap on the total sleeping of one call: a Lambda must not idle waiting for a flapping endpoint. */
 const MAX_SLEEP_MS = 2_000;
 /** How much of a response body an error message quotes. */
@@ -31,105 +23,81 @@ const SNIPPET_CHARS = 200;
 
 type ResultEntry = Record<string, unknown>;
 
-/** The webhook's runtime: signed POSTs behind webhookDestinationManifest (manifest.ts). */
+/**
+ * The webhook's runtime: signed POSTs behind webhookDestinationManifest (manifest.ts), on the SDK's
+ * HTTP client (connectors/sdk/http.ts): every attempt takes its slot from the lane's pace, 429 and
+ * `Retry-After` slow the lane, network errors, 408 and 5xx are retried within the call, secrets are
+ * redacted. Each write() is ONE request, so there is never partial progress to keep: a failure
+ * means nothing of the batch was taken.
+ */
 export const webhookDestination = defineDestination(webhookDestinationManifest, {
   async connect(opts, context) {
     const target = new URL(opts.url);
     // Never the path or query: webhook URLs often embed a token (e.g. /hooks/T000/B000/XXXX).
     const where = `webhook ${target.origin}`;
-    // The secrets, and extra header values: a secret may fill `headers` too (e.g. an API-key header).
-    const secrets = [
-      opts.signing_secret,
-      opts.bearer_token,
-      ...Object.values(opts.headers ?? {}).filter((v) => v.length >= 8),
-    ]
-      .filter((s): s is string => typeof s === 'string' && s !== '')
-      .sort((a, b) => b.length - a.length);
-    const redact = (text: string): string => secrets.reduce((t, s) => t.split(s).join('[redacted]'), text);
-    const snippet = (text: string): string => {
-      const short = redact(text).replace(/\s+/g, ' ').trim().slice(0, SNIPPET_CHARS);
-      return short === '' ? '' : `: ${short}`;
-    };
     if (opts.bearer_token && Object.keys(opts.headers ?? {}).some((h) => h.toLowerCase() === 'authorization')) {
       throw new ConnectorConfigError(
         `${where}: set either the bearer_token secret or an Authorization header, not both`,
       );
     }
+    // The secrets, extra header values (a secret may fill `headers`, e.g. an API-key header), and
+    // the URL's path and query, which may carry a token.
+    const secrets = [
+      opts.signing_secret,
+      opts.bearer_token,
+      ...Object.values(opts.headers ?? {}).filter((v) => v.length >= 8),
+      target.pathname.length > 1 || target.search !== '' ? `${target.pathname}${target.search}` : undefined,
+    ]
+      .filter((s): s is string => typeof s === 'string' && s !== '')
+      .sort((a, b) => b.length - a.length);
 
-    /** Sends one JSON body, retrying transient failures in the call; returns the 2xx response text. */
-    const post = async (body: string): Promise<string> => {
-      const key = idempotencyKey(body);
-      let slept = 0;
-      for (let attempt = 1; ; attempt++) {
+    const headers: Record<string, string> = {
+      ...opts.headers,
+      'content-type': 'application/json',
+      'user-agent': USER_AGENT,
+    };
+    if (context.tag) headers[TAG_HEADER] = context.tag;
+    if (opts.bearer_token) headers.authorization = `Bearer ${opts.bearer_token}`;
+
+    const http = createHttpClient({
+      // The client joins base and path; the fetch below always sends to the configured url as it
+      // is (a trailing slash or a query must not change).
+      baseUrl: target.origin,
+      vendor: where,
+      headers,
+      secrets,
+      timeoutMs: opts.timeout_ms,
+      maxAttempts: opts.max_attempts,
+      maxSleepMs: MAX_SLEEP_MS,
+      pace: context.pace,
+      refusal: (refused) => refusal(refused, where),
+      // Every attempt is signed afresh: a new timestamp and its signature, the same body and key.
+      fetch: (_url, init) => {
         const timestamp = Math.floor(Date.now() / 1000);
-        const headers: Record<string, string> = {
-          ...opts.headers,
-          'Content-Type': 'application/json',
-          'User-Agent': USER_AGENT,
+        const signed: Record<string, string> = {
+          ...(init?.headers as Record<string, string>),
           [TIMESTAMP_HEADER]: String(timestamp),
-          [IDEMPOTENCY_HEADER]: key,
         };
-        if (context.tag) headers[TAG_HEADER] = context.tag;
-        if (opts.signing_secret) headers[SIGNATURE_HEADER] = sign(opts.signing_secret, timestamp, body);
-        if (opts.bearer_token) headers.Authorization = `Bearer ${opts.bearer_token}`;
+        if (opts.signing_secret) signed[SIGNATURE_HEADER] = sign(opts.signing_secret, timestamp, String(init?.body));
+        return fetch(opts.url, { ...init, headers: signed });
+      },
+    });
 
-        let problem: string;
-        let cause: unknown;
-        try {
-          const response = await fetch(opts.url, {
-            method: 'POST',
-            headers,
-            body,
-            redirect: 'manual',
-            signal: AbortSignal.timeout(opts.timeout_ms),
-          });
-          const text = await response.text();
-          const status = response.status;
-          if (status >= 200 && status < 300) return text;
-          if (status === 429) {
-            const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
-            const hint = retryAfterMs === undefined ? '' : ` (Retry-After ${Math.ceil(retryAfterMs / 1000)} s)`;
-            throw new RateLimitedError(`${where} is rate limiting requests (HTTP 429)${hint}`, retryAfterMs);
-          }
-          if (status === 401 || status === 403) {
-            throw new AuthError(
-              `${where} refused the request (HTTP ${status})${snippet(text)}: check signing_secret and bearer_token in the destination's secret`,
-            );
-          }
-          if (status >= 300 && status < 400) {
-            throw new ConnectorConfigError(
-              `${where} answered a redirect (HTTP ${status}); Backflow does not follow redirects: set url to the final address`,
-            );
-          }
-          if (status === 413) {
-            throw new ConnectorConfigError(
-              `${where} refused the batch as too large (HTTP 413)${snippet(text)}: lower lane.batch_size`,
-            );
-          }
-          if (status >= 400 && status < 500 && status !== 408) {
-            throw new ConnectorConfigError(`${where} refused the request (HTTP ${status})${snippet(text)}`);
-          }
-          problem = `HTTP ${status}${snippet(text)}`;
-        } catch (error) {
-          if (error instanceof AuthError || error instanceof RateLimitedError || error instanceof ConnectorConfigError)
-            throw error;
-          problem = describeNetworkError(error, opts.timeout_ms);
-          cause = error;
-        }
-
-        const delay = Math.min(
-          Math.round(BACKOFF_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random() / 2)),
-          MAX_SLEEP_MS - slept,
-        );
-        if (attempt >= opts.max_attempts || delay <= 0) {
-          throw new TransientError(
-            redact(`${where} failed after ${attempt} attempt${attempt === 1 ? '' : 's'}: ${problem}`),
-            { cause },
-          );
-        }
-        await sleep(delay);
-        slept += delay;
-      }
+    /**
+     * Sends one JSON body; returns the 2xx answer. The `Idempotency-Key` (the body's SHA-256) is the
+     * same for every attempt and every redelivery of the same batch, so a receiver that dedupes on
+     * it applies a batch once: the POST is declared idempotent, and a timeout or a 5xx is retried
+     * rather than left unconfirmed.
+     */
+    const post = async (body: string): Promise<unknown> => {
+      const response = await http.request({
+        method: 'POST',
+        path: '/',
+        body,
+        headers: { [IDEMPOTENCY_HEADER]: idempotencyKey(body) },
+        idempotent: true,
+      });
+      return response.body;
     };
 
     return {
@@ -152,12 +120,46 @@ export const webhookDestination = defineDestination(webhookDestinationManifest, 
         }
         if (sent.length === 0) return refused;
         const body = `{"object":${JSON.stringify(batch.object)},"match_field":${JSON.stringify(batch.matchField)},"records":[${texts.join(',')}]}`;
-        return [...refused, ...outcomes(sent, await post(body), redact)];
+        return [...refused, ...outcomes(sent, await post(body), http.redact)];
       },
       async close() {},
     };
   },
 });
+
+/**
+ * The webhook's own reading of a refusal (docs/destinations/webhook.md, "Response contract"),
+ * before the SDK's defaults: 401/403 name the secrets to check; a redirect, 413 and any other 4xx
+ * are configuration errors. 408, 429 and 5xx are left to the client (retry, rate limit).
+ */
+function refusal({ status, snippet }: HttpRefusal, where: string): Error | undefined {
+  const quoted = quote(snippet);
+  if (status === 401 || status === 403) {
+    return new AuthError(
+      `${where} refused the request (HTTP ${status})${quoted}: check signing_secret and bearer_token in the destination's secret`,
+    );
+  }
+  if (status >= 300 && status < 400) {
+    return new ConnectorConfigError(
+      `${where} answered a redirect (HTTP ${status}); Backflow does not follow redirects: set url to the final address`,
+    );
+  }
+  if (status === 413) {
+    return new ConnectorConfigError(
+      `${where} refused the batch as too large (HTTP 413)${quoted}: lower lane.batch_size`,
+    );
+  }
+  if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+    return new ConnectorConfigError(`${where} refused the request (HTTP ${status})${quoted}`);
+  }
+  return undefined;
+}
+
+/** A redacted snippet (the client redacts it) on one line, at most SNIPPET_CHARS. */
+function quote(snippet: string): string {
+  const short = snippet.replace(/\s+/g, ' ').trim().slice(0, SNIPPET_CHARS);
+  return short === '' ? '' : `: ${short}`;
+}
 
 /**
  * One record of the body as JSON text, built by hand so values arrive exactly: JSON text (a `json`
@@ -183,29 +185,14 @@ function recordJson(
     if (typeof text !== 'string') return text;
     fields.push(`${JSON.stringify(name)}:${text}`);
   }
-  return `{"key":${JSON.stringify(record.key)},"op":${JSON.stringify(record.op)},"match":${match},"fields":{${fields.join(',')}}}`;
-}
-
-/** `Retry-After` as milliseconds: delta-seconds or an HTTP date; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | null, now: number = Date.now()): number | undefined {
-  if (value === null) return undefined;
-  const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000);
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
-function describeNetworkError(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    return `no response within ${timeoutMs} ms (timeout_ms)`;
-  }
-  const cause = error instanceof Error ? error.cause : undefined;
-  return `network error: ${cause instanceof Error ? cause.message : errorMessage(error)}`;
+  // The receiver's own id from the last delivery (its `id` result), when Backflow stored one.
+  const id = record.destinationId === undefined ? '' : `,"id":${JSON.stringify(record.destinationId)}`;
+  return `{"key":${JSON.stringify(record.key)},"op":${JSON.stringify(record.op)},"match":${match}${id},"fields":{${fields.join(',')}}}`;
 }
 
 /** Reads the response contract: no `results` array means every record is ok. */
-function outcomes(records: readonly OutboundRecord[], text: string, redact: (s: string) => string): RecordOutcome[] {
-  const results = parseResults(text);
+function outcomes(records: readonly OutboundRecord[], body: unknown, redact: (s: string) => string): RecordOutcome[] {
+  const results = resultsOf(body);
   if (!results) return records.map((r) => ({ key: r.key, status: 'ok' }));
   const byKey = new Map<string, ResultEntry>();
   for (const entry of results) {
@@ -217,16 +204,10 @@ function outcomes(records: readonly OutboundRecord[], text: string, redact: (s: 
   return records.map((r) => toOutcome(r.key, byKey.get(r.key), redact));
 }
 
-function parseResults(text: string): unknown[] | undefined {
-  if (text.trim() === '') return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (parsed === null || typeof parsed !== 'object') return undefined;
-  const results = (parsed as { results?: unknown }).results;
+/** The `results` array of a parsed JSON answer; undefined for an empty, non-JSON or other answer. */
+function resultsOf(body: unknown): unknown[] | undefined {
+  if (body === null || typeof body !== 'object') return undefined;
+  const results = (body as { results?: unknown }).results;
   return Array.isArray(results) ? results : undefined;
 }
 

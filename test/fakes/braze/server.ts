@@ -16,6 +16,9 @@ import type { JsonValue } from '#connectors/sdk/types';
  * - `POST /users/delete` (https://www.braze.com/docs/api/endpoints/user_data/post_user_delete/):
  *   one kind of identifier per request, at most 50, `prioritization` for emails.
  * - `GET /custom_attributes`: 50 per page, sorted by name, `Link: <…>; rel="next"` pagination.
+ * - Braze's other documented 403, "Forbidden: Rate plan doesn't support or account is otherwise
+ *   inactivated" (https://www.braze.com/docs/api/errors/#fatal-errors), is injected with
+ *   `failNext(n, 403, { message: 'Forbidden' })`. Inferred: its body's `message` is "Forbidden".
  * - `Authorization: Bearer <key>` (401 otherwise), per-key permissions (403 `Access Denied`), rate
  *   limits per endpoint with the `X-RateLimit-Limit/Remaining/Reset` headers on every answer (reset
  *   in epoch seconds) and 429 over the limit (https://www.braze.com/docs/api/api_limits/).
@@ -80,6 +83,11 @@ export interface BrazeFake {
   addUser(attributes: Record<string, JsonValue>): FakeUser;
   /** When each `/users/track` and `/users/delete` request arrived, 429s included. */
   writeTimes(): number[];
+  /**
+   * When each request of any kind arrived, 429s and refusals included: Braze counts every request
+   * against its endpoint's limit (https://www.braze.com/docs/api/api_limits/).
+   */
+  requestTimes(): number[];
   /** Answers the next `n` write requests 429 with Braze's rate-limit headers. */
   throttleNext(n: number): void;
   /** Answers the next `n` requests with this status and body (5xx, say). */
@@ -99,7 +107,8 @@ const DEFAULT_LIMITS: Record<Endpoint, RateLimit> = {
   track: { limit: 3000, windowMs: 3000 },
   // 20,000 requests per minute, shared with /users/identify and /users/alias/*.
   delete: { limit: 20_000, windowMs: 60_000 },
-  // 1,000 requests per hour, shared with /events/list and /purchases/product_list.
+  // 1,000 requests per hour, shared with /events, /events/list and /purchases/product_list
+  // (https://www.braze.com/docs/api/endpoints/export/custom_attributes/get_custom_attributes/).
   customAttributes: { limit: 1000, windowMs: 3_600_000 },
 };
 const PERMISSION: Record<Endpoint, BrazePermission> = {
@@ -460,6 +469,7 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
       return user;
     },
     writeTimes: () => requests.filter((r) => r.path === '/users/track' || r.path === '/users/delete').map((r) => r.at),
+    requestTimes: () => requests.map((r) => r.at),
     throttleNext(n) {
       throttles += n;
     },
