@@ -176,7 +176,8 @@ class Target {
       const key = this.byId ? String(r.match) : this.lookupKey(r.match);
       const round = seen.get(key) ?? 0;
       seen.set(key, round + 1);
-      (rounds[round] ??= []).push(r);
+      if (rounds[round]) rounds[round].push(r);
+      else rounds[round] = [r];
     }
     const parts: Part[] = [];
     for (const round of rounds) {
