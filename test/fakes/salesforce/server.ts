@@ -126,6 +126,8 @@ export interface SalesforceFake extends VendorFake {
   expireSessions(): void;
   /** API requests counted against the daily allocation. */
   apiUsage(): number;
+  /** Answers `n` write requests with `403 REQUEST_LIMIT_EXCEEDED`, after letting `after` through. */
+  throttleNext(n: number, after?: number): void;
   /** The next matching request is processed — it commits — and then its answer is lost. */
   failAfterCommit(fault: CommitFault): void;
   /** From now on every REST call answers `403 API_DISABLED_FOR_ORG` (until `disableApi(false)`). */
@@ -337,6 +339,8 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
   const cursors = new Map<string, { object: string; rows: Values[]; fields: string[] }>();
   let revoked = false;
   let throttle = 0;
+  /** Writes let through before `throttle` starts refusing (`throttleNext(n, after)`). */
+  let throttleAfter = 0;
   let usage = 0;
   let sequence = 0;
   let tokensIssued = 0;
@@ -987,7 +991,8 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     }
     usage++;
     const limitInfo = () => ({ 'sforce-limit-info': `api-usage=${Math.min(usage, dailyLimit)}/${dailyLimit}` });
-    if (usage > dailyLimit || (write && throttle > 0)) {
+    const throttled = write && throttle > 0 && throttleAfter-- <= 0;
+    if (usage > dailyLimit || throttled) {
       if (usage <= dailyLimit) throttle--;
       return send(res, 403, [{ message: 'TotalRequests Limit exceeded.', errorCode: 'REQUEST_LIMIT_EXCEEDED' }], {
         'sforce-limit-info': `api-usage=${dailyLimit}/${dailyLimit}`,
@@ -1286,8 +1291,9 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     disableApi(disabled = true) {
       apiDisabled = disabled;
     },
-    throttleNext(n) {
+    throttleNext(n, after = 0) {
       throttle = n;
+      throttleAfter = after;
     },
     revoke() {
       revoked = true;
