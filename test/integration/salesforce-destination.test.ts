@@ -4,9 +4,11 @@ import { parseBulkError } from '#connectors/destinations/salesforce/bulk';
 import { CONCURRENT_LIMIT_WAIT_MS, DAILY_ALLOCATION_WAIT_MS } from '#connectors/destinations/salesforce/client';
 import { parseCsv, toCsv } from '#connectors/destinations/salesforce/csv';
 import { salesforceDestination } from '#connectors/destinations/salesforce/index';
+import { UNCONFIRMED_RETRY_MS } from '#connectors/destinations/salesforce/write';
 import type { DestinationConnection, OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
 import { withFormats } from '#connectors/sdk/formats';
-import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
+import type { RequestPace } from '#connectors/sdk/types';
+import { AuthError, ConnectorConfigError, RateLimitedError, UnconfirmedWriteError } from '#core/errors';
 import { type SalesforceFake, type SalesforceFakeOptions, startSalesforceFake } from '#test/fakes/salesforce/server';
 
 const CLIENT_ID = '3MVG9test.consumer.key';
@@ -26,7 +28,7 @@ async function start(options: SalesforceFakeOptions = {}): Promise<SalesforceFak
   return fake;
 }
 
-async function connect(opts: Record<string, unknown> = {}): Promise<DestinationConnection> {
+async function connect(opts: Record<string, unknown> = {}, pace?: RequestPace): Promise<DestinationConnection> {
   const options = salesforceDestination.optionsSchema.parse({
     login_url: fake!.url,
     client_id: CLIENT_ID,
@@ -34,7 +36,7 @@ async function connect(opts: Record<string, unknown> = {}): Promise<DestinationC
     ...opts,
   });
   const connection = withFormats(
-    await salesforceDestination.connect(options, { projectDir: process.cwd() }),
+    await salesforceDestination.connect(options, { projectDir: process.cwd(), ...(pace ? { pace } : {}) }),
     salesforceDestination.formats,
   );
   connections.push(connection);
@@ -54,6 +56,21 @@ const record = (
 
 const contact = (i: number, extra: OutboundRecord['fields'] = {}) =>
   record(String(i), { LastName: `Hopper${i}`, Email: `grace.hopper${i}@example.com`, ...extra });
+
+/** A lane pace that lets every request through and counts them. */
+function countingPace() {
+  const pace = {
+    takes: 0,
+    throttles: 0,
+    async take() {
+      pace.takes++;
+    },
+    async throttled() {
+      pace.throttles++;
+    },
+  };
+  return pace;
+}
 
 const byKey = (outcomes: RecordOutcome[]) => new Map(outcomes.map((o) => [o.key, o]));
 const writesTo = (path: RegExp) =>
@@ -496,6 +513,356 @@ describe('salesforce destination: Bulk API 2.0', () => {
       statusCode: 'REQUIRED_FIELD_MISSING',
       message: 'Required fields are missing: [LastName]',
       fields: ['LastName'],
+    });
+  });
+});
+
+describe('salesforce destination: calls that may have committed are never sent twice blindly', () => {
+  const insert = (i: number, extra: OutboundRecord['fields'] = {}) => ({ ...contact(i, extra), op: 'insert' as const });
+  const creates = () => fake!.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/composite/sobjects'));
+
+  it('looks the records up after a create whose connection dropped once it had committed: no duplicates, ok', async () => {
+    await start();
+    const connection = await connect();
+    fake!.failAfterCommit({ method: 'POST', path: /^\/composite\/sobjects$/, mode: 'drop' });
+    const outcomes = await connection.write(batch([insert(1), insert(2)]));
+    const records = [...fake!.records('Contact').values()];
+    expect(records).toHaveLength(2);
+    expect(outcomes).toEqual([
+      { key: '1', status: 'ok', action: 'created', destinationId: fake!.stored('Contact').get('1')!.Id },
+      { key: '2', status: 'ok', action: 'created', destinationId: fake!.stored('Contact').get('2')!.Id },
+    ]);
+    expect(creates()).toHaveLength(1);
+    // The lookup after the lost answer: the records' match values.
+    const lookups = fake!.requests.filter((r) => r.path.endsWith('/query'));
+    expect(lookups.at(-1)!.query.q).toBe("SELECT Id, External_Id__c FROM Contact WHERE External_Id__c IN ('1', '2')");
+  });
+
+  it('does the same when the answer never comes and the request times out', async () => {
+    await start();
+    const connection = await connect({ timeout_ms: 1_000 });
+    fake!.failAfterCommit({ method: 'POST', path: /^\/composite\/sobjects$/, mode: 'stall' });
+    const outcomes = await connection.write(batch([insert(1)]));
+    expect(outcomes).toEqual([expect.objectContaining({ key: '1', status: 'ok', action: 'created' })]);
+    expect(fake!.records('Contact').size).toBe(1);
+    expect(creates()).toHaveLength(1);
+  });
+
+  it('gives back for a later retry what the lost create did not write, after Salesforce’s call timeout', async () => {
+    await start();
+    const connection = await connect();
+    fake!.failAfterCommit({ method: 'POST', path: /^\/composite\/sobjects$/, mode: 'drop' });
+    const outcomes = byKey(await connection.write(batch([insert(1), insert(2, { Email: 'not-an-email' })])));
+    expect(outcomes.get('1')).toMatchObject({ status: 'ok', action: 'created' });
+    expect(outcomes.get('2')).toMatchObject({
+      status: 'retry',
+      afterMs: UNCONFIRMED_RETRY_MS,
+      reason: expect.stringMatching(/UnconfirmedWrite|may have been applied.*no Contact with External_Id__c = 2 yet/s),
+    });
+    expect(creates()).toHaveLength(1);
+    // The retry looks first, as insert always does: the record created by the lost call is not created again.
+    const again = byKey(await connection.write(batch([insert(1)])));
+    expect(again.get('1')).toMatchObject({ status: 'rejected', reason: /already has External_Id__c = 1/ });
+    expect(fake!.records('Contact').size).toBe(1);
+  });
+
+  it('reuses the Bulk API job whose create lost its answer instead of creating another', async () => {
+    await start();
+    const connection = await connect({ bulk_threshold: 1, bulk_poll_ms: 2_000 });
+    fake!.failAfterCommit({ method: 'POST', path: /^\/jobs\/ingest$/, mode: 'drop' });
+    const outcomes = await connection.write(batch([contact(1), contact(2)]));
+    expect(outcomes.every((o) => o.status === 'ok')).toBe(true);
+    expect(fake!.jobs.size).toBe(1);
+    expect([...fake!.jobs.values()][0]).toMatchObject({ state: 'JobComplete' });
+    expect(fake!.stored('Contact').size).toBe(2);
+    expect(fake!.requests.some((r) => r.method === 'GET' && r.path.endsWith('/jobs/ingest'))).toBe(true);
+  });
+
+  it('aborts a job whose upload lost its answer (never closed, never processed), then loads a new one', async () => {
+    await start();
+    const connection = await connect({ bulk_threshold: 1, bulk_poll_ms: 2_000 });
+    fake!.failAfterCommit({ method: 'PUT', path: /\/batches$/, mode: 'drop' });
+    await expect(connection.write(batch([contact(1), contact(2)]))).rejects.toThrow(UnconfirmedWriteError);
+    expect([...fake!.jobs.values()].map((j) => j.state)).toEqual(['Aborted']);
+    expect(fake!.stored('Contact').size).toBe(0);
+    const uploads = fake!.requests.filter((r) => r.method === 'PUT');
+    expect(uploads).toHaveLength(1);
+    const retried = await connection.write(batch([contact(1), contact(2)]));
+    expect(retried.every((o) => o.status === 'ok')).toBe(true);
+    expect(fake!.stored('Contact').size).toBe(2);
+  });
+
+  it('carries on with a job whose close (UploadComplete) went through before its answer was lost', async () => {
+    await start();
+    const connection = await connect({ bulk_threshold: 1, bulk_poll_ms: 2_000 });
+    fake!.failAfterCommit({ method: 'PATCH', path: /^\/jobs\/ingest\/\w+$/, mode: 'drop' });
+    const outcomes = await connection.write(batch([contact(1), contact(2)]));
+    expect(outcomes.every((o) => o.status === 'ok')).toBe(true);
+    expect([...fake!.jobs.values()].map((j) => j.state)).toEqual(['JobComplete']);
+  });
+
+  it('sends an upsert by external ID again after a lost answer: it is idempotent', async () => {
+    await start();
+    const connection = await connect();
+    fake!.failAfterCommit({ method: 'PATCH', path: /External_Id__c$/, mode: 'drop' });
+    const outcomes = await connection.write(batch([contact(1)]));
+    expect(outcomes).toEqual([expect.objectContaining({ status: 'ok', action: 'updated' })]);
+    expect(fake!.records('Contact').size).toBe(1);
+  });
+});
+
+describe('salesforce destination: one match value twice in a batch', () => {
+  it('the fake refuses both records of a request that names one external ID twice, as Salesforce does', async () => {
+    await start();
+    const token = (await (
+      await fetch(`${fake!.url}/services/oauth2/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: CLIENT_ID,
+          client_secret: CLIENT_SECRET,
+        }),
+      })
+    ).json()) as { access_token: string };
+    const answer = await fetch(`${fake!.url}/services/data/v62.0/composite/sobjects/Contact/External_Id__c`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${token.access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        allOrNone: false,
+        records: [
+          { attributes: { type: 'Contact' }, LastName: 'A', External_Id__c: 'x-1' },
+          { attributes: { type: 'Contact' }, LastName: 'B', External_Id__c: 'X-1' },
+        ],
+      }),
+    });
+    const results = (await answer.json()) as { errors: { statusCode: string }[] }[];
+    expect(results.map((r) => r.errors[0]?.statusCode)).toEqual(['DUPLICATE_EXTERNAL_ID', 'DUPLICATE_EXTERNAL_ID']);
+  });
+
+  it('sends records sharing a match value in successive requests, so both land and the last one wins', async () => {
+    await start();
+    const connection = await connect();
+    const outcomes = await connection.write(
+      batch([
+        record('1', { LastName: 'First' }, 'upsert', 'ext-a'),
+        record('2', { LastName: 'Other' }, 'upsert', 'ext-b'),
+        record('3', { LastName: 'Last' }, 'upsert', 'EXT-A'),
+      ]),
+    );
+    expect(outcomes.map((o) => [o.key, o.status])).toEqual([
+      ['1', 'ok'],
+      ['2', 'ok'],
+      ['3', 'ok'],
+    ]);
+    expect(fake!.records('Contact').size).toBe(2);
+    expect(fake!.stored('Contact').get('ext-a')).toMatchObject({ LastName: 'Last' });
+    const upserts = writesTo(/External_Id__c$/).map((r) =>
+      (r.body as { records: { External_Id__c: string }[] }).records.map((x) => x.External_Id__c),
+    );
+    expect(upserts).toEqual([['ext-a', 'ext-b'], ['EXT-A']]);
+  });
+
+  it('does the same for updates by looked-up Id', async () => {
+    await start();
+    fake!.seed('Contact', { LastName: 'Hopper', External_Id__c: 'a' });
+    const connection = await connect();
+    const outcomes = await connection.write(
+      batch([record('1', { FirstName: 'Grace' }, 'update', 'a'), record('2', { FirstName: 'Ada' }, 'update', 'a')]),
+    );
+    expect(outcomes.every((o) => o.status === 'ok')).toBe(true);
+    expect(fake!.stored('Contact').get('a')).toMatchObject({ FirstName: 'Ada' });
+  });
+});
+
+describe('salesforce destination: rate limits and refusals', () => {
+  it('keeps the requests written before REQUEST_LIMIT_EXCEEDED and gives the rest back, throttled', async () => {
+    await start();
+    const pace = countingPace();
+    const connection = await connect({}, pace);
+    fake!.throttleNext(1, 1);
+    const outcomes = await connection.write(batch(Array.from({ length: 450 }, (_, i) => contact(i + 1))));
+    expect(outcomes).toHaveLength(450);
+    expect(outcomes.slice(0, 200).every((o) => o.status === 'ok')).toBe(true);
+    for (const o of outcomes.slice(200)) {
+      expect(o).toMatchObject({ status: 'retry', throttled: 'rate-limit', afterMs: DAILY_ALLOCATION_WAIT_MS });
+    }
+    expect(fake!.stored('Contact').size).toBe(200);
+    // The refusal slowed the lane down.
+    expect(pace.throttles).toBe(1);
+  });
+
+  it('reads 403 API_DISABLED_FOR_ORG as a configuration error naming the permission', async () => {
+    await start();
+    fake!.disableApi();
+    const error = await caught((await connect()).check());
+    expect(error).toBeInstanceOf(ConnectorConfigError);
+    expect(error.message).toMatch(/API_DISABLED_FOR_ORG.*API Enabled/);
+  });
+
+  it('reads any other 403 as the integration user’s permissions (AuthError)', async () => {
+    await start();
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = async (input, init) =>
+      String(input).includes('/describe')
+        ? new Response(JSON.stringify([{ message: 'insufficient access rights', errorCode: 'INSUFFICIENT_ACCESS' }]), {
+            status: 403,
+            headers: { 'content-type': 'application/json' },
+          })
+        : realFetch(input, init);
+    try {
+      const error = await caught((await connect()).fields('Contact'));
+      expect(error).toBeInstanceOf(AuthError);
+      expect(error.message).toMatch(/INSUFFICIENT_ACCESS/);
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+  });
+
+  it('takes a slot of the lane’s pace for every request: login, describe, lookup, write', async () => {
+    await start();
+    fake!.seed('Contact', { LastName: 'Hopper', External_Id__c: '1' });
+    const pace = countingPace();
+    const connection = await connect({}, pace);
+    await connection.write(batch([record('1', { FirstName: 'Grace' }, 'update')]));
+    expect(fake!.requests.map((r) => r.path.replace(/^\/services\/data\/v62\.0/, ''))).toEqual([
+      '/services/oauth2/token',
+      '/sobjects/Contact/describe',
+      '/query',
+      '/composite/sobjects',
+    ]);
+    expect(pace.takes).toBe(fake!.requests.length);
+  });
+
+  it('declares Salesforce’s allocation as a request rate: 1 request/s stays inside 100,000 a day', () => {
+    const rate = salesforceDestination.limits.requestsPerSecond!.value;
+    expect(rate * 86_400).toBeLessThanOrEqual(salesforceDestination.limits.dailyQuota!.value);
+  });
+});
+
+describe('salesforce destination: client credentials need the My Domain', () => {
+  it('refuses login.salesforce.com, test.salesforce.com or no login_url for the client credentials flow', async () => {
+    expect(salesforceDestination.optionsSchema.parse({ client_id: 'x' }).login_url).toBeUndefined();
+    for (const login_url of ['https://login.salesforce.com', 'https://test.salesforce.com/', undefined]) {
+      const options = salesforceDestination.optionsSchema.parse({
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        login_url,
+      });
+      const error = await caught(salesforceDestination.connect(options, { projectDir: process.cwd() }));
+      expect(error).toBeInstanceOf(ConnectorConfigError);
+      expect(error.message).toMatch(/login_url.*My Domain.*my\.salesforce\.com/);
+    }
+  });
+
+  it('turns the login server’s "request not supported on this domain" into a configuration error', async () => {
+    await start({ genericLoginHost: true });
+    const error = await caught((await connect()).check());
+    expect(error).toBeInstanceOf(ConnectorConfigError);
+    expect(error.message).toMatch(/request not supported on this domain.*login_url.*My Domain/);
+  });
+
+  it('keeps https://login.salesforce.com as the JWT bearer flow’s default', async () => {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const options = salesforceDestination.optionsSchema.parse({
+      client_id: CLIENT_ID,
+      username: 'sync@acme.com',
+      private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    });
+    await expect(salesforceDestination.connect(options, { projectDir: process.cwd() })).resolves.toBeDefined();
+  });
+});
+
+describe('salesforce destination: value formats from the field types', () => {
+  it('maps every Salesforce field type to its normalized type', async () => {
+    await start();
+    const types = Object.fromEntries((await (await connect()).fields('Everything__c')).map((f) => [f.name, f.type]));
+    expect(types).toMatchObject({
+      Date__c: 'date',
+      Datetime__c: 'timestamp',
+      Boolean__c: 'boolean',
+      Double__c: 'number',
+      Currency__c: 'number',
+      Percent__c: 'number',
+      Int__c: 'integer',
+      String__c: 'string',
+      Textarea__c: 'string',
+      Picklist__c: 'string',
+      Multipicklist__c: 'string',
+      Email__c: 'string',
+      Phone__c: 'string',
+      Url__c: 'string',
+      Reference__c: 'string',
+      Id: 'string',
+    });
+  });
+
+  it('writes each model type into each field type the way the field wants it', async () => {
+    await start();
+    const connection = await connect();
+    const outcomes = await connection.write({
+      object: 'Everything__c',
+      matchField: 'Key__c',
+      fieldTypes: {
+        Key__c: 'integer',
+        Date__c: 'timestamp',
+        Datetime__c: 'date',
+        String__c: 'date',
+        Textarea__c: 'timestamp',
+        Boolean__c: 'string',
+        Double__c: 'string',
+        Int__c: 'string',
+        Currency__c: 'number',
+        Percent__c: 'integer',
+        Picklist__c: 'integer',
+        Multipicklist__c: 'json',
+        Email__c: 'string',
+        Phone__c: 'string',
+        Url__c: 'string',
+      },
+      records: [
+        record(
+          '1',
+          {
+            Date__c: '2026-01-31T23:30:00.000Z',
+            Datetime__c: '2026-01-31',
+            String__c: '2026-01-31',
+            Textarea__c: '2026-01-31T23:30:00.000Z',
+            Boolean__c: 'true',
+            Double__c: '2.5',
+            Int__c: '42',
+            Currency__c: 12.5,
+            Percent__c: 7,
+            Picklist__c: 3,
+            Multipicklist__c: '["golf","chess"]',
+            Email__c: 'grace@example.com',
+            Phone__c: '+1 555 0100',
+            Url__c: 'https://example.com',
+          },
+          'upsert',
+          1,
+        ),
+      ],
+    });
+    expect(outcomes).toEqual([expect.objectContaining({ status: 'ok' })]);
+    expect(fake!.stored('Everything__c').get('1')).toMatchObject({
+      // A timestamp into a date field: its UTC day.
+      Date__c: '2026-01-31',
+      // A date into a date/time field: midnight UTC.
+      Datetime__c: '2026-01-31T00:00:00.000Z',
+      // Dates and timestamps into text fields stay ISO 8601.
+      String__c: '2026-01-31',
+      Textarea__c: '2026-01-31T23:30:00.000Z',
+      Boolean__c: true,
+      Double__c: 2.5,
+      Int__c: 42,
+      Currency__c: 12.5,
+      Percent__c: 7,
+      Picklist__c: '3',
+      Multipicklist__c: 'golf;chess',
+      Email__c: 'grace@example.com',
+      Phone__c: '+1 555 0100',
+      Url__c: 'https://example.com',
     });
   });
 });

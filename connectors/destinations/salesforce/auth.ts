@@ -1,6 +1,7 @@
 import { createPrivateKey, type KeyObject, sign } from 'node:crypto';
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#connectors/sdk/errors';
 import { createHttpClient } from '#connectors/sdk/http';
+import type { RequestPace } from '#connectors/sdk/types';
 
 /**
  * OAuth 2.0 for server-to-server integrations, the two flows Salesforce recommends now that the
@@ -35,6 +36,36 @@ export interface Session {
   readonly accessToken: string;
   /** `https://MyDomainName.my.salesforce.com`: where the REST API of this org answers. */
   readonly instanceUrl: string;
+  /**
+   * The Id of the user the session runs as, from the answer's identity URL
+   * (`https://login.salesforce.com/id/{orgId}/{userId}`): it is the `createdById` of the Bulk API
+   * jobs this session creates.
+   */
+  readonly userId?: string;
+}
+
+/**
+ * The generic login hosts. The client credentials flow is refused there: Salesforce's help page
+ * for the flow has the token request posted to the org's My Domain
+ * (https://help.salesforce.com/s/articleView?id=xcloud.remoteaccess_oauth_client_credentials_flow.htm),
+ * and the generic hosts answer `400 invalid_grant: request not supported on this domain`
+ * (Inferred from reports, e.g. https://github.com/pozil/pub-sub-api-node-client/issues/58: the
+ * help page does not quote the error).
+ */
+export const GENERIC_LOGIN_HOSTS = new Set(['login.salesforce.com', 'test.salesforce.com']);
+/** The JWT bearer flow's default login server (production orgs). */
+export const DEFAULT_JWT_LOGIN_URL = 'https://login.salesforce.com';
+
+/** Why a login URL cannot serve the client credentials flow, or undefined when it can. */
+export function clientCredentialsLoginProblem(loginUrl: string | undefined): string | undefined {
+  const myDomain =
+    "set login_url to the org's My Domain URL (Setup → My Domain, e.g. https://acme.my.salesforce.com, or https://acme--uat.sandbox.my.salesforce.com for a sandbox)";
+  if (loginUrl === undefined) return `the client credentials flow needs login_url: ${myDomain}`;
+  const host = new URL(loginUrl).hostname.toLowerCase();
+  if (GENERIC_LOGIN_HOSTS.has(host)) {
+    return `login_url ${new URL(loginUrl).origin} does not serve the client credentials flow (Salesforce answers "request not supported on this domain"): ${myDomain}`;
+  }
+  return undefined;
 }
 
 /** Reads a PEM private key, accepting the `\n` escapes a JSON secret often carries. */
@@ -80,6 +111,7 @@ export function jwtAssertion(
 interface TokenAnswer {
   readonly access_token?: unknown;
   readonly instance_url?: unknown;
+  readonly id?: unknown;
   readonly error?: unknown;
   readonly error_description?: unknown;
 }
@@ -88,7 +120,7 @@ interface TokenAnswer {
 export async function requestSession(
   loginUrl: string,
   credentials: Credentials,
-  options: { readonly timeoutMs?: number; readonly fetch?: typeof fetch } = {},
+  options: { readonly timeoutMs?: number; readonly fetch?: typeof fetch; readonly pace?: RequestPace } = {},
 ): Promise<Session> {
   const form = new URLSearchParams();
   let secret: string;
@@ -108,10 +140,14 @@ export async function requestSession(
     secrets: [secret],
     timeoutMs: options.timeoutMs,
     fetch: options.fetch,
+    // A login is a request like any other: Salesforce counts it, the lane paces it.
+    pace: options.pace,
   });
   const response = await http.request<TokenAnswer>({
     method: 'POST',
     path: TOKEN_PATH,
+    // Asking for a token twice creates nothing that matters: a timed-out login is sent again.
+    idempotent: true,
     body: form.toString(),
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     // OAuth errors are 400 (RFC 6749 §5.2), some servers use 401/403: all read as refusals below.
@@ -119,11 +155,21 @@ export async function requestSession(
   });
   const answer = typeof response.body === 'object' && response.body !== null ? response.body : {};
   if (response.status === 200 && typeof answer.access_token === 'string' && typeof answer.instance_url === 'string') {
-    return { accessToken: answer.access_token, instanceUrl: answer.instance_url };
+    const userId = typeof answer.id === 'string' ? /\/id\/[^/]+\/([^/?]+)/.exec(answer.id)?.[1] : undefined;
+    return {
+      accessToken: answer.access_token,
+      instanceUrl: answer.instance_url,
+      ...(userId ? { userId } : {}),
+    };
   }
   const code = typeof answer.error === 'string' ? answer.error : `HTTP ${response.status}`;
   const description = http.redact(typeof answer.error_description === 'string' ? answer.error_description : '');
   const said = `${code}${description ? `: ${description}` : ''}`;
+  if (credentials.flow === 'client_credentials' && /not supported on this domain/i.test(description)) {
+    throw new ConnectorConfigError(
+      `Salesforce login at ${new URL(loginUrl).origin} refused the client credentials flow (${said}): set login_url to the org's My Domain URL (Setup → My Domain, e.g. https://acme.my.salesforce.com)`,
+    );
+  }
   if (code === 'rate_limit_exceeded') {
     throw new RateLimitedError(
       `Salesforce login at ${new URL(loginUrl).origin} is rate limiting token requests (${said})`,

@@ -3,19 +3,28 @@ import {
   createHttpClient,
   type HttpClient,
   HttpError,
+  type HttpRefusal,
   type HttpRequest,
   type HttpResponse,
 } from '#connectors/sdk/http';
-import type { JsonValue } from '#connectors/sdk/types';
+import type { JsonValue, RequestPace } from '#connectors/sdk/types';
 import { type Credentials, requestSession, type Session } from './auth.ts';
 import { type Describe, readDescribe } from './fields.ts';
 
 /**
  * The REST calls of the Salesforce destination, on top of the shared HTTP client: a session from
- * the OAuth token endpoint (renewed once on `401 INVALID_SESSION_ID`), `403 REQUEST_LIMIT_EXCEEDED`
- * read as rate limiting rather than a credentials problem, the org's API usage read from every
- * `Sforce-Limit-Info` header, and sObject Collections, SOQL and describe.
- * Errors: https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm
+ * the OAuth token endpoint (renewed once on `401 INVALID_SESSION_ID`), the 403s told apart
+ * (`refusal`), the org's API usage read from every `Sforce-Limit-Info` header, and sObject
+ * Collections, SOQL and describe. Every request — login, describe, query, job poll — takes a slot
+ * of the lane's pace first.
+ *
+ * Which calls may be sent twice (`idempotent`, see connectors/sdk/http.ts):
+ * - GET (describe, query, job info and results), the token POST: reads, or harmless twice;
+ * - PATCH `composite/sobjects/{Object}/{ExternalIdField}` (upsert by external ID), PATCH
+ *   `composite/sobjects` (update by Id), DELETE `composite/sobjects`: the same result twice;
+ * - POST `composite/sobjects` (create) and POST `jobs/ingest` (a new Bulk API job) are NOT: a
+ *   timeout, a dropped connection or a 5xx throws UnconfirmedWriteError, and write.ts / bulk.ts
+ *   look the records (or the job) up before deciding; the CSV upload (PUT) is not resent either.
  */
 
 export interface SalesforceClientOptions {
@@ -28,6 +37,8 @@ export interface SalesforceClientOptions {
   readonly timeoutMs?: number | undefined;
   /** Share of the org's daily allocation (0–1) past which writes stop and wait. */
   readonly maxApiUsage?: number | undefined;
+  /** The lane's pace: every request takes a slot. */
+  readonly pace?: RequestPace | undefined;
   readonly fetch?: typeof fetch;
 }
 
@@ -89,6 +100,7 @@ export class SalesforceClient {
       const opening = requestSession(this.options.loginUrl, this.options.credentials, {
         timeoutMs: this.options.timeoutMs,
         fetch: this.options.fetch,
+        pace: this.options.pace,
       }).then((session) => ({
         ...session,
         http: createHttpClient({
@@ -98,6 +110,8 @@ export class SalesforceClient {
           secrets: [session.accessToken, secretOf(this.options.credentials)],
           timeoutMs: this.options.timeoutMs,
           fetch: this.options.fetch,
+          pace: this.options.pace,
+          refusal: (refusal) => (refusal.status === 403 ? this.forbidden(refusal) : undefined),
         }),
       }));
       this.session = opening;
@@ -119,7 +133,7 @@ export class SalesforceClient {
       const session = await this.open();
       let response: HttpResponse<T>;
       try {
-        response = await session.http.request<T>({ ...request, path, accept: [...(request.accept ?? []), 401, 403] });
+        response = await session.http.request<T>({ ...request, path, accept: [...(request.accept ?? []), 401] });
       } catch (error) {
         if (error instanceof HttpError) throw refused(request.method, path, error.status, error.body, session.http);
         throw error;
@@ -136,22 +150,46 @@ export class SalesforceClient {
           `Salesforce refused the session on ${request.method ?? 'GET'} ${path} even after a new token (401 ${code}: ${message}): check the app's OAuth scopes (api) and the integration user's access`,
         );
       }
-      if (response.status === 403) {
-        const { code, message } = vendorError(response.body, session.http);
-        if (code === 'REQUEST_LIMIT_EXCEEDED') {
-          const concurrent = /concurrent/i.test(message);
-          const wait = concurrent ? CONCURRENT_LIMIT_WAIT_MS : DAILY_ALLOCATION_WAIT_MS;
-          throw new RateLimitedError(
-            `Salesforce refused ${request.method ?? 'GET'} ${path}: ${code} (${message})${this.usageText()}; retry after ${wait} ms`,
-            wait,
-          );
-        }
-        throw new AuthError(
-          `Salesforce refused ${request.method ?? 'GET'} ${path} (403 ${code}: ${message}): the integration user lacks a permission (API Enabled, object or field access)`,
-        );
-      }
       return response;
     }
+  }
+
+  /** The user the session runs as (the `createdById` of its Bulk API jobs), when the token said. */
+  async userId(): Promise<string | undefined> {
+    return (await this.open()).userId;
+  }
+
+  /**
+   * A 403, told apart by its `errorCode` (REST API status codes: "403 — The request has been
+   * refused. Verify that the logged-in user has appropriate permissions. If the error code is
+   * REQUEST_LIMIT_EXCEEDED, you've exceeded API request limits in your org",
+   * https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm):
+   * - `REQUEST_LIMIT_EXCEEDED`: rate limiting, not credentials — the concurrent long-running
+   *   request limit (seconds) or the rolling 24-hour allocation (minutes), per
+   *   https://developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_api.htm;
+   *   the HTTP client slows the lane down (`pace.throttled()`);
+   * - `API_DISABLED_FOR_ORG`: the org's edition has no API access, or the user lacks the
+   *   `API Enabled` permission — a setting, not a secret (ConnectorConfigError);
+   * - anything else (`INSUFFICIENT_ACCESS…`): the integration user's permissions (AuthError).
+   */
+  private forbidden(refusal: HttpRefusal): Error {
+    const { code, message } = vendorError(refusal.body);
+    if (code === 'REQUEST_LIMIT_EXCEEDED') {
+      const concurrent = /concurrent/i.test(message);
+      const wait = concurrent ? CONCURRENT_LIMIT_WAIT_MS : DAILY_ALLOCATION_WAIT_MS;
+      return new RateLimitedError(
+        `${refusal.where} was refused: ${code} (${message})${this.usageText()}; retry after ${wait} ms`,
+        wait,
+      );
+    }
+    if (code === 'API_DISABLED_FOR_ORG') {
+      return new ConnectorConfigError(
+        `${refusal.where} was refused (403 ${code}: ${message}): the org's edition has no API access, or the integration user lacks the "API Enabled" permission — grant API Enabled in the user's profile or a permission set (Setup → Permission Sets → System Permissions)`,
+      );
+    }
+    return new AuthError(
+      `${refusal.where} was refused (403 ${code}: ${message}): the integration user lacks a permission (object or field access, View All Data for non-unique External ID fields)`,
+    );
   }
 
   private track(headers: Headers): void {

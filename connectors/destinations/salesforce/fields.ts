@@ -137,6 +137,12 @@ export function coerce(field: DescribeField, value: JsonValue): Coerced {
     reason: `expected ${what} for ${field.name} (${t}), got ${JSON.stringify(value).slice(0, 60)}`,
   });
   if (STRING_TYPES.has(t)) {
+    if (t === 'multipicklist' && typeof value === 'string') {
+      // A JSON column holding a list arrives as its JSON text (the SDK keeps JSON text for text
+      // fields): the list's values, joined, are what the picklist takes.
+      const list = jsonList(value);
+      if (list) return { ok: true, value: list.join(';') };
+    }
     if (typeof value === 'string') return { ok: true, value };
     if (typeof value === 'number' || typeof value === 'boolean') return { ok: true, value: String(value) };
     if (Array.isArray(value) && t === 'multipicklist') return { ok: true, value: value.map(String).join(';') };
@@ -173,6 +179,19 @@ export function coerce(field: DescribeField, value: JsonValue): Coerced {
     default:
       return { ok: true, value };
   }
+}
+
+/** The values of JSON text that spells a list of strings or numbers, else undefined. */
+function jsonList(text: string): string[] | undefined {
+  if (!/^\s*\[/.test(text)) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (Array.isArray(parsed) && parsed.every((v) => typeof v === 'string' || typeof v === 'number'))
+      return parsed.map(String);
+  } catch {
+    // Not JSON: a picklist value that starts with a bracket.
+  }
+  return undefined;
 }
 
 /** True for the text types a SOQL literal must quote. */

@@ -1,6 +1,12 @@
 import { defineDestination } from '#connectors/sdk/destination';
 import { ConnectorConfigError } from '#connectors/sdk/errors';
-import { type Credentials, defaultAudience, readPrivateKey } from './auth.ts';
+import {
+  type Credentials,
+  clientCredentialsLoginProblem,
+  DEFAULT_JWT_LOGIN_URL,
+  defaultAudience,
+  readPrivateKey,
+} from './auth.ts';
 import { BulkIngest } from './bulk.ts';
 import { SalesforceClient } from './client.ts';
 import { fieldInfos } from './fields.ts';
@@ -9,15 +15,16 @@ import { writeBatch } from './write.ts';
 
 /** Salesforce's runtime: OAuth, sObject Collections and Bulk API 2.0 behind salesforceDestinationManifest. */
 export const salesforceDestination = defineDestination(salesforceDestinationManifest, {
-  async connect(opts) {
+  async connect(opts, context) {
     const credentials = credentialsOf(opts);
     const client = new SalesforceClient({
-      loginUrl: opts.login_url,
+      loginUrl: loginUrlOf(opts, credentials),
       credentials,
       apiVersion: opts.api_version,
       baseUrl: opts.base_url,
       timeoutMs: opts.timeout_ms,
       maxApiUsage: opts.max_api_usage,
+      pace: context.pace,
     });
     const bulk = new BulkIngest(client, opts.bulk_poll_ms);
     return {
@@ -45,7 +52,7 @@ function credentialsOf(opts: SalesforceOptions): Credentials {
       clientId: opts.client_id,
       username: opts.username,
       privateKey: readPrivateKey(opts.private_key),
-      audience: opts.jwt_audience ?? defaultAudience(opts.login_url),
+      audience: opts.jwt_audience ?? defaultAudience(opts.login_url ?? DEFAULT_JWT_LOGIN_URL),
     };
   }
   if (opts.client_secret === undefined) {
@@ -53,5 +60,15 @@ function credentialsOf(opts: SalesforceOptions): Credentials {
       'salesforce: set client_secret (client credentials flow) or private_key with username (JWT bearer flow) in the secret',
     );
   }
+  const problem = clientCredentialsLoginProblem(opts.login_url);
+  if (problem) throw new ConnectorConfigError(`salesforce: ${problem}`);
   return { flow: 'client_credentials', clientId: opts.client_id, clientSecret: opts.client_secret };
+}
+
+/** The token endpoint's host: login_url, else (JWT bearer only) https://login.salesforce.com. */
+function loginUrlOf(opts: SalesforceOptions, credentials: Credentials): string {
+  if (opts.login_url !== undefined) return opts.login_url;
+  if (credentials.flow === 'jwt_bearer') return DEFAULT_JWT_LOGIN_URL;
+  // credentialsOf refused it already; kept for the type.
+  throw new ConnectorConfigError(`salesforce: ${clientCredentialsLoginProblem(undefined)}`);
 }

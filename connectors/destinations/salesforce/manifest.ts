@@ -13,10 +13,12 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or htt
 // which zod refuses on refined schemas; `credentialsOf` checks the combination at connect time.
 const options = z.strictObject({
   /**
-   * Token endpoint host: `https://login.salesforce.com` (production), `https://test.salesforce.com`
-   * (sandboxes) or the org's My Domain URL, which the client credentials flow needs.
+   * Token endpoint host: the org's My Domain URL (`https://acme.my.salesforce.com`), which the
+   * client credentials flow requires — so there is no default for it. The JWT bearer flow also
+   * takes `https://login.salesforce.com` (its default when unset) or `https://test.salesforce.com`
+   * (sandboxes).
    */
-  login_url: httpUrl.default('https://login.salesforce.com'),
+  login_url: httpUrl.optional(),
   /** Consumer key of the external client app (connected app). */
   client_id: z.string().min(1),
   /** Secret: consumer secret, for the client credentials flow. */

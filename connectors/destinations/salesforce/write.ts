@@ -1,5 +1,11 @@
-import type { OutboundRecord, RecordOperation, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
-import { ConnectorConfigError } from '#connectors/sdk/errors';
+import {
+  keepProgress,
+  type OutboundRecord,
+  type RecordOperation,
+  type RecordOutcome,
+  type WriteBatch,
+} from '#connectors/sdk/destination';
+import { ConnectorConfigError, errorMessage, UnconfirmedWriteError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
 import { type BulkIngest, type BulkOutcome, csvValue } from './bulk.ts';
 import type { CollectionRecord, RecordError, RecordResult, SalesforceClient } from './client.ts';
@@ -16,6 +22,13 @@ import { COLLECTION_MAX_RECORDS } from './limits.ts';
  * - delete (mirror): Ids looked up, then deleted (to the Recycle Bin); one already gone is ok.
  * Values are checked against the describe first, so one undeserializable value refuses its record
  * instead of failing the whole request (Salesforce answers 400 JSON_PARSER_ERROR for the call).
+ *
+ * Two records of one batch with the same match value (two model keys on one Salesforce record)
+ * never go in one request: Salesforce refuses *both* (`DUPLICATE_EXTERNAL_ID: Duplicate external id
+ * specified`, sObject Collections upsert). They go in successive requests of the same write, in
+ * the batch's order, so the last one's values are what Salesforce keeps — as if they had arrived
+ * in two syncs. Every request is one part of `keepProgress`: a rate limit on request k keeps
+ * requests 1..k-1 and gives back the rest.
  */
 
 /** Statuses worth another attempt: lock contention, a sibling's rollback. */
@@ -23,6 +36,13 @@ const RETRYABLE = new Set(['UNABLE_TO_LOCK_ROW', 'ALL_OR_NONE_OPERATION_ROLLED_B
 const RETRY_AFTER_MS = 2_000;
 /** Largest IN (...) list of one lookup, in characters, so the query URL stays short. */
 const MAX_LOOKUP_CHARS = 4_000;
+/**
+ * How long an unconfirmed create waits before it is tried again: Salesforce's timeout for a REST
+ * call ("The timeout limit for REST and SOAP API calls is 10 minutes",
+ * https://developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_api.htm):
+ * by then the lost call has committed or given up, so the retry's own lookup sees its result.
+ */
+export const UNCONFIRMED_RETRY_MS = 10 * 60_000;
 
 interface Prepared {
   readonly key: string;
@@ -48,8 +68,23 @@ export async function writeBatch(batch: WriteBatch, options: WriterOptions): Pro
     else if (groups.has(record.op)) groups.get(record.op)!.push(prepared);
     else groups.set(record.op, [prepared]);
   }
-  for (const [op, records] of groups) outcomes.push(...(await target.write(op, records)));
+  const parts: Part[] = [];
+  for (const [op, records] of groups) parts.push(...target.parts(op, records));
+  outcomes.push(
+    ...(await keepProgress(
+      parts,
+      (part) => part.records.map((r) => r.key),
+      (part) => target.write(part),
+    )),
+  );
   return outcomes;
+}
+
+/** One request's worth of records (a Bulk API job for a large upsert): unique match values. */
+interface Part {
+  readonly op: RecordOperation;
+  readonly records: Prepared[];
+  readonly bulk: boolean;
 }
 
 class Target {
@@ -129,9 +164,35 @@ class Target {
     return { key: record.key, match, fields };
   }
 
-  write(op: RecordOperation, records: Prepared[]): Promise<RecordOutcome[]> {
-    switch (op) {
+  /**
+   * The requests of one operation: rounds of distinct match values (the first record of each
+   * value in the first round, the second in the next…, so the batch's order holds), each cut into
+   * collections of 200 — or one Bulk API job for an upsert round above `bulk_threshold`.
+   */
+  parts(op: RecordOperation, records: Prepared[]): Part[] {
+    const rounds: Prepared[][] = [];
+    const seen = new Map<string, number>();
+    for (const r of records) {
+      const key = this.byId ? String(r.match) : this.lookupKey(r.match);
+      const round = seen.get(key) ?? 0;
+      seen.set(key, round + 1);
+      if (rounds[round]) rounds[round].push(r);
+      else rounds[round] = [r];
+    }
+    const parts: Part[] = [];
+    for (const round of rounds) {
+      if (op === 'upsert' && !this.byId && round.length > this.options.bulkThreshold) {
+        parts.push({ op, records: round, bulk: true });
+      } else for (const chunk of chunks(round, COLLECTION_MAX_RECORDS)) parts.push({ op, records: chunk, bulk: false });
+    }
+    return parts;
+  }
+
+  write(part: Part): Promise<RecordOutcome[]> {
+    const records = part.records;
+    switch (part.op) {
       case 'upsert':
+        if (part.bulk) return this.bulkUpsert(records);
         return this.byId ? this.update(records) : this.upsert(records);
       case 'update':
         return this.update(records);
@@ -148,7 +209,6 @@ class Target {
 
   private async upsert(records: Prepared[]): Promise<RecordOutcome[]> {
     const field = this.matchField!.name;
-    if (records.length > this.options.bulkThreshold) return this.bulkUpsert(records);
     const outcomes: RecordOutcome[] = [];
     for (const chunk of chunks(records, COLLECTION_MAX_RECORDS)) {
       const results = await this.options.client.upsert(
@@ -213,15 +273,55 @@ class Target {
       } else fresh.push(r);
     }
     for (const chunk of chunks(fresh, COLLECTION_MAX_RECORDS)) {
-      const results = await this.options.client.create(
-        this.object,
-        chunk.map((r) => ({ ...this.record(r), [field]: r.match })),
-      );
+      let results: RecordResult[];
+      try {
+        results = await this.options.client.create(
+          this.object,
+          chunk.map((r) => ({ ...this.record(r), [field]: r.match })),
+        );
+      } catch (error) {
+        if (!(error instanceof UnconfirmedWriteError)) throw error;
+        outcomes.push(...(await this.reconcileCreate(chunk, error)));
+        continue;
+      }
       chunk.forEach((r, i) => {
         outcomes.push(outcome(r.key, results[i]!, 'created'));
       });
     }
     return outcomes;
+  }
+
+  /**
+   * A create that may have committed (timed out, connection dropped, 5xx): never sent again
+   * blindly. The records are looked up by their match value — found, they were created by that
+   * call (none existed a moment before: insert looked first); not found, they come back as
+   * `retry` after Salesforce's own 10-minute call timeout, when the lost call has ended one way or
+   * the other and the retry's lookup sees it. What this cannot tell apart when the match field is
+   * not Unique: a record someone else created with the same value in between (see
+   * docs/destinations/salesforce.md#insert-and-timeouts).
+   */
+  private async reconcileCreate(records: Prepared[], error: UnconfirmedWriteError): Promise<RecordOutcome[]> {
+    let found: Map<string, string[]>;
+    try {
+      found = await this.lookup(records.map((r) => r.match));
+    } catch (lookupError) {
+      return records.map((r) => ({
+        key: r.key,
+        status: 'retry' as const,
+        reason: `${error.message}; looking the records up failed too (${errorMessage(lookupError)})`,
+        afterMs: UNCONFIRMED_RETRY_MS,
+      }));
+    }
+    return records.map((r): RecordOutcome => {
+      const ids = found.get(this.lookupKey(r.match)) ?? [];
+      if (ids.length > 0) return { key: r.key, status: 'ok', action: 'created', destinationId: ids[0]! };
+      return {
+        key: r.key,
+        status: 'retry',
+        reason: `${error.message}; no ${this.object} with ${this.matchField!.name} = ${String(r.match)} yet, so it is tried again once Salesforce's call timeout has passed`,
+        afterMs: UNCONFIRMED_RETRY_MS,
+      };
+    });
   }
 
   private async delete(records: Prepared[]): Promise<RecordOutcome[]> {

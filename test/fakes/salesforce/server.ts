@@ -18,7 +18,10 @@ import type { VendorFake } from '../../conformance/suite.ts';
  *   `INVALID_FIELD_FOR_INSERT_UPDATE`, `ENTITY_IS_DELETED`…), a whole-request `400` for unknown
  *   fields (`INVALID_FIELD`) and undeserializable values (`JSON_PARSER_ERROR`).
  * - Bulk API 2.0 ingest jobs (upsert and insert): create, CSV upload, `UploadComplete`, state,
- *   `successfulResults/`, `failedResults/`, `unprocessedrecords/`; `#N/A` clears a field.
+ *   `successfulResults/`, `failedResults/`, `unprocessedrecords/`, Get All Jobs; `#N/A` clears a field.
+ * - Faults a real network has: a request that commits and then loses its answer (`failAfterCommit`:
+ *   the connection dropped, or no answer until the client times out); a login host that is not a
+ *   My Domain (`genericLoginHost`); an org or user without API access (`disableApi`).
  */
 
 export interface FakeField {
@@ -60,8 +63,28 @@ export interface SalesforceFakeOptions {
   readonly queryPageSize?: number;
   /** How long a closed Bulk API job stays InProgress. Default 0. */
   readonly bulkProcessingMs?: number;
-  /** Replaces or adds objects (default: Contact, Lead, Account, Subscription__c). */
+  /** Replaces or adds objects (default: Contact, Lead, Account, Subscription__c, Everything__c). */
   readonly objects?: Readonly<Record<string, FakeObject>>;
+  /**
+   * The fake's URL plays `login.salesforce.com` / `test.salesforce.com`: the client credentials
+   * flow is refused with `400 invalid_grant: request not supported on this domain` — the flow
+   * needs the org's My Domain
+   * (https://help.salesforce.com/s/articleView?id=xcloud.remoteaccess_oauth_client_credentials_flow.htm).
+   * Inferred: the error text is the one reported by users (e.g.
+   * https://github.com/pozil/pub-sub-api-node-client/issues/58); the help page does not quote it.
+   */
+  readonly genericLoginHost?: boolean;
+}
+
+/** What happens to the answer of a request that was processed (committed): `failAfterCommit`. */
+export interface CommitFault {
+  readonly method?: string;
+  /** Matched against the path after `/services/data/vXX.X` (e.g. `/composite/sobjects`). */
+  readonly path?: RegExp;
+  /** `drop`: the connection is closed without an answer; `stall`: no answer until the client gives up. */
+  readonly mode: 'drop' | 'stall';
+  /** How many matching requests (default 1). */
+  readonly times?: number;
 }
 
 export interface FakeRequest {
@@ -76,6 +99,8 @@ export interface FakeRequest {
 
 export interface FakeJob {
   readonly id: string;
+  /** `2026-01-31T12:00:00.000+0000`, as the API writes dates. */
+  readonly createdDate: string;
   readonly object: string;
   readonly operation: string;
   readonly externalIdFieldName: string | undefined;
@@ -101,6 +126,12 @@ export interface SalesforceFake extends VendorFake {
   expireSessions(): void;
   /** API requests counted against the daily allocation. */
   apiUsage(): number;
+  /** Answers `n` write requests with `403 REQUEST_LIMIT_EXCEEDED`, after letting `after` through. */
+  throttleNext(n: number, after?: number): void;
+  /** The next matching request is processed — it commits — and then its answer is lost. */
+  failAfterCommit(fault: CommitFault): void;
+  /** From now on every REST call answers `403 API_DISABLED_FOR_ORG` (until `disableApi(false)`). */
+  disableApi(disabled?: boolean): void;
   readonly jobs: Map<string, FakeJob>;
   readonly tokensIssued: number;
 }
@@ -109,6 +140,8 @@ const API_VERSIONS = { min: 46, max: 67 };
 const COLLECTION_MAX = 200;
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const ORG_ID = '00D5g000004XyZ1EAK';
+/** The integration user every session runs as. */
+const USER_ID = '0055g00000AbCdEAAV';
 const STRING_TYPES = new Set([
   'id',
   'reference',
@@ -207,6 +240,44 @@ export const DEFAULT_OBJECTS: Readonly<Record<string, FakeObject>> = {
     keyPrefix: '001',
     fields: [idField, text('Name', 255, { nillable: false, idLookup: true }), externalId(), createdDate],
   },
+  /** One field of each Salesforce type the connector maps, for field discovery and value formats. */
+  Everything__c: {
+    keyPrefix: 'a02',
+    fields: [
+      idField,
+      externalId('Key__c'),
+      ...(
+        [
+          ['Date__c', 'date'],
+          ['Datetime__c', 'datetime'],
+          ['Boolean__c', 'boolean'],
+          ['Double__c', 'double'],
+          ['Currency__c', 'currency'],
+          ['Percent__c', 'percent'],
+          ['Int__c', 'int'],
+          ['String__c', 'string'],
+          ['Textarea__c', 'textarea'],
+          ['Picklist__c', 'picklist'],
+          ['Multipicklist__c', 'multipicklist'],
+          ['Email__c', 'email'],
+          ['Phone__c', 'phone'],
+          ['Url__c', 'url'],
+          ['Reference__c', 'reference'],
+        ] as const
+      ).map(
+        ([name, type]): FakeField => ({
+          name,
+          type,
+          nillable: true,
+          createable: true,
+          updateable: true,
+          custom: true,
+          ...(STRING_TYPES.has(type) ? { length: 255 } : {}),
+        }),
+      ),
+      createdDate,
+    ],
+  },
   Subscription__c: {
     keyPrefix: 'a01',
     fields: [
@@ -260,10 +331,16 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
   const tokens = new Set<string>();
   const requests: FakeRequest[] = [];
   const writes: number[] = [];
+  const faults: CommitFault[] = [];
+  /** Answers to lose (`failAfterCommit`), by response. */
+  const losing = new Map<ServerResponse, CommitFault['mode']>();
+  let apiDisabled = false;
   const jobs = new Map<string, FakeJob>();
   const cursors = new Map<string, { object: string; rows: Values[]; fields: string[] }>();
   let revoked = false;
   let throttle = 0;
+  /** Writes let through before `throttle` starts refusing (`throttleNext(n, after)`). */
+  let throttleAfter = 0;
   let usage = 0;
   let sequence = 0;
   let tokensIssued = 0;
@@ -741,7 +818,9 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     id: job.id,
     operation: job.operation,
     object: job.object,
-    createdById: '0055g00000AbCdEAAV',
+    createdById: USER_ID,
+    createdDate: job.createdDate,
+    systemModstamp: job.createdDate,
     state: job.state,
     ...(job.externalIdFieldName ? { externalIdFieldName: job.externalIdFieldName } : {}),
     concurrencyMode: 'Parallel',
@@ -839,6 +918,7 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     const grant = form.get('grant_type');
     if (!grant) return refuse('invalid_request', 'grant type is missing');
     if (grant === 'client_credentials') {
+      if (options.genericLoginHost) return refuse('invalid_grant', 'request not supported on this domain');
       if (options.clientSecret === undefined) return refuse('invalid_grant', 'no client credentials user enabled');
       if (form.get('client_id') !== clientId) return refuse('invalid_client_id', 'client identifier invalid');
       if (form.get('client_secret') !== options.clientSecret)
@@ -861,7 +941,7 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
         access_token: accessToken,
         signature: randomBytes(32).toString('base64'),
         instance_url: url,
-        id: `${url}/id/${ORG_ID}/0055g00000AbCdEAAV`,
+        id: `${url}/id/${ORG_ID}/${USER_ID}`,
         token_type: 'Bearer',
         issued_at: String(Date.now()),
       },
@@ -871,6 +951,13 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
   // ---------------------------------------------------------------- HTTP
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    const lost = losing.get(res);
+    if (lost) {
+      // The work is done (committed) when the answer is sent: the answer is what gets lost.
+      losing.delete(res);
+      if (lost === 'drop') res.socket?.destroy();
+      return;
+    }
     const isText = typeof body === 'string';
     res.writeHead(status, {
       'content-type': isText ? 'text/csv; charset=UTF-8' : 'application/json;charset=UTF-8',
@@ -904,11 +991,26 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     }
     usage++;
     const limitInfo = () => ({ 'sforce-limit-info': `api-usage=${Math.min(usage, dailyLimit)}/${dailyLimit}` });
-    if (usage > dailyLimit || (write && throttle > 0)) {
+    const throttled = write && throttle > 0 && throttleAfter-- <= 0;
+    if (usage > dailyLimit || throttled) {
       if (usage <= dailyLimit) throttle--;
       return send(res, 403, [{ message: 'TotalRequests Limit exceeded.', errorCode: 'REQUEST_LIMIT_EXCEEDED' }], {
         'sforce-limit-info': `api-usage=${dailyLimit}/${dailyLimit}`,
       });
+    }
+    // API_DISABLED_FOR_ORG: the org's edition has no API access or the user lacks "API Enabled".
+    // The code is in the API's ExceptionCode list (Core Data Types Used in API Calls,
+    // https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/sforce_api_calls_concepts_core_data_objects.htm);
+    // REST's 403 "The request has been refused. Verify that the logged-in user has appropriate
+    // permissions" (https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/errorcodes.htm).
+    // Inferred: the message text, as orgs report it.
+    if (apiDisabled) {
+      return send(
+        res,
+        403,
+        [{ message: 'The REST API is not enabled for this Organization.', errorCode: 'API_DISABLED_FOR_ORG' }],
+        limitInfo(),
+      );
     }
     const version = m[1]!;
     if (Number(version) < API_VERSIONS.min || Number(version) > API_VERSIONS.max) {
@@ -920,6 +1022,12 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
       );
     }
     const rest = (m[2] ?? '/').replace(/\/+$/, '') || '/';
+    const fault = faults.find((f) => (f.method ?? method) === method && (f.path?.test(rest) ?? true));
+    if (fault) {
+      losing.set(res, fault.mode);
+      const left = (fault.times ?? 1) - 1;
+      faults.splice(faults.indexOf(fault), 1, ...(left > 0 ? [{ ...fault, times: left }] : []));
+    }
     const json = () => {
       if (!(req.headers['content-type'] ?? '').includes('application/json')) {
         throw new Refusal(415, 'UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json');
@@ -970,6 +1078,16 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
         if (method === 'DELETE') return send(res, 200, deleteCollection(entry.query), limitInfo());
       }
       if (method === 'POST' && rest === '/jobs/ingest') return send(res, 200, createJob(json(), version), limitInfo());
+      // Get All Jobs: every ingest job of the org, newest last; `done`/`nextRecordsUrl` paging.
+      // https://developer.salesforce.com/docs/atlas.en-us.api_asynch.meta/api_asynch/get_all_jobs.htm
+      if (method === 'GET' && rest === '/jobs/ingest') {
+        return send(
+          res,
+          200,
+          { done: true, records: [...jobs.values()].map((job) => jobInfo(job, version)), nextRecordsUrl: null },
+          limitInfo(),
+        );
+      }
       if (jobRoute) {
         const job = jobs.get(jobRoute[1]!);
         if (!job) throw new Refusal(404, 'NOT_FOUND', 'The requested resource does not exist');
@@ -1038,6 +1156,7 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     }
     const job: FakeJob = {
       id: `7505g0000${String(jobs.size + 1).padStart(6, '0')}AAA`.slice(0, 18),
+      createdDate: new Date().toISOString().replace('Z', '+0000'),
       object: object[0],
       operation,
       externalIdFieldName,
@@ -1165,8 +1284,16 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
       return id;
     },
     writeTimes: () => [...writes],
-    throttleNext(n) {
+    requestTimes: () => requests.map((r) => r.at),
+    failAfterCommit(fault) {
+      faults.push(fault);
+    },
+    disableApi(disabled = true) {
+      apiDisabled = disabled;
+    },
+    throttleNext(n, after = 0) {
       throttle = n;
+      throttleAfter = after;
     },
     revoke() {
       revoked = true;
