@@ -173,7 +173,15 @@ export class LocalRuntime {
     let connection = this.connections.get(lane);
     if (!connection) {
       const pace = paceOfLane(catalogue, this.options.config, lane, this.environment.pacer);
-      connection = connectDestination(catalogue, this.options.config, lane, this.environment.secrets, undefined, pace).then((c) =>
+      connection = connectDestination(
+        catalogue,
+        this.options.config,
+        lane,
+        this.environment.secrets,
+        undefined,
+        pace,
+        'write',
+      ).then((c) =>
         this.options.wrapDestination ? this.options.wrapDestination(lane, c) : c,
       );
       connection.catch(() => this.connections.delete(lane));

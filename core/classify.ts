@@ -15,7 +15,13 @@ export function classifyRecord(
   previous: RecordState | undefined,
 ): { action: RecordAction; queued: QueuedRecord } {
   const known = previous !== undefined && previous.status !== 'deleted';
-  const queued: QueuedRecord = known ? record : { ...record, isNew: true };
+  // The destination's own id from the last delivery travels with updates too (deletes carry it
+  // already): a connector may address the record by it, and the webhook sends it as `id`.
+  const queued: QueuedRecord = !known
+    ? { ...record, isNew: true }
+    : previous.destinationId
+      ? { ...record, destinationId: previous.destinationId }
+      : record;
   // A newer version waits in the dead-letter queue: even an unchanged payload is sent again, so
   // a redrive of that version is skipped as stale rather than overwriting the model's value.
   const redrivable = previous?.pending !== undefined && previous.pending > previous.version;

@@ -69,13 +69,19 @@ export async function connectDestination(
   secrets: Secrets,
   tag?: string,
   pace?: RequestPace,
+  purpose?: 'write' | 'discover',
 ): Promise<DestinationConnection> {
   const connector = config.destinations[name];
   const manifest = connector && connectors.destinations.get(connector.type);
   if (!connector || !manifest) throw new ConnectorConfigError(`no destination named ${name}`);
   const options = await resolveOptions('destination', connector, manifest, secrets);
   const runtime = await connectors.loadDestination(connector.type);
-  const connection = await runtime.connect(options as never, { projectDir: config.projectDir, tag, pace });
+  const connection = await runtime.connect(options as never, {
+    projectDir: config.projectDir,
+    tag,
+    pace,
+    purpose: purpose ?? (pace ? 'write' : 'discover'),
+  });
   return withFormats(connection, manifest.formats);
 }
 

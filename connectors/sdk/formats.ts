@@ -61,6 +61,13 @@ export function convertValue(
   if (to === 'string') {
     if (typeof value === 'number' || typeof value === 'boolean') return { value: String(value), type: 'string' };
     if (typeof value === 'string') return { value, type: 'string' };
+    // A list into a text field: joined as the vendor joins lists (a multi-select picklist takes
+    // `a;b`), else its JSON text; an object is its JSON text.
+    if (Array.isArray(value)) {
+      if (formats.array === 'semicolon') return { value: value.map(String).join(';'), type: 'string' };
+      if (formats.array === 'comma') return { value: value.map(String).join(','), type: 'string' };
+    }
+    return { value: JSON.stringify(value), type: 'string' };
   }
   if ((to === 'number' || to === 'integer') && typeof value === 'string' && NUMERIC_TEXT.test(value)) {
     // A vendor that takes every value as text keeps the exact digits.
@@ -97,6 +104,12 @@ export function formatValue(
 ): JsonValue {
   if (value === null) return null;
   if (destinationType !== undefined) {
+    // A JSON column's text is the value it spells, converted for the field like any other value.
+    if (type === 'json' && typeof value === 'string') {
+      const parsed = parseJson(value);
+      if (destinationType === 'json') return formatValue(parsed, undefined, formats, field);
+      return formatValue(parsed, jsonType(parsed), formats, field, destinationType);
+    }
     const converted = convertValue(value, type, destinationType, formats);
     if (converted.type !== 'json' || typeof converted.value !== 'string')
       return formatValue(converted.value, converted.type, formats, field);
@@ -121,6 +134,14 @@ export function formatValue(
   }
   if (formats.phone === 'e164' && PHONE_FIELD.test(field)) return e164(value);
   return value;
+}
+
+/** The Backflow type of a parsed JSON value (objects and lists stay `json`). */
+function jsonType(value: JsonValue): FieldType {
+  if (typeof value === 'string') return 'string';
+  if (typeof value === 'boolean') return 'boolean';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'integer' : 'number';
+  return 'json';
 }
 
 /**

@@ -23,6 +23,13 @@ export interface ConnectorContext {
    * the CLI's one-off calls.
    */
   readonly pace?: RequestPace;
+  /**
+   * What the connection is for: `write` when it delivers a lane's batches (the export function,
+   * the local runtime's exporters), `discover` for `check`, `fields`, `validate` and `preview`. A
+   * connector may degrade gracefully on a write connection where discovery is refused (a key
+   * without a read scope), and must report the refusal on a discover one.
+   */
+  readonly purpose?: 'write' | 'discover';
 }
 
 /**

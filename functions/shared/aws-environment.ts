@@ -75,7 +75,7 @@ export function awsEnvironment(connectors: ConnectorCatalogue, continuePlan: Env
       let connection = connections.get(lane);
       if (!connection) {
         const pace = paceOfLane(connectors, config, lane, pacer);
-        connection = connectDestination(connectors, config, lane, secrets, undefined, pace);
+        connection = connectDestination(connectors, config, lane, secrets, undefined, pace, 'write');
         connection.catch(() => connections.delete(lane));
         connections.set(lane, connection);
       }

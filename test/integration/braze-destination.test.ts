@@ -37,7 +37,11 @@ async function connect(
   pace?: RequestPace,
 ): Promise<DestinationConnection> {
   const options = brazeDestination.optionsSchema.parse({ base_url: baseUrl, api_key: API_KEY, ...opts });
-  const connection = await brazeDestination.connect(options, { projectDir: process.cwd(), pace });
+  const connection = await brazeDestination.connect(options, {
+    projectDir: process.cwd(),
+    pace,
+    purpose: pace ? 'write' : 'discover',
+  });
   connections.push(connection);
   return connection;
 }

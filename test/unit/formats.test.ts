@@ -121,6 +121,14 @@ describe('formats chosen by the destination field’s type', () => {
     expect(formatValue('12.50', 'string', { number: 'string' }, 'ltv', 'number')).toBe('12.50');
   });
 
+  it('a JSON column into a text field: a list joined as the vendor joins lists, an object as JSON text', () => {
+    expect(formatValue('["gold","vip"]', 'json', { array: 'semicolon' }, 'Tags__c', 'string')).toBe('gold;vip');
+    expect(formatValue('["gold","vip"]', 'json', {}, 'tags', 'string')).toBe('["gold","vip"]');
+    expect(formatValue('{"a":1}', 'json', {}, 'note', 'string')).toBe('{"a":1}');
+    expect(formatValue('12.5', 'json', {}, 'ltv', 'number')).toBe(12.5);
+    expect(formatValue('["a"]', 'json', { array: 'semicolon' }, 'opts', 'json')).toBe('a');
+  });
+
   it('names the pairings that lose something', () => {
     expect(lossyPairing('timestamp', 'date')).toMatch(/time of day/);
     expect(lossyPairing('date', 'string')).toBeUndefined();

@@ -14,11 +14,11 @@ export const brazeDestination = defineDestination(brazeDestinationManifest, {
       timeoutMs: opts.timeout_ms,
       pace: context.pace,
     });
-    // A connection that writes for a lane (it has the lane's pace) discovers fields only to format
-    // values: without `custom_attributes.get`, or with that endpoint's hourly limit spent, it goes
-    // on with the profile fields (custom attributes then take the model column's type). `backflow
-    // fields` and `validate` connect without a pace, and report the refusal.
-    const writing = context.pace !== undefined;
+    // A connection that writes for a lane discovers fields only to format values: without
+    // `custom_attributes.get`, or with that endpoint's hourly limit spent, it goes on with the
+    // profile fields (custom attributes then take the model column's type). `backflow fields` and
+    // `validate` connect to discover, and report the refusal.
+    const writing = context.purpose === 'write';
 
     return {
       async check() {
