@@ -42,11 +42,16 @@ import type { VendorFake } from '../../conformance/suite.ts';
 
 export interface FakeUserFieldDefinition {
   readonly key: string;
-  /** text, textarea, regexp, dropdown, integer, decimal, checkbox, date, multiselect. */
+  /** text, textarea, regexp, dropdown, integer, decimal, checkbox, date, multiselect, lookup. */
   readonly type: string;
   readonly title?: string;
   readonly active?: boolean;
   readonly regexp_for_validation?: string;
+  /**
+   * Lookup fields: `zen:user`, `zen:organization`, `zen:ticket` or `zen:custom_object:<key>`
+   * (https://developer.zendesk.com/api-reference/ticketing/users/user_fields/, `relationship_target_type`).
+   */
+  readonly relationship_target_type?: string;
 }
 
 export interface ZendeskFakeOptions {
@@ -514,6 +519,7 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
         position,
         system: false,
         regexp_for_validation: f.regexp_for_validation ?? null,
+        ...(f.type === 'lookup' && { relationship_target_type: f.relationship_target_type ?? null }),
       }),
     );
     if (query.has('page[size]') || query.has('page[after]')) {
@@ -745,6 +751,11 @@ function coerceField(def: FakeUserFieldDefinition, value: JsonValue): JsonValue 
       return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00+00:00` : undefined;
     case 'multiselect':
       return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined;
+    case 'lookup':
+      // Inferred: the related record's id — an integer for users, organizations and tickets,
+      // text for custom object records.
+      if (def.relationship_target_type?.startsWith('zen:custom_object')) return typeof value === 'string' ? value : undefined;
+      return Number.isInteger(value) ? value : undefined;
     case 'regexp':
       return typeof value === 'string' && new RegExp(def.regexp_for_validation ?? '.*').test(value) ? value : undefined;
     default:
