@@ -584,8 +584,9 @@ describe('zendesk destination: nulls and value formats', () => {
       batch([record('9', { suspended: null, restricted_agent: null, notes: null, 'user_fields.plan': 'x' })]),
     );
     expect(outcomes).toEqual([expect.objectContaining({ status: 'ok', action: 'updated' })]);
-    const sent = (f.requests.find((r) => r.path === '/api/v2/users/create_or_update_many')!.body as { users: unknown[] })
-      .users[0];
+    const sent = (
+      f.requests.find((r) => r.path === '/api/v2/users/create_or_update_many')!.body as { users: unknown[] }
+    ).users[0];
     expect(sent).toEqual({ external_id: '9', notes: null, user_fields: { plan: 'x' } });
     expect(f.stored('users').get('9')).toMatchObject({ suspended: true, restricted_agent: true });
   });

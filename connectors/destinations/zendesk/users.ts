@@ -358,11 +358,7 @@ function resultOutcome(
   const what = `${result.action ?? ''} ${result.status ?? ''}`.toLowerCase();
   // A bulk create's results say only `{ id, index }`: create_many created the user.
   const action =
-    op === 'delete' || /delete/.test(what)
-      ? 'deleted'
-      : op === 'insert' || /create/.test(what)
-        ? 'created'
-        : 'updated';
+    op === 'delete' || /delete/.test(what) ? 'deleted' : op === 'insert' || /create/.test(what) ? 'created' : 'updated';
   const id = typeof result.id === 'number' && result.id > 0 ? String(result.id) : undefined;
   return { key, status: 'ok', action, ...(id !== undefined && action !== 'deleted' && { destinationId: id }) };
 }

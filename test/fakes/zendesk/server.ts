@@ -168,7 +168,8 @@ const UNAUTHORIZED = { error: "Couldn't authenticate you" };
 /** Inferred: Zendesk's usual 403 body; the bulk-imports 403 has no documented body. */
 const FORBIDDEN = {
   error: 'Forbidden',
-  description: 'You do not have access to this page. Please contact the account owner of this help desk for further help.',
+  description:
+    'You do not have access to this page. Please contact the account owner of this help desk for further help.',
 };
 /** The job error code seen in a job result for a user Zendesk refused. */
 const USER_ERROR = 'UserUpdateError';
@@ -754,7 +755,8 @@ function coerceField(def: FakeUserFieldDefinition, value: JsonValue): JsonValue 
     case 'lookup':
       // Inferred: the related record's id — an integer for users, organizations and tickets,
       // text for custom object records.
-      if (def.relationship_target_type?.startsWith('zen:custom_object')) return typeof value === 'string' ? value : undefined;
+      if (def.relationship_target_type?.startsWith('zen:custom_object'))
+        return typeof value === 'string' ? value : undefined;
       return Number.isInteger(value) ? value : undefined;
     case 'regexp':
       return typeof value === 'string' && new RegExp(def.regexp_for_validation ?? '.*').test(value) ? value : undefined;
