@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { zendeskRefusal } from '#connectors/destinations/zendesk/client';
 import { zendeskDestination } from '#connectors/destinations/zendesk/index';
 import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connectors/sdk/destination';
+import { withFormats } from '#connectors/sdk/formats';
+import type { RequestPace } from '#connectors/sdk/types';
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { startZendeskFake, type ZendeskFake, type ZendeskFakeOptions } from '#test/fakes/zendesk/server';
 
@@ -22,14 +25,14 @@ async function start(options: ZendeskFakeOptions = {}): Promise<ZendeskFake> {
   return fake;
 }
 
-async function connect(opts: Record<string, unknown> = {}): Promise<DestinationConnection> {
+async function connect(opts: Record<string, unknown> = {}, pace?: RequestPace): Promise<DestinationConnection> {
   const options = zendeskDestination.optionsSchema.parse({
     base_url: fake!.url,
     email: EMAIL,
     api_token: TOKEN,
     ...opts,
   });
-  const connection = await zendeskDestination.connect(options, { projectDir: process.cwd() });
+  const connection = await zendeskDestination.connect(options, { projectDir: process.cwd(), ...(pace && { pace }) });
   connections.push(connection);
   return connection;
 }
@@ -410,5 +413,212 @@ describe('zendesk fake: enforces the documented request shapes', () => {
     const response = await fetch(`${f.url}/api/v2/users/me.json`);
     expect(response.status).toBe(401);
     expect(await response.json()).toEqual({ error: "Couldn't authenticate you" });
+  });
+});
+
+describe('zendesk destination: bulk imports setting (403)', () => {
+  it('reports a 403 of create_or_update_many as the bulk-imports setting, not as credentials', async () => {
+    const f = await start({ bulkImports: false });
+    const connection = await connect();
+    // Nothing documented tells whether bulk imports are on: check() passes (see the docs).
+    await expect(connection.check()).resolves.toBeUndefined();
+    const error = await caught(connection.write(batch([person(1)])));
+    expect(error).toBeInstanceOf(ConnectorConfigError);
+    expect(error.message).toMatch(/bulk user imports are not enabled/);
+    expect(error.message).toMatch(/Zendesk Customer Support/);
+    expect(f.users()).toHaveLength(0);
+    // insert mode's create_many needs the same setting.
+    const insert = await caught(connection.write(batch([record('2', { name: 'B' }, 'insert')])));
+    expect(insert).toBeInstanceOf(ConnectorConfigError);
+  });
+
+  it('leaves a 403 of any other endpoint an authentication error', () => {
+    const refusal = (where: string) =>
+      zendeskRefusal({ status: 403, headers: new Headers(), body: {}, where, snippet: 'Forbidden' });
+    expect(refusal('Zendesk POST api/v2/users/create_or_update_many')).toBeInstanceOf(ConnectorConfigError);
+    expect(refusal('Zendesk POST api/v2/users/create_many')).toBeInstanceOf(ConnectorConfigError);
+    expect(refusal('Zendesk PUT api/v2/users/update_many')).toBeUndefined();
+    expect(refusal('Zendesk GET api/v2/users/show_many')).toBeUndefined();
+  });
+});
+
+describe('zendesk destination: pacing every request', () => {
+  /** A lane pace that counts its slots and the 429s reported to it. */
+  const recordingPace = () => {
+    const counts = { takes: 0, throttled: 0 };
+    const pace: RequestPace = {
+      async take() {
+        counts.takes++;
+      },
+      async throttled() {
+        counts.throttled++;
+      },
+    };
+    return { pace, counts };
+  };
+
+  it('takes a slot for every request — lookups, job polls, field discovery — and a 429 on a poll slows the lane', async () => {
+    const f = await start();
+    f.seedUser({ name: 'Alan', email: 'alan@example.com', external_id: 'A-1' });
+    const { pace, counts } = recordingPace();
+    const connection = await connect({}, pace);
+    await connection.fields('users');
+    await connection.write(batch([record('1', { 'user_fields.plan': 'pro' }, 'update', 'A-1')]));
+    f.throttlePolls(1, 0);
+    const outcomes = await connection.write(batch([person(2)]));
+    expect(outcomes).toEqual([expect.objectContaining({ status: 'ok', action: 'created' })]);
+    expect(f.requests.some((r) => r.path === '/api/v2/users/show_many')).toBe(true);
+    expect(f.requests.filter((r) => r.path.startsWith('/api/v2/job_statuses/') && r.status === 429)).toHaveLength(1);
+    expect(counts.takes).toBe(f.requests.length);
+    expect(counts.throttled).toBe(1);
+  });
+
+  it('hands back the users of a queued job, throttled, when polling is rate limited past job_timeout_ms', async () => {
+    const f = await start();
+    const { pace, counts } = recordingPace();
+    const connection = await connect({ job_timeout_ms: 1000 }, pace);
+    f.throttlePolls(10, 30);
+    const outcomes = await connection.write(batch([person(1)]));
+    expect(outcomes).toEqual([
+      expect.objectContaining({ key: '1', status: 'retry', throttled: 'rate-limit', afterMs: 30_000 }),
+    ]);
+    expect(counts.throttled).toBe(1);
+  });
+
+  it('keeps the chunks already written when a later chunk is rate limited', async () => {
+    const f = await start();
+    const connection = await connect();
+    // The first create_or_update_many goes through; the second is answered 429.
+    f.throttleNext(1, 3, 1);
+    const outcomes = await connection.write(batch(Array.from({ length: 150 }, (_, i) => person(i + 1))));
+    expect(outcomes.slice(0, 100).every((o) => o.status === 'ok')).toBe(true);
+    expect(outcomes.slice(100)).toHaveLength(50);
+    for (const o of outcomes.slice(100)) {
+      expect(o).toMatchObject({ status: 'retry', throttled: 'rate-limit', afterMs: 3000 });
+    }
+    expect(f.users()).toHaveLength(100);
+  });
+});
+
+describe('zendesk destination: jobs and their results', () => {
+  it('places create_or_update_many results, which carry no index, on the right users', async () => {
+    const f = await start();
+    const connection = await connect();
+    f.seedUser({ name: 'Existing', email: 'ada2@example.com', external_id: '2' });
+    const outcomes = await connection.write(
+      batch([person(1), person(2), person(3, { email: 'not-an-email' }), person(4)]),
+    );
+    const results = [...f.jobs.values()].at(-1)!.results!;
+    expect(results.every((r) => !('index' in r))).toBe(true);
+    const stored = f.stored('users');
+    expect(outcomes).toEqual([
+      { key: '1', status: 'ok', action: 'created', destinationId: String(stored.get('1')!.id) },
+      { key: '2', status: 'ok', action: 'updated', destinationId: String(stored.get('2')!.id) },
+      expect.objectContaining({ key: '3', status: 'rejected', reason: expect.stringMatching(/not-an-email/) }),
+      { key: '4', status: 'ok', action: 'created', destinationId: String(stored.get('4')!.id) },
+    ]);
+  });
+
+  it('ends a killed job at once: the users it got through are ok, the rest are retried', async () => {
+    const f = await start();
+    const connection = await connect({ job_timeout_ms: 10_000 });
+    f.killNextJob(1);
+    const started = Date.now();
+    const outcomes = await connection.write(batch([person(1), person(2), person(3)]));
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(outcomes).toEqual([
+      expect.objectContaining({ key: '1', status: 'ok', action: 'created' }),
+      expect.objectContaining({ key: '2', status: 'retry', reason: expect.stringMatching(/killed/) }),
+      expect.objectContaining({ key: '3', status: 'retry', reason: expect.stringMatching(/killed/) }),
+    ]);
+    expect([...f.stored('users').keys()]).toEqual(['1']);
+  });
+
+  it('sends create_or_update_many again after a 5xx: an upsert by key is idempotent', async () => {
+    const f = await start();
+    const connection = await connect();
+    f.failAfterApplying('/api/v2/users/create_or_update_many');
+    const outcomes = await connection.write(batch([person(1)]));
+    expect(outcomes).toEqual([expect.objectContaining({ key: '1', status: 'ok' })]);
+    expect(f.requests.filter((r) => r.path === '/api/v2/users/create_or_update_many')).toHaveLength(2);
+    expect(f.users()).toHaveLength(1);
+  });
+
+  it('never sends create_many twice: after a 5xx it looks the users up by external_id', async () => {
+    const f = await start({ jobDelayMs: 0 });
+    const connection = await connect();
+    f.failAfterApplying('/api/v2/users/create_many');
+    const outcomes = await connection.write(
+      batch([record('1', { name: 'Barbara' }, 'insert'), record('2', { name: 'Edsger' }, 'insert')]),
+    );
+    const stored = f.stored('users');
+    expect(outcomes).toEqual([
+      { key: '1', status: 'ok', action: 'created', destinationId: String(stored.get('1')!.id) },
+      { key: '2', status: 'ok', action: 'created', destinationId: String(stored.get('2')!.id) },
+    ]);
+    expect(f.requests.filter((r) => r.path === '/api/v2/users/create_many')).toHaveLength(1);
+    // show_many before the create, and once more to reconcile.
+    expect(f.requests.filter((r) => r.path === '/api/v2/users/show_many')).toHaveLength(2);
+  });
+
+  it('retries, without resending, a create_many matched on email whose answer was lost', async () => {
+    const f = await start({ jobDelayMs: 0 });
+    const connection = await connect();
+    f.failAfterApplying('/api/v2/users/create_many');
+    const outcomes = await connection.write(
+      batch([record('1', { name: 'Barbara' }, 'insert', 'barbara@example.com')], 'email'),
+    );
+    expect(outcomes).toEqual([
+      expect.objectContaining({ key: '1', status: 'retry', reason: expect.stringMatching(/not sent again/) }),
+    ]);
+    expect(f.requests.filter((r) => r.path === '/api/v2/users/create_many')).toHaveLength(1);
+  });
+});
+
+describe('zendesk destination: nulls and value formats', () => {
+  it('leaves a flag untouched on null: never unsuspends a user', async () => {
+    const f = await start();
+    f.seedUser({ name: 'Sus', email: 'sus@example.com', external_id: '9', suspended: true, restricted_agent: true });
+    const connection = await connect();
+    const outcomes = await connection.write(
+      batch([record('9', { suspended: null, restricted_agent: null, notes: null, 'user_fields.plan': 'x' })]),
+    );
+    expect(outcomes).toEqual([expect.objectContaining({ status: 'ok', action: 'updated' })]);
+    const sent = (
+      f.requests.find((r) => r.path === '/api/v2/users/create_or_update_many')!.body as { users: unknown[] }
+    ).users[0];
+    expect(sent).toEqual({ external_id: '9', notes: null, user_fields: { plan: 'x' } });
+    expect(f.stored('users').get('9')).toMatchObject({ suspended: true, restricted_agent: true });
+  });
+
+  it('sends a timestamp column into a date user field as its UTC date, and types lookup fields by target', async () => {
+    const f = await start({
+      userFields: [
+        { key: 'renewal', type: 'date' },
+        { key: 'owner', type: 'lookup', relationship_target_type: 'zen:user' },
+        { key: 'asset', type: 'lookup', relationship_target_type: 'zen:custom_object:asset' },
+      ],
+    });
+    const raw = await connect();
+    const types = new Map((await raw.fields('users')).map((x) => [x.name, x.type]));
+    expect(types.get('user_fields.renewal')).toBe('date');
+    expect(types.get('user_fields.owner')).toBe('integer');
+    expect(types.get('user_fields.asset')).toBe('string');
+
+    const connection = withFormats(raw, zendeskDestination.formats);
+    const outcomes = await connection.write({
+      object: 'users',
+      matchField: 'external_id',
+      fieldTypes: { 'user_fields.renewal': 'timestamp', external_id: 'string' },
+      records: [person(1, { 'user_fields.renewal': '2024-03-05T23:30:00.000Z' })],
+    });
+    expect(outcomes).toEqual([expect.objectContaining({ status: 'ok' })]);
+    const sent = (
+      f.requests.find((r) => r.path === '/api/v2/users/create_or_update_many')!.body as {
+        users: { user_fields: Record<string, unknown> }[];
+      }
+    ).users[0]!;
+    expect(sent.user_fields.renewal).toBe('2024-03-05');
+    expect(f.stored('users').get('1')!['user_fields.renewal']).toBe('2024-03-05T00:00:00+00:00');
   });
 });

@@ -1,12 +1,23 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectorConfigError, RateLimitedError, TransientError } from '#connectors/sdk/errors';
-import { createHttpClient, HttpError, type HttpRequest, type HttpResponse } from '#connectors/sdk/http';
-import type { JsonValue } from '#connectors/sdk/types';
+import {
+  createHttpClient,
+  HttpError,
+  type HttpRefusal,
+  type HttpRequest,
+  type HttpResponse,
+} from '#connectors/sdk/http';
+import type { JsonValue, RequestPace } from '#connectors/sdk/types';
 import type { ZendeskConnection } from './options.ts';
 
 /**
  * A job status (https://developer.zendesk.com/api-reference/ticketing/ticket-management/job_statuses/):
  * bulk user endpoints answer one and work in the background; `results` is filled when it is done.
+ * `status` is "queued", "working", "failed" or "completed" on that page; Zendesk's other job
+ * statuses also end "killed" (the Apps API's job status: "One of "queued", "working", "failed",
+ * "completed", "killed"", https://developer.zendesk.com/api-reference/ticketing/apps/apps/), and
+ * earlier editions of the Job Statuses reference listed it for bulk jobs too. Inferred: a bulk
+ * user job can end "killed", without results: its users are sent again, never polled forever.
  */
 export interface JobStatus {
   readonly id: string;
@@ -18,7 +29,14 @@ export interface JobStatus {
   readonly results?: unknown;
 }
 
-/** One entry of a job's `results`. */
+/**
+ * One entry of a job's `results` (Job Statuses, "Results"): a bulk create gives `id` and `index`;
+ * a bulk update `action`, `id`, `status` ("Updated") and `success`; a failure `error` and
+ * `details` (the OpenAPI schema's CreateResourceResult | UpdateResourceResult | FailedResult).
+ * `create_or_update_many` is observed to answer `{ id, status: "Created" | "Updated", email }` and
+ * `{ id, error, details, status: "Failed" }` without `index`, in request order (confirmed by
+ * Zendesk, https://support.zendesk.com/hc/en-us/community/posts/4408861015066).
+ */
 export interface JobResult {
   readonly index?: number;
   readonly id?: number | null;
@@ -27,6 +45,8 @@ export interface JobResult {
   readonly success?: boolean;
   readonly error?: string;
   readonly details?: string;
+  readonly email?: string | null;
+  readonly external_id?: string | null;
 }
 
 export interface ZendeskUser {
@@ -40,14 +60,25 @@ export interface ZendeskUserField {
   readonly type: string;
   readonly title?: string;
   readonly active?: boolean;
+  /** Lookup fields: `zen:user`, `zen:organization`, `zen:ticket` or `zen:custom_object:<key>`. */
+  readonly relationship_target_type?: string | null;
 }
 
-/** The end of waiting for a job: done (completed or failed), or still running when time ran out. */
+/**
+ * The end of waiting for a job: done (completed, failed or killed), or not known to be done when
+ * time ran out or polling was refused — `throttled` when a rate limit (Zendesk's or the lane's) is
+ * why, so the records go back without spending their retry budget.
+ */
 export type JobWait =
   | { readonly done: true; readonly job: JobStatus }
-  | { readonly done: false; readonly reason: string; readonly afterMs: number };
+  | {
+      readonly done: false;
+      readonly reason: string;
+      readonly afterMs: number;
+      readonly throttled?: 'rate-limit' | 'pace';
+    };
 
-const FINISHED = new Set(['completed', 'failed']);
+const FINISHED = new Set(['completed', 'failed', 'killed']);
 /** First job-status poll, doubling up to the cap: most user jobs of 100 finish within a second or two. */
 const FIRST_POLL_MS = 250;
 const MAX_POLL_MS = 2_000;
@@ -56,8 +87,33 @@ const UNFINISHED_RETRY_MS = 60_000;
 
 export interface ZendeskClientOptions {
   readonly timeoutMs: number;
+  /** The lane's pace: every request (lookups, job polls, field discovery too) takes a slot. */
+  readonly pace?: RequestPace;
   /** Injected for tests. */
   readonly fetch?: typeof fetch;
+}
+
+/** The bulk endpoints that need "bulk user imports" enabled on the account. */
+const BULK_IMPORT = /\/users\/(create_many|create_or_update_many)\b/;
+
+/**
+ * Zendesk's documented refusals that are not about credentials. The Users API: "To protect the
+ * data in your Zendesk account, bulk user imports are not enabled by default in Zendesk accounts.
+ * The account owner must contact Zendesk Customer Support to enable the imports. A 403 Forbidden
+ * error is returned if data imports are not enabled"
+ * (https://developer.zendesk.com/api-reference/ticketing/users/users/#create-many-users and
+ * #create-or-update-many-users). The body of that 403 is not documented, so any 403 of those two
+ * endpoints is taken for it (the credentials were good enough for the lookups and for check());
+ * other 403s stay authentication errors. Zendesk documents no 403 for throttling: rate limits and
+ * the job limit are 429s (https://developer.zendesk.com/api-reference/introduction/rate-limits/).
+ */
+export function zendeskRefusal(response: HttpRefusal): Error | undefined {
+  if (response.status === 403 && BULK_IMPORT.test(response.where)) {
+    return new ConnectorConfigError(
+      `${response.where} was refused (403): bulk user imports are not enabled on this Zendesk account — the account owner must ask Zendesk Customer Support to enable them (https://developer.zendesk.com/api-reference/ticketing/users/users/#create-or-update-many-users); if they are enabled, the agent may lack permission to manage users. Zendesk said: ${response.snippet}`,
+    );
+  }
+  return undefined;
 }
 
 /** The Zendesk calls Backflow makes, on the shared HTTP client (retries, 429, 401/403, redaction). */
@@ -68,6 +124,8 @@ export function createZendeskClient(connection: ZendeskConnection, options: Zend
     headers: { authorization: connection.authorization },
     secrets: connection.secrets,
     timeoutMs: options.timeoutMs,
+    refusal: zendeskRefusal,
+    ...(options.pace && { pace: options.pace }),
     ...(options.fetch && { fetch: options.fetch }),
   });
 
@@ -107,7 +165,7 @@ export function createZendeskClient(connection: ZendeskConnection, options: Zend
       throw new TransientError('Zendesk GET api/v2/user_fields: more than 1000 pages, giving up');
     },
 
-    /** Users by external id (at most 100; matching is case-insensitive on Zendesk's side). */
+    /** Users by external id (at most 100; matching is case-insensitive on Zendesk's side). A read: retried like any GET. */
     async usersByExternalId(externalIds: readonly string[]): Promise<ZendeskUser[]> {
       const body = await call<{ users?: ZendeskUser[] }>({
         path: 'api/v2/users/show_many',
@@ -116,7 +174,10 @@ export function createZendeskClient(connection: ZendeskConnection, options: Zend
       return body.users ?? [];
     },
 
-    /** Queues a bulk job and returns its status. */
+    /**
+     * Queues a bulk job and returns its status. `create_many` is a POST that creates: after a
+     * timeout or a 5xx it is not sent again (UnconfirmedWriteError), for the caller to look up.
+     */
     async queueJob(request: HttpRequest): Promise<JobStatus> {
       const body = await call<{ job_status?: JobStatus }>(request);
       if (!body.job_status?.id) {
@@ -129,7 +190,10 @@ export function createZendeskClient(connection: ZendeskConnection, options: Zend
 
     /**
      * Polls a job with a short backoff until it is done or `timeoutMs` is spent: a Lambda must not
-     * idle for minutes on a busy account. A 429 while polling waits its Retry-After when that fits.
+     * idle for minutes on a busy account. Each poll is a paced request (a 429 slows the lane); a
+     * rate limit while polling waits its Retry-After when that fits, else the records go back
+     * throttled. The job was queued, so a failure while polling never throws: its records are
+     * handed back for a later, idempotent retry.
      */
     async waitForJob(job: JobStatus, timeoutMs: number): Promise<JobWait> {
       const deadline = Date.now() + timeoutMs;
@@ -145,9 +209,23 @@ export function createZendeskClient(connection: ZendeskConnection, options: Zend
         try {
           response = await http.request({ path: `api/v2/job_statuses/${current.id}`, accept: [404] });
         } catch (error) {
-          if (!(error instanceof RateLimitedError)) throw translate(error, http.redact);
+          if (!(error instanceof RateLimitedError)) {
+            const said = translate(error, http.redact);
+            return {
+              done: false,
+              reason: `polling Zendesk job ${current.id} failed: ${said instanceof Error ? said.message : String(said)}`,
+              afterMs: UNFINISHED_RETRY_MS,
+            };
+          }
           const wait = error.retryAfterMs ?? 1000;
-          if (Date.now() + wait >= deadline) return { done: false, reason: pending, afterMs: Math.max(wait, 1000) };
+          if (Date.now() + wait >= deadline) {
+            return {
+              done: false,
+              reason: `polling Zendesk job ${current.id} was rate limited: ${error.message}`,
+              afterMs: Math.max(wait, 1000),
+              throttled: error.paced ? 'pace' : 'rate-limit',
+            };
+          }
           await sleep(wait);
           continue;
         }

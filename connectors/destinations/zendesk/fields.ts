@@ -46,7 +46,13 @@ export const USER_PROPERTIES: Readonly<Record<string, UserProperty>> = {
   verified: { type: 'boolean' },
 };
 
-/** Field types of user fields (https://developer.zendesk.com/api-reference/ticketing/users/user_fields/). */
+/**
+ * Types of user fields (https://developer.zendesk.com/api-reference/ticketing/users/user_fields/,
+ * `type`: "text", "textarea", "checkbox", "date", "integer", "decimal", "regexp", "dropdown",
+ * "lookup" or "multiselect"), as values are written to them: a date field takes `YYYY-MM-DD` (a
+ * timestamp column sends its UTC date), a checkbox a boolean, a dropdown the option's value (its
+ * tag), a multiselect an array of option values, a lookup the related record's id.
+ */
 const CUSTOM_TYPES: Readonly<Record<string, FieldType>> = {
   text: 'string',
   textarea: 'string',
@@ -59,6 +65,16 @@ const CUSTOM_TYPES: Readonly<Record<string, FieldType>> = {
   multiselect: 'json',
   lookup: 'integer',
 };
+
+/**
+ * A user field's type. A lookup field relates to a user, organization or ticket (integer ids) or
+ * to a custom object record, whose ids are text (`relationship_target_type`
+ * `zen:custom_object:<key>`, https://developer.zendesk.com/api-reference/custom-data/custom-objects/custom_object_records/).
+ */
+export function userFieldType(field: ZendeskUserField): FieldType {
+  if (field.type === 'lookup' && field.relationship_target_type?.startsWith('zen:custom_object')) return 'string';
+  return CUSTOM_TYPES[field.type] ?? 'string';
+}
 
 /** The fields a `users` sync may map: the user's own properties, then the active user fields. */
 export async function discoverUserFields(client: ZendeskClient): Promise<FieldInfo[]> {
@@ -74,7 +90,7 @@ export async function discoverUserFields(client: ZendeskClient): Promise<FieldIn
     .map(
       (f): FieldInfo => ({
         name: `${CUSTOM_PREFIX}${f.key}`,
-        type: CUSTOM_TYPES[f.type] ?? 'string',
+        type: userFieldType(f),
         required: false,
         kind: 'custom',
         matchable: false,

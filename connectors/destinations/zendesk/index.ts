@@ -8,8 +8,12 @@ import { writeUsers } from './users.ts';
 
 /** Zendesk's runtime: the users API and its bulk jobs behind zendeskDestinationManifest (manifest.ts). */
 export const zendeskDestination = defineDestination(zendeskDestinationManifest, {
-  async connect(options) {
-    const client = createZendeskClient(resolveConnection(options), { timeoutMs: options.timeout_ms });
+  async connect(options, context) {
+    // Every request — lookups, job polls, field discovery — takes a slot of the lane's pace.
+    const client = createZendeskClient(resolveConnection(options), {
+      timeoutMs: options.timeout_ms,
+      ...(context.pace && { pace: context.pace }),
+    });
     const checkObject = (object: string) => {
       if (object !== USERS) {
         throw new ConnectorConfigError(`zendesk: unknown object "${object}"; the Zendesk destination writes "users"`);
@@ -18,6 +22,13 @@ export const zendeskDestination = defineDestination(zendeskDestinationManifest, 
     const checkNames = fieldNameCheck(client);
 
     return {
+      /**
+       * Who the credentials act as (`GET /api/v2/users/me`). Whether bulk user imports are
+       * enabled cannot be read: Zendesk documents no setting or endpoint that tells (Account
+       * Settings has none), only the 403 of create_many / create_or_update_many. check() does not
+       * probe with a write; the first write that meets the 403 fails with a ConnectorConfigError
+       * naming the setting, before any user is written (see docs/destinations/zendesk.md).
+       */
       async check() {
         const me = await client.me();
         if (me.id === null || me.id === undefined) {

@@ -1,5 +1,5 @@
-import type { OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
-import { ConnectorConfigError } from '#connectors/sdk/errors';
+import { keepProgress, type OutboundRecord, type RecordOutcome, type WriteBatch } from '#connectors/sdk/destination';
+import { ConnectorConfigError, UnconfirmedWriteError } from '#connectors/sdk/errors';
 import type { JsonValue } from '#connectors/sdk/types';
 import type { JobResult, JobStatus, ZendeskClient } from './client.ts';
 import { CUSTOM_PREFIX, USER_PROPERTIES } from './fields.ts';
@@ -20,10 +20,16 @@ const REASON_CHARS = 500;
  * Writes one batch of `users`: each operation in chunks of at most 100, each chunk one Zendesk
  * job that is awaited (bounded by `jobTimeoutMs`). Outcomes come from the job's `results`.
  *
- * - upsert: `POST /api/v2/users/create_or_update_many` (finds users by `external_id` or `email`)
- * - insert: `POST /api/v2/users/create_many`, after `show_many` skips external ids already there
+ * - upsert: `POST /api/v2/users/create_or_update_many` (finds users by `external_id` or `email`:
+ *   an upsert by key, so it is sent again after a timeout like any idempotent call)
+ * - insert: `POST /api/v2/users/create_many`, after `show_many` skips external ids already there;
+ *   a create that may have reached Zendesk is never sent twice: the users are looked up instead
  * - update: `show_many` by external id, then `PUT /api/v2/users/update_many` by Zendesk id
  * - delete: `show_many` by external id, then `DELETE /api/v2/users/destroy_many?ids=` (soft delete)
+ *
+ * Every request is paced (lookups and job polls too). The chunks run in order; when one fails as
+ * a whole (a 429, the lane's pace), the chunks already written keep their outcomes and the rest
+ * come back `retry` (keepProgress).
  *
  * See https://developer.zendesk.com/api-reference/ticketing/users/users/
  */
@@ -50,6 +56,7 @@ export async function writeUsers(
     group.push(prepared);
     byOp.set(record.op, group);
   }
+  const parts: Part[] = [];
   for (const [op, group] of byOp) {
     if ((op === 'update' || op === 'delete') && matchField !== 'external_id') {
       throw new ConnectorConfigError(
@@ -57,12 +64,24 @@ export async function writeUsers(
       );
     }
     for (let i = 0; i < group.length; i += MAX_USERS_PER_REQUEST) {
-      const chunk = group.slice(i, i + MAX_USERS_PER_REQUEST);
-      outcomes.push(...(await writeChunk(client, op, matchField, chunk, jobTimeoutMs)));
+      parts.push({ op, chunk: group.slice(i, i + MAX_USERS_PER_REQUEST) });
     }
   }
+  outcomes.push(
+    ...(await keepProgress(
+      parts,
+      (part) => part.chunk.map((p) => p.record.key),
+      (part) => writeChunk(client, part.op, matchField, part.chunk, jobTimeoutMs),
+    )),
+  );
   const order = new Map(batch.records.map((r, i) => [r.key, i]));
   return outcomes.sort((a, b) => order.get(a.key)! - order.get(b.key)!);
+}
+
+/** One request's worth of one operation. */
+interface Part {
+  readonly op: OutboundRecord['op'];
+  readonly chunk: Prepared[];
 }
 
 async function writeChunk(
@@ -75,11 +94,7 @@ async function writeChunk(
   const outcomes: RecordOutcome[] = [];
   let send = chunk;
   if (op !== 'upsert' && matchField === 'external_id') {
-    const found = new Map(
-      (await client.usersByExternalId(chunk.map((p) => p.match)))
-        .filter((u) => typeof u.external_id === 'string')
-        .map((u) => [u.external_id!.toLowerCase(), u.id]),
-    );
+    const found = await idsByExternalId(client, chunk);
     send = [];
     for (const p of chunk) {
       p.id = found.get(p.match.toLowerCase());
@@ -108,18 +123,26 @@ async function writeChunk(
   let job: JobStatus;
   switch (op) {
     case 'upsert':
+      // "Creates a user if the user does not already exist, or updates an existing user identified
+      // by e-mail address or external ID": an upsert by key, safe to send again.
       job = await client.queueJob({
         method: 'POST',
         path: 'api/v2/users/create_or_update_many',
         json: { users: send.map((p) => p.user) },
+        idempotent: true,
       });
       break;
     case 'insert':
-      job = await client.queueJob({
-        method: 'POST',
-        path: 'api/v2/users/create_many',
-        json: { users: send.map((p) => p.user) },
-      });
+      try {
+        job = await client.queueJob({
+          method: 'POST',
+          path: 'api/v2/users/create_many',
+          json: { users: send.map((p) => p.user) },
+        });
+      } catch (error) {
+        if (!(error instanceof UnconfirmedWriteError)) throw error;
+        return [...outcomes, ...(await reconcileCreates(client, matchField, send, error))];
+      }
       break;
     case 'update':
       job = await client.queueJob({
@@ -141,12 +164,56 @@ async function writeChunk(
     return [
       ...outcomes,
       ...send.map(
-        (p): RecordOutcome => ({ key: p.record.key, status: 'retry', reason: waited.reason, afterMs: waited.afterMs }),
+        (p): RecordOutcome => ({
+          key: p.record.key,
+          status: 'retry',
+          reason: waited.reason,
+          afterMs: waited.afterMs,
+          ...(waited.throttled && { throttled: waited.throttled }),
+        }),
       ),
     ];
   }
   return [...outcomes, ...jobOutcomes(send, waited.job, op, client.redact)];
 }
+
+/** Zendesk ids of the chunk's users, by lower-cased external id (one `show_many`). */
+async function idsByExternalId(client: ZendeskClient, chunk: readonly Prepared[]): Promise<Map<string, number>> {
+  return new Map(
+    (await client.usersByExternalId(chunk.map((p) => p.match)))
+      .filter((u) => typeof u.external_id === 'string')
+      .map((u) => [u.external_id!.toLowerCase(), u.id]),
+  );
+}
+
+/**
+ * A `create_many` that timed out or got a 5xx may have queued its job: it is not sent again.
+ * Matched on external id, the users are looked up (`show_many`): those found were created; the
+ * others are retried later (the job may still be queued, so they are not sent again now). Matched
+ * on email there is no bulk lookup (search is indexed with a delay, one query per address), so
+ * every user is retried later.
+ */
+async function reconcileCreates(
+  client: ZendeskClient,
+  matchField: MatchKey,
+  sent: readonly Prepared[],
+  error: UnconfirmedWriteError,
+): Promise<RecordOutcome[]> {
+  const reason = `${error.message}; looked up before any resend`;
+  if (matchField !== 'external_id') {
+    return sent.map((p) => ({ key: p.record.key, status: 'retry', reason, afterMs: UNCONFIRMED_RETRY_MS }));
+  }
+  const found = await idsByExternalId(client, sent);
+  return sent.map((p): RecordOutcome => {
+    const id = found.get(p.match.toLowerCase());
+    return id !== undefined
+      ? { key: p.record.key, status: 'ok', action: 'created', destinationId: String(id) }
+      : { key: p.record.key, status: 'retry', reason, afterMs: UNCONFIRMED_RETRY_MS };
+  });
+}
+
+/** Records of an unconfirmed create are retried this much later, when its job has surely run. */
+const UNCONFIRMED_RETRY_MS = 60_000;
 
 /** The user object for one record, or its refusal when the match value cannot address a user. */
 function prepare(record: OutboundRecord, matchField: MatchKey): Prepared | RecordOutcome {
@@ -168,7 +235,9 @@ function prepare(record: OutboundRecord, matchField: MatchKey): Prepared | Recor
   const custom: Record<string, JsonValue> = {};
   for (const [name, value] of Object.entries(record.fields)) {
     if (name.startsWith(CUSTOM_PREFIX)) custom[name.slice(CUSTOM_PREFIX.length)] = value;
-    else user[name] = value === null ? emptyValue(name) : value;
+    else if (value !== null) user[name] = value;
+    else if (USER_PROPERTIES[name]?.type !== 'boolean') user[name] = emptyValue(name);
+    // A null flag (suspended, restricted_agent, verified…) is left out: untouched.
   }
   if (Object.keys(custom).length > 0) user.user_fields = custom;
   user[matchField] = text;
@@ -176,12 +245,13 @@ function prepare(record: OutboundRecord, matchField: MatchKey): Prepared | Recor
 }
 
 /**
- * What "cleared" is for a property: no tags, a false flag, else null. A user field is cleared
- * with null (https://developer.zendesk.com/api-reference/ticketing/users/users/#json-format).
+ * What "cleared" is for a property: no tags, else null. A user field is cleared with null
+ * (https://developer.zendesk.com/api-reference/ticketing/users/users/#json-format). Flags are
+ * never "cleared": false is a value (`suspended: false` unsuspends a user), and the Users
+ * reference documents no null for them, so a null flag is not sent at all.
  */
 function emptyValue(name: string): JsonValue {
   if (name === 'tags') return [];
-  if (USER_PROPERTIES[name]?.type === 'boolean') return false;
   return null;
 }
 
@@ -191,9 +261,13 @@ function withoutMatch(user: Record<string, JsonValue>, matchField: MatchKey): Re
 }
 
 /**
- * Reads a finished job. Results come one per user in request order, with `index` in the
- * documented shape; Zendesk confirmed the order is kept when `index` is absent. A user without a
- * result (a failed job) is retried.
+ * Reads a finished job. Each result is placed by, in order: its `index` (bulk create and failure
+ * results, Job Statuses "Results"); else the `external_id` or `email` it names (create_or_update_many
+ * results carry the user's email, as observed); else its position, when there is one result per
+ * user (Zendesk confirmed results keep the request's order,
+ * https://support.zendesk.com/hc/en-us/community/posts/4408861015066); else by Zendesk id when
+ * every user sent had one (update and delete). A user without a result (a failed or killed job,
+ * results that cannot be placed) is retried.
  */
 function jobOutcomes(
   sent: readonly Prepared[],
@@ -201,9 +275,9 @@ function jobOutcomes(
   op: OutboundRecord['op'],
   redact: (s: string) => string,
 ): RecordOutcome[] {
-  const failedJob = job.status === 'failed';
+  const failedJob = job.status === 'failed' || job.status === 'killed';
   const missing = failedJob
-    ? `the Zendesk job failed: ${redact(String(job.message ?? 'no message')).slice(0, REASON_CHARS)}`
+    ? `the Zendesk job ${job.id} was ${job.status === 'killed' ? 'killed' : 'failed'}: ${redact(String(job.message ?? 'no message')).slice(0, REASON_CHARS)}`
     : `the Zendesk job ${job.id} returned no result for this user`;
   const raw = job.results;
   if (!failedJob && op === 'delete' && raw && typeof raw === 'object' && !Array.isArray(raw)) {
@@ -219,24 +293,49 @@ function jobOutcomes(
   const results = (Array.isArray(raw) ? raw : []).filter(
     (r): r is JobResult => r !== null && typeof r === 'object' && !Array.isArray(r),
   );
-  const byPosition = new Map<number, JobResult>();
-  if (results.length > 0 && results.every((r) => typeof r.index === 'number')) {
-    for (const r of results) byPosition.set(r.index!, r);
-  } else if (sent.every((p) => p.id !== undefined) && results.every((r) => typeof r.id === 'number')) {
-    const position = new Map(sent.map((p, i) => [p.id!, i]));
-    for (const r of results) {
-      const i = position.get(r.id!);
-      if (i !== undefined) byPosition.set(i, r);
-    }
-  } else if (results.length === sent.length) {
-    for (const [i, r] of results.entries()) byPosition.set(i, r);
-  }
+  const byPosition = placeResults(sent, results);
   return sent.map((p, i): RecordOutcome => {
     const key = p.record.key;
     const result = byPosition.get(i);
     if (!result) return { key, status: 'retry', reason: missing };
     return resultOutcome(key, result, op, redact);
   });
+}
+
+/** The result of each user sent, by position in the request (see jobOutcomes). */
+function placeResults(sent: readonly Prepared[], results: readonly JobResult[]): Map<number, JobResult> {
+  const placed = new Map<number, JobResult>();
+  const lower = (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : undefined);
+  const byKey = (field: 'external_id' | 'email') => {
+    const positions = new Map<string, number>();
+    sent.forEach((p, i) => {
+      const value = lower(p.user[field]);
+      if (value !== undefined) positions.set(value, i);
+    });
+    return positions;
+  };
+  const byExternalId = byKey('external_id');
+  const byEmail = byKey('email');
+  const oneEach = results.length === sent.length;
+  const byId =
+    sent.every((p) => p.id !== undefined) && results.every((r) => typeof r.id === 'number')
+      ? new Map(sent.map((p, i) => [p.id!, i]))
+      : undefined;
+  for (const [n, r] of results.entries()) {
+    let i: number | undefined;
+    if (typeof r.index === 'number' && Number.isInteger(r.index) && r.index >= 0 && r.index < sent.length) i = r.index;
+    else {
+      // The user a result names may not be the one sent with that address (a user found by
+      // external id answers with its own email): then its position decides.
+      const named =
+        (lower(r.external_id) !== undefined ? byExternalId.get(lower(r.external_id)!) : undefined) ??
+        (lower(r.email) !== undefined ? byEmail.get(lower(r.email)!) : undefined);
+      i = named ?? byId?.get(r.id!) ?? (oneEach ? n : undefined);
+    }
+    // A result that cannot be placed, or lands where another already did, is not guessed at.
+    if (i !== undefined && !placed.has(i)) placed.set(i, r);
+  }
+  return placed;
 }
 
 function resultOutcome(
@@ -257,7 +356,9 @@ function resultOutcome(
     };
   }
   const what = `${result.action ?? ''} ${result.status ?? ''}`.toLowerCase();
-  const action = op === 'delete' || /delete/.test(what) ? 'deleted' : /create/.test(what) ? 'created' : 'updated';
+  // A bulk create's results say only `{ id, index }`: create_many created the user.
+  const action =
+    op === 'delete' || /delete/.test(what) ? 'deleted' : op === 'insert' || /create/.test(what) ? 'created' : 'updated';
   const id = typeof result.id === 'number' && result.id > 0 ? String(result.id) : undefined;
   return { key, status: 'ok', action, ...(id !== undefined && action !== 'deleted' && { destinationId: id }) };
 }

@@ -12,11 +12,25 @@ import type { VendorFake } from '../../conformance/suite.ts';
  *   (https://developer.zendesk.com/api-reference/introduction/security-and-auth/);
  * - the account rate limit per minute with `429`, `Retry-After` and `X-Rate-Limit` headers, and
  *   the job limit (30 jobs queued or running) (https://developer.zendesk.com/api-reference/introduction/rate-limits/);
+ *   every request counts against the limit (lookups, job polls, field discovery), and
+ *   `requestTimes()` lists them all, 429s included;
+ * - bulk user imports off (`bulkImports: false`): `create_many` and `create_or_update_many` answer
+ *   403 ("A 403 Forbidden error is returned if data imports are not enabled",
+ *   https://developer.zendesk.com/api-reference/ticketing/users/users/#create-many-users). Inferred:
+ *   the body, which Zendesk does not document, is its usual 403 body
+ *   `{"error":"Forbidden","description":"You do not have access to this page…"}`;
  * - the bulk user endpoints (`create_or_update_many`, `create_many`, `update_many`,
  *   `destroy_many`, `show_many`; at most 100 users per request) that queue a background job, and
  *   `GET /api/v2/job_statuses/{id}` with per-user `results` in request order
  *   (https://developer.zendesk.com/api-reference/ticketing/users/users/,
- *   https://developer.zendesk.com/api-reference/ticketing/ticket-management/job_statuses/);
+ *   https://developer.zendesk.com/api-reference/ticketing/ticket-management/job_statuses/). The
+ *   results' shapes: bulk create `{ id, index }`, bulk update `{ id, action, status, success }`
+ *   (Job Statuses, "Results"); `create_or_update_many` as observed and confirmed in request order
+ *   by Zendesk (https://support.zendesk.com/hc/en-us/community/posts/4408861015066):
+ *   `{ id, status: "Created" | "Updated", email }` and `{ id, error, details, status: "Failed" }`,
+ *   without `index` (Inferred: the failure's `id` is the user's position, as in that example).
+ *   A job may end `killed` (`killNextJob`; Inferred from Zendesk's job status lists, see
+ *   connectors/destinations/zendesk/client.ts) with the results of the users it got through;
  * - user validation the way a job reports it: `{ "index", "error", "details": "Email: … is not
  *   properly formatted", "status": "Failed" }` (shape as reported in Zendesk's developer community:
  *   https://support.zendesk.com/hc/en-us/community/posts/4408861015066), a new user needs a name,
@@ -28,11 +42,16 @@ import type { VendorFake } from '../../conformance/suite.ts';
 
 export interface FakeUserFieldDefinition {
   readonly key: string;
-  /** text, textarea, regexp, dropdown, integer, decimal, checkbox, date, multiselect. */
+  /** text, textarea, regexp, dropdown, integer, decimal, checkbox, date, multiselect, lookup. */
   readonly type: string;
   readonly title?: string;
   readonly active?: boolean;
   readonly regexp_for_validation?: string;
+  /**
+   * Lookup fields: `zen:user`, `zen:organization`, `zen:ticket` or `zen:custom_object:<key>`
+   * (https://developer.zendesk.com/api-reference/ticketing/users/user_fields/, `relationship_target_type`).
+   */
+  readonly relationship_target_type?: string;
 }
 
 export interface ZendeskFakeOptions {
@@ -52,6 +71,8 @@ export interface ZendeskFakeOptions {
   readonly jobDelayMs?: number;
   /** Largest page the fake serves (Zendesk: 100), lower to exercise pagination. */
   readonly maxPageSize?: number;
+  /** Bulk user imports enabled on the account (Zendesk: off by default, on by request). Default true. */
+  readonly bulkImports?: boolean;
 }
 
 export interface FakeRequest {
@@ -68,11 +89,13 @@ export interface FakeRequest {
 export interface FakeJob {
   readonly id: string;
   readonly jobType: string;
-  status: 'queued' | 'working' | 'completed' | 'failed';
+  status: 'queued' | 'working' | 'completed' | 'failed' | 'killed';
   readonly total: number;
   results: Record<string, JsonValue>[] | null;
   message: string | null;
-  readonly run: () => Record<string, JsonValue>[];
+  /** Runs the job's users in order; `limit` stops after that many (a killed job). */
+  readonly run: (limit?: number) => Record<string, JsonValue>[];
+  readonly killAfter?: number;
 }
 
 export type FakeUser = Record<string, JsonValue> & { id: number; active: boolean };
@@ -87,8 +110,20 @@ export interface ZendeskFake extends VendorFake {
   deletedUsers(): FakeUser[];
   /** Adds a user as if created in Zendesk; returns its id. */
   seedUser(user: Record<string, JsonValue>): number;
-  /** Answers the next `n` write requests with 429 (`Retry-After: retryAfterSeconds`). */
-  throttleNext(n: number, retryAfterSeconds?: number): void;
+  /**
+   * Answers the next `n` write requests with 429 (`Retry-After: retryAfterSeconds`), after letting
+   * `skip` writes through.
+   */
+  throttleNext(n: number, retryAfterSeconds?: number, skip?: number): void;
+  /** Answers the next `n` job-status polls with 429 (`Retry-After: retryAfterSeconds`). */
+  throttlePolls(n: number, retryAfterSeconds?: number): void;
+  /** The next job is killed after processing `afterUsers` users (its results hold only those). */
+  killNextJob(afterUsers: number): void;
+  /**
+   * The next request to `path` is carried out (its job queued) but answered 503: the client
+   * cannot know whether it was applied.
+   */
+  failAfterApplying(path: string): void;
   /** Jobs stay queued until `releaseJobs()` (a busy account). */
   stallJobs(): void;
   releaseJobs(): void;
@@ -130,6 +165,12 @@ const PROPERTIES = new Set([
 const EMAIL = /^[^\s@,;]+@[^\s@,;]+\.[^\s@,;]+$/;
 const MAX_BULK = 100;
 const UNAUTHORIZED = { error: "Couldn't authenticate you" };
+/** Inferred: Zendesk's usual 403 body; the bulk-imports 403 has no documented body. */
+const FORBIDDEN = {
+  error: 'Forbidden',
+  description:
+    'You do not have access to this page. Please contact the account owner of this help desk for further help.',
+};
 /** The job error code seen in a job result for a user Zendesk refused. */
 const USER_ERROR = 'UserUpdateError';
 
@@ -171,7 +212,11 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
   let nextId = 1000;
   let revoked = false;
   let stalled = false;
-  let throttle = { left: 0, retryAfter: 1 };
+  let throttle = { left: 0, retryAfter: 1, skip: 0 };
+  let pollThrottle = { left: 0, retryAfter: 1 };
+  let killAfter: number | undefined;
+  const failAfter = new Set<string>();
+  const bulkImports = options.bulkImports ?? true;
   let base = '';
 
   const active = () => [...store.values()].filter((u) => u.active);
@@ -258,22 +303,38 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
     status: 'Failed',
     success: false,
   });
-  const succeeded = (index: number, id: number, action: 'create' | 'update' | 'delete'): Json => ({
-    index,
-    id,
-    action,
-    status: action === 'create' ? 'Created' : action === 'update' ? 'Updated' : 'Deleted',
-    success: true,
+  /** Bulk create: `{ id, index }`; bulk update and delete: `{ id, action, status, success }` (Job Statuses, "Results"). */
+  const succeeded = (index: number, id: number, action: 'create' | 'update' | 'delete'): Json =>
+    action === 'create'
+      ? { id, index }
+      : { id, action, status: action === 'update' ? 'Updated' : 'Deleted', success: true };
+  /** create_or_update_many, as observed (community post 4408861015066): no index, the user's email. */
+  const upserted = (user: FakeUser, created: boolean): Json => ({
+    id: user.id,
+    status: created ? 'Created' : 'Updated',
+    email: user.email ?? null,
+  });
+  const upsertFailed = (index: number, error: string, details: string): Json => ({
+    id: index,
+    error,
+    details,
+    status: 'Failed',
   });
 
   const finish = (job: FakeJob) => {
-    if (job.status === 'completed' || job.status === 'failed') return;
+    if (job.status === 'completed' || job.status === 'failed' || job.status === 'killed') return;
+    if (job.killAfter !== undefined) {
+      job.results = job.run(job.killAfter);
+      job.status = 'killed';
+      job.message = 'Job was killed';
+      return;
+    }
     job.results = job.run();
     job.status = 'completed';
     job.message = `Completed at ${new Date().toISOString()}`;
   };
 
-  const queueJob = (jobType: string, total: number, run: () => Json[]): Json => {
+  const queueJob = (jobType: string, total: number, run: (limit?: number) => Json[]): Json => {
     const running = [...jobs.values()].filter((j) => j.status === 'queued' || j.status === 'working').length;
     if (running >= maxJobs) {
       throw new BadRequest(429, {
@@ -289,7 +350,9 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
       results: null,
       message: null,
       run,
+      killAfter,
     };
+    killAfter = undefined;
     jobs.set(job.id, job);
     if (!stalled) setTimeout(() => finish(job), jobDelayMs).unref();
     return jobJson(job);
@@ -351,19 +414,26 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
       if (job.status === 'queued' && !stalled) job.status = 'working';
       return [200, jobJson(job)];
     }
+    if (
+      method === 'POST' &&
+      (path === '/api/v2/users/create_or_update_many' || path === '/api/v2/users/create_many') &&
+      !bulkImports
+    ) {
+      return [403, FORBIDDEN];
+    }
     if (method === 'POST' && path === '/api/v2/users/create_or_update_many') {
       const users = usersOf(body);
       return [
         200,
-        queueJob('bulk_create_or_update_users', users.length, () =>
-          users.map((input, index) => {
+        queueJob('bulk_create_or_update_users', users.length, (limit) =>
+          users.slice(0, limit).map((input, index) => {
             const existing =
               (typeof input.external_id === 'string' ? byExternalId(input.external_id) : undefined) ??
               (typeof input.email === 'string' ? byEmail(input.email) : undefined);
             const result = apply(existing, input);
-            if ('error' in result) return failed(index, result.error, result.details);
+            if ('error' in result) return upsertFailed(index, result.error, result.details);
             commit(result.user);
-            return succeeded(index, result.user.id, result.created ? 'create' : 'update');
+            return upserted(result.user, result.created);
           }),
         ),
       ];
@@ -372,8 +442,8 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
       const users = usersOf(body);
       return [
         200,
-        queueJob('bulk_create_users', users.length, () =>
-          users.map((input, index) => {
+        queueJob('bulk_create_users', users.length, (limit) =>
+          users.slice(0, limit).map((input, index) => {
             const result = apply(undefined, input);
             if ('error' in result) return failed(index, result.error, result.details);
             commit(result.user);
@@ -402,8 +472,8 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
       }
       return [
         200,
-        queueJob('bulk_update_users', targets.length, () =>
-          targets.map(({ find, input }, index) => {
+        queueJob('bulk_update_users', targets.length, (limit) =>
+          targets.slice(0, limit).map(({ find, input }, index) => {
             const existing = find();
             if (!existing) return failed(index, 'RecordNotFound', 'Not found', (input.id as JsonValue) ?? null);
             const result = apply(existing, input);
@@ -419,8 +489,8 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
       const finders = ids ? ids.map((id) => () => activeById(id)) : externalIds!.map((x) => () => byExternalId(x));
       return [
         200,
-        queueJob('bulk_delete_users', finders.length, () =>
-          finders.map((find, index) => {
+        queueJob('bulk_delete_users', finders.length, (limit) =>
+          finders.slice(0, limit).map((find, index) => {
             const user = find();
             if (!user) return failed(index, 'RecordNotFound', 'Not found', ids?.[index] ?? null);
             commit({ ...user, active: false, deleted_at: new Date().toISOString() });
@@ -450,6 +520,7 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
         position,
         system: false,
         regexp_for_validation: f.regexp_for_validation ?? null,
+        ...(f.type === 'lookup' && { relationship_target_type: f.relationship_target_type ?? null }),
       }),
     );
     if (query.has('page[size]') || query.has('page[after]')) {
@@ -508,12 +579,15 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
     };
 
     if (isWrite) writes.push(at);
-    if (isWrite && throttle.left > 0) {
-      throttle.left--;
+    const throttleThis = isWrite && throttle.left > 0 && throttle.skip-- <= 0;
+    const isPoll = method === 'GET' && path.startsWith('/api/v2/job_statuses/');
+    if (throttleThis || (isPoll && pollThrottle.left > 0)) {
+      if (throttleThis) throttle.left--;
+      else pollThrottle.left--;
       reply(
         429,
         { error: 'APIRateLimitExceeded', description: 'Number of allowed API requests per minute exceeded' },
-        { 'retry-after': String(throttle.retryAfter) },
+        { 'retry-after': String(throttleThis ? throttle.retryAfter : pollThrottle.retryAfter) },
       );
       return;
     }
@@ -556,6 +630,10 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
         });
       }
       const [status, payload] = routes(method, path, url.searchParams, body);
+      if (failAfter.delete(path)) {
+        reply(503, { error: 'ServiceUnavailable', description: 'Inferred: a 5xx after the work was done' });
+        return;
+      }
       reply(status, payload);
     } catch (error) {
       if (!(error instanceof BadRequest)) throw error;
@@ -596,8 +674,18 @@ export async function startZendeskFake(options: ZendeskFakeOptions = {}): Promis
       return view;
     },
     writeTimes: () => [...writes],
-    throttleNext(n, retryAfterSeconds = 1) {
-      throttle = { left: n, retryAfter: retryAfterSeconds };
+    requestTimes: () => requests.map((r) => r.at),
+    throttleNext(n, retryAfterSeconds = 1, skip = 0) {
+      throttle = { left: n, retryAfter: retryAfterSeconds, skip };
+    },
+    throttlePolls(n, retryAfterSeconds = 1) {
+      pollThrottle = { left: n, retryAfter: retryAfterSeconds };
+    },
+    killNextJob(afterUsers) {
+      killAfter = afterUsers;
+    },
+    failAfterApplying(path) {
+      failAfter.add(path);
     },
     revoke() {
       revoked = true;
@@ -660,11 +748,16 @@ function coerceField(def: FakeUserFieldDefinition, value: JsonValue): JsonValue 
     case 'checkbox':
       return typeof value === 'boolean' ? value : undefined;
     case 'date':
-      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}/.test(value)
-        ? `${value.slice(0, 10)}T00:00:00+00:00`
-        : undefined;
+      // Inferred strictness: a date field takes YYYY-MM-DD (User Fields, "date"); a timestamp is refused.
+      return typeof value === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00+00:00` : undefined;
     case 'multiselect':
       return Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined;
+    case 'lookup':
+      // Inferred: the related record's id — an integer for users, organizations and tickets,
+      // text for custom object records.
+      if (def.relationship_target_type?.startsWith('zen:custom_object'))
+        return typeof value === 'string' ? value : undefined;
+      return Number.isInteger(value) ? value : undefined;
     case 'regexp':
       return typeof value === 'string' && new RegExp(def.regexp_for_validation ?? '.*').test(value) ? value : undefined;
     default:
