@@ -70,6 +70,25 @@ export function targetChecks(report: BenchReport): TargetCheck[] {
       met: memory.rows >= 1_000_000 ? memory.child.peakRssMb < 300 : undefined,
     });
   }
+  const peer = report.peer;
+  if (peer) {
+    const full = peer.runs.find((r) => r.name === 'full sync');
+    const incremental = peer.runs.find((r) => r.name === 'incremental sync');
+    if (full) {
+      checks.push({
+        target: `peer: full sync of ${peer.rows.toLocaleString('en-US')} rows ≤ 27 s (≥ 50× Grouparoo), peak RSS < 300 MB`,
+        measured: `${full.seconds} s (${full.timesFaster}×), ${full.peakRssMb} MB, ${full.matching.toLocaleString('en-US')} rows equal`,
+        met: full.seconds <= 27 && full.peakRssMb < 300 && full.matching === peer.rows,
+      });
+    }
+    if (incremental) {
+      checks.push({
+        target: `peer: incremental sync of ${peer.changed.toLocaleString('en-US')} changed rows ≤ 1.1 s (≥ 50× Grouparoo)`,
+        measured: `${incremental.seconds} s (${incremental.timesFaster}×), ${incremental.peakRssMb} MB, ${incremental.matching.toLocaleString('en-US')} rows equal`,
+        met: incremental.seconds <= 1.1 && incremental.matching === peer.rows,
+      });
+    }
+  }
   const bundles = report.bundles;
   const lane = bundles?.functions.find((f) => f.function.startsWith('export'));
   if (bundles && lane) {
