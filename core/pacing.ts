@@ -14,10 +14,12 @@ import type { RequestPace } from '#connectors/sdk/types';
  */
 export interface Pacer {
   /**
-   * Reserves `count` slots on the lane. Granted: the start of each slot (ms since epoch). Refused
-   * when the lane is booked more than `horizonMs` ahead: the wait before asking again.
+   * Reserves `count` slots on the lane, none starting before `now + leadMs` (the time the answer
+   * takes to come back, so the slots are still ahead when it does). Granted: the start of each
+   * slot (ms since epoch). Refused when the lane is booked more than `horizonMs` beyond that:
+   * the wait before asking again.
    */
-  reserve(lane: string, limit: number, count: number, horizonMs: number): Promise<Reservation>;
+  reserve(lane: string, limit: number, count: number, horizonMs: number, leadMs?: number): Promise<Reservation>;
   /** The destination answered 429: halve the lane's rate (at most once a second). */
   slowDown(lane: string, limit: number): Promise<void>;
 }
@@ -53,10 +55,12 @@ export function reserveSlots(
   count: number,
   now: number,
   horizonMs: number,
+  leadMs = 0,
 ): { granted: true; next: Schedule; slots: number[] } | { granted: false; waitMs: number } {
   const interval = 1000 / rateAt(schedule, limit, now);
-  const start = Math.max(now, schedule?.tat ?? now);
-  if (start - now > horizonMs) return { granted: false, waitMs: Math.ceil(start - now - horizonMs / 2) };
+  const earliest = now + leadMs;
+  const start = Math.max(earliest, schedule?.tat ?? earliest);
+  if (start - earliest > horizonMs) return { granted: false, waitMs: Math.ceil(start - now - horizonMs / 2) };
   const slots = Array.from({ length: count }, (_, i) => start + i * interval);
   return { granted: true, next: { ...schedule, tat: start + count * interval }, slots };
 }
@@ -72,8 +76,8 @@ export function slowedDown(schedule: Schedule | undefined, limit: number, now: n
 export class MemoryPacer implements Pacer {
   readonly schedules = new Map<string, Schedule>();
   constructor(private readonly now: () => number = Date.now) {}
-  async reserve(lane: string, limit: number, count: number, horizonMs: number): Promise<Reservation> {
-    const step = reserveSlots(this.schedules.get(lane), limit, count, this.now(), horizonMs);
+  async reserve(lane: string, limit: number, count: number, horizonMs: number, leadMs = 0): Promise<Reservation> {
+    const step = reserveSlots(this.schedules.get(lane), limit, count, this.now(), horizonMs, leadMs);
     if (!step.granted) return step;
     this.schedules.set(lane, step.next);
     return { granted: true, slots: step.slots };
@@ -94,10 +98,16 @@ export interface LanePaceOptions {
   readonly now?: () => number;
 }
 
+/** Attempts of one request to get a slot that is still ahead when the reservation answers. */
+const MAX_SLOT_ATTEMPTS = 4;
+
 /**
- * The RequestPace a connection uses: each `take()` waits for one slot of the lane. Takes that
- * arrive together (a connector's concurrent requests) share one reservation, so a busy lane
- * costs one atomic update per group of requests, not one per request.
+ * The RequestPace a connection uses: each `take()` waits for one slot of the lane and sends at
+ * its start. Takes that arrive together (a connector's concurrent requests) share one
+ * reservation, so a busy lane costs one atomic update per group of requests, not one per request.
+ * Slots are reserved a little ahead (the reservation's own measured round trip), and a slot that
+ * has passed by the time the answer arrives is never used late — late slots would bunch up with
+ * the next ones — but given up for a new one.
  */
 export function lanePace(pacer: Pacer, options: LanePaceOptions): RequestPace {
   const now = options.now ?? Date.now;
@@ -105,6 +115,8 @@ export function lanePace(pacer: Pacer, options: LanePaceOptions): RequestPace {
   const limit = options.requestsPerSecond;
   let waiting: { resolve: (slot: number) => void; reject: (error: unknown) => void }[] = [];
   let reserving = false;
+  /** Smoothed round trip of a reservation (ms): how far ahead the next one books. */
+  let roundTrip = 0;
 
   const reserveForWaiting = async (): Promise<void> => {
     if (reserving || waiting.length === 0) return;
@@ -112,14 +124,14 @@ export function lanePace(pacer: Pacer, options: LanePaceOptions): RequestPace {
     const group = waiting;
     waiting = [];
     try {
-      const reservation = await pacer.reserve(options.lane, limit, group.length, maxWaitMs);
+      const asked = now();
+      const lead = Math.min(maxWaitMs / 2, Math.ceil(roundTrip * 1.5));
+      const reservation = await pacer.reserve(options.lane, limit, group.length, maxWaitMs, lead);
+      const took = now() - asked;
+      roundTrip = roundTrip === 0 ? took : roundTrip * 0.7 + took * 0.3;
       if (reservation.granted) group.forEach((w, i) => w.resolve(reservation.slots[i]!));
       else {
-        const error = new RateLimitedError(
-          `lane ${options.lane} is paced at ${limit} request(s)/s and booked ${reservation.waitMs} ms ahead`,
-          reservation.waitMs,
-          { paced: true },
-        );
+        const error = pacedError(options.lane, limit, reservation.waitMs);
         for (const w of group) w.reject(error);
       }
     } catch (error) {
@@ -130,20 +142,35 @@ export function lanePace(pacer: Pacer, options: LanePaceOptions): RequestPace {
     }
   };
 
+  const slot = () =>
+    new Promise<number>((resolve, reject) => {
+      waiting.push({ resolve, reject });
+      void reserveForWaiting();
+    });
+
   return {
     async take() {
-      const slot = await new Promise<number>((resolve, reject) => {
-        waiting.push({ resolve, reject });
-        void reserveForWaiting();
-      });
-      // A slot already begun (the reservation's own round trip) is used at once: every later slot
-      // is at least one interval after it, so requests stay spaced as the schedule says.
-      const wait = slot - now();
-      if (wait > 0) await sleep(wait);
+      // A slot may start this much late: less than half the spacing, so no two requests bunch.
+      const tolerance = Math.min(10, 500 / limit);
+      for (let attempt = 1; attempt <= MAX_SLOT_ATTEMPTS; attempt++) {
+        const wait = (await slot()) - now();
+        if (wait >= -tolerance) {
+          if (wait > 0) await sleep(wait);
+          return;
+        }
+      }
+      // The reservations keep answering too late to use their slots: give the records back.
+      throw pacedError(options.lane, limit, 1000);
     },
     async throttled() {
       options.onThrottle?.();
       await pacer.slowDown(options.lane, limit);
     },
   };
+}
+
+function pacedError(lane: string, limit: number, waitMs: number): RateLimitedError {
+  return new RateLimitedError(`lane ${lane} is paced at ${limit} request(s)/s and booked ${waitMs} ms ahead`, waitMs, {
+    paced: true,
+  });
 }

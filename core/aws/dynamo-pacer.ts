@@ -76,37 +76,37 @@ export class DynamoPacer implements Pacer {
     }
   }
 
-  async reserve(lane: string, limit: number, count: number, horizonMs: number): Promise<Reservation> {
+  async reserve(lane: string, limit: number, count: number, horizonMs: number, leadMs = 0): Promise<Reservation> {
     // A process's first reservation reads the schedule: its rate may be slowed.
     if (!this.seen.has(lane)) await this.read(lane);
     for (let attempt = 0; attempt < 6; attempt++) {
       const now = this.now();
+      // No slot starts before the answer can be back (the caller's measured round trip).
+      const earliest = now + leadMs;
       const seen = this.seen.get(lane);
       const interval = 1000 / rateAt(seen, limit, now);
       const cost = count * interval;
       const slots = (start: number) => Array.from({ length: count }, (_, i) => start + i * interval);
-      const idle = seen === undefined || seen.tat < now;
+      const idle = seen === undefined || seen.tat < earliest;
       if (!idle || attempt > 0) {
         // Busy lane: book the next `count` slots after those already booked.
-        const next = await this.update(lane, 'SET tat = tat + :cost', 'tat BETWEEN :now AND :horizon', {
+        const next = await this.update(lane, 'SET tat = tat + :cost', 'tat BETWEEN :earliest AND :horizon', {
           ':cost': n(cost),
-          ':now': n(now),
-          ':horizon': n(now + horizonMs),
+          ':earliest': n(earliest),
+          ':horizon': n(earliest + horizonMs),
         });
         if (next) return { granted: true, slots: slots(next.tat - cost) };
         const current = await this.read(lane);
-        if (current && current.tat > now + horizonMs) {
+        if (current && current.tat > earliest + horizonMs) {
           return { granted: false, waitMs: Math.ceil(current.tat - now - horizonMs / 2) };
         }
       }
-      // Idle lane (or no schedule yet): start it again from now.
-      const started = await this.update(
-        lane,
-        'SET tat = :tat',
-        'attribute_not_exists(tat) OR tat < :now',
-        { ':tat': n(now + cost), ':now': n(now) },
-      );
-      if (started) return { granted: true, slots: slots(now) };
+      // Idle lane (or no schedule yet): start it again from the earliest slot.
+      const started = await this.update(lane, 'SET tat = :tat', 'attribute_not_exists(tat) OR tat < :earliest', {
+        ':tat': n(earliest + cost),
+        ':earliest': n(earliest),
+      });
+      if (started) return { granted: true, slots: slots(earliest) };
     }
     // Heavy contention: other exporters are booking the slots; come back shortly.
     return { granted: false, waitMs: Math.ceil(1000 / limit) };

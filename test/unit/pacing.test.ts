@@ -102,6 +102,34 @@ describe('a connection’s pace', () => {
     expect(sent.at(-1)! - sent[0]!).toBeGreaterThanOrEqual(440);
   });
 
+  it('never sends a slot late when reservations are slow: ten senders on a 20/s lane, 150 ms per reservation', async () => {
+    const pacer = new MemoryPacer();
+    const reserve = pacer.reserve.bind(pacer);
+    pacer.reserve = async (...args) => {
+      // The answer of a slow state store: the slots were computed 150 ms before they arrive.
+      const reservation = await reserve(...args);
+      await new Promise((r) => setTimeout(r, 150));
+      return reservation;
+    };
+    const pace = lanePace(pacer, { lane: 'l', requestsPerSecond: 20 });
+    const sent: number[] = [];
+    const deadline = Date.now() + 2500;
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        while (Date.now() < deadline) {
+          try {
+            await pace.take();
+            sent.push(Date.now());
+          } catch (error) {
+            expect((error as RateLimitedError).paced).toBe(true);
+          }
+        }
+      }),
+    );
+    expect(sent.length).toBeGreaterThan(20);
+    expect(busiestWindow(sent, 1000)).toBeLessThanOrEqual(21);
+  });
+
   it('throws a paced RateLimitedError when the lane is booked beyond the wait allowed', async () => {
     const pacer = new MemoryPacer();
     await pacer.reserve('l', 1, 5, 60_000);
