@@ -386,7 +386,11 @@ describe('intercom destination: writing contacts', () => {
     const [outcome] = await connection.write(
       batch([record('42', { name: 'Lead' }, 'upsert', 'lead@example.com')], 'email'),
     );
-    expect(outcome).toMatchObject({ key: '42', status: 'retry', reason: expect.stringMatching(/UnconfirmedWrite|not sent again/) });
+    expect(outcome).toMatchObject({
+      key: '42',
+      status: 'retry',
+      reason: expect.stringMatching(/UnconfirmedWrite|not sent again/),
+    });
     expect(f.requests.filter((r) => r.method === 'POST' && r.path === '/contacts')).toHaveLength(1);
     expect(f.contacts.size).toBe(1);
   });
@@ -576,7 +580,10 @@ describe('intercom fake: archived contacts', () => {
       const created = await call('POST', '/contacts', { role: 'user', ...body });
       expect(created.status).toBe(409);
       expect(created.body.errors).toEqual([
-        { code: 'conflict', message: `An archived contact matching those details already exists with id=${archived.id}` },
+        {
+          code: 'conflict',
+          message: `An archived contact matching those details already exists with id=${archived.id}`,
+        },
       ]);
     }
     expect((await call('PUT', `/contacts/${archived.id}`, { name: 'x' })).status).toBe(404);

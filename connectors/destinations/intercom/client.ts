@@ -161,7 +161,7 @@ export function createIntercomClient(options: IntercomClientOptions) {
     /**
      * `POST /contacts/{id}/archive`: Intercom's soft delete (the contact can be unarchived). Sent
      * twice it leaves the contact archived all the same, so it may be retried.
-     * https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/contacts/archivecontact
+     * https://developers.intercom.com/docs/references/2.6/rest-api/contacts/archive-a-contact/
      */
     archiveContact(id: string): Promise<ContactAnswer> {
       return contactCall('POST', `/contacts/${encodeURIComponent(id)}/archive`, undefined, true);
@@ -170,7 +170,7 @@ export function createIntercomClient(options: IntercomClientOptions) {
     /**
      * `POST /contacts/{id}/unarchive`: brings an archived contact back (`archived: false`); 404
      * `not_found` for an unknown id. Sent twice it leaves the contact unarchived: retried freely.
-     * https://developers.intercom.com/docs/references/2.11/rest-api/api.intercom.io/contacts/unarchivecontact
+     * https://developers.intercom.com/docs/references/2.1/rest-api/contacts/unarchive-a-contact
      */
     unarchiveContact(id: string): Promise<ContactAnswer> {
       return contactCall('POST', `/contacts/${encodeURIComponent(id)}/unarchive`, undefined, true);

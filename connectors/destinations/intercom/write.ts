@@ -92,8 +92,7 @@ export async function writeContacts(
   );
   for (const outcome of written) outcomes.set(outcome.key, outcome);
   return batch.records.map(
-    (record) =>
-      outcomes.get(record.key) ?? { key: record.key, status: 'retry', reason: 'not written (no outcome)' },
+    (record) => outcomes.get(record.key) ?? { key: record.key, status: 'retry', reason: 'not written (no outcome)' },
   );
 }
 
@@ -203,7 +202,9 @@ async function reconcile(
 ): Promise<RecordOutcome> {
   const { key } = record;
   const candidates = (await client.searchContacts(matchField, [match])).filter(
-    (c) => typeof c[matchField] === 'string' && normalize(matchField, c[matchField] as string) === normalize(matchField, match),
+    (c) =>
+      typeof c[matchField] === 'string' &&
+      normalize(matchField, c[matchField] as string) === normalize(matchField, match),
   );
   const found = pick(candidates, role);
   if (found === 'ambiguous') return ambiguous(key, matchField, match, candidates);
