@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { baseUrlOf, intercomDestination } from '#connectors/destinations/intercom/index';
-import { intercomLimits, WORST_CALLS_PER_BATCH } from '#connectors/destinations/intercom/limits';
+import { CALLS_PER_WINDOW, intercomLimits, WINDOW_MS } from '#connectors/destinations/intercom/limits';
 import { DEFAULT_API_VERSION } from '#connectors/destinations/intercom/manifest';
 import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connectors/sdk/destination';
 import { withFormats } from '#connectors/sdk/formats';
-import type { FieldType } from '#connectors/sdk/types';
+import type { FieldType, RequestPace } from '#connectors/sdk/types';
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { type IntercomFake, type IntercomFakeOptions, startIntercomFake } from '#test/fakes/intercom/server';
 
@@ -28,11 +28,11 @@ async function start(options: Partial<IntercomFakeOptions> = {}): Promise<Interc
   return fake;
 }
 
-async function connect(opts: Record<string, unknown> = {}): Promise<DestinationConnection> {
+async function connect(opts: Record<string, unknown> = {}, pace?: RequestPace): Promise<DestinationConnection> {
   const options = intercomDestination.optionsSchema.parse({ base_url: fake!.url, access_token: TOKEN, ...opts });
   // As the engine does: the SDK applies the declared value formats before write().
   const connection = withFormats(
-    await intercomDestination.connect(options, { projectDir: process.cwd() }),
+    await intercomDestination.connect(options, { projectDir: process.cwd(), pace }),
     intercomDestination.formats,
   );
   connections.push(connection);
@@ -86,9 +86,14 @@ describe('intercom destination: options and limits', () => {
     expect(intercomDestination.secretKeys).toEqual(['access_token']);
   });
 
-  it('declares a batch pace whose worst case stays under 10,000 calls a minute', () => {
-    const batches = intercomLimits.requestsPerSecond!.value;
-    expect(batches * WORST_CALLS_PER_BATCH).toBeLessThanOrEqual(10_000 / 60);
+  it('declares a request pace under 10,000 calls a minute, with room in every 10-second window', () => {
+    const rps = intercomLimits.requestsPerSecond!.value;
+    expect(CALLS_PER_WINDOW).toBe(1666);
+    expect(WINDOW_MS).toBe(10_000);
+    // The pacer allows one request over the rate in a second; the rest of the window is margin
+    // for check() and field discovery outside the lane.
+    expect((rps + 1) * (WINDOW_MS / 1000)).toBeLessThan(CALLS_PER_WINDOW);
+    expect(rps).toBeGreaterThanOrEqual(100);
     expect(intercomLimits.batchSize.value).toBe(10);
     for (const limit of Object.values(intercomLimits))
       expect(limit.doc).toMatch(/^https:\/\/developers\.intercom\.com\//);
@@ -229,6 +234,38 @@ describe('intercom destination: writing contacts', () => {
     });
   });
 
+  it('formats values from the attribute types: a timestamp into a date attribute, a date into a text one', async () => {
+    const f = await start({
+      customAttributes: { renewal_day: 'string', trial_ends_at: 'date', converted_at: 'date', plan: 'string' },
+    });
+    const connection = await connect();
+    const outcomes = await connection.write(
+      batch(
+        [
+          record('8', {
+            // A timestamp column into a date attribute: its instant, in Unix seconds.
+            trial_ends_at: '2026-03-04T05:06:07.000Z',
+            // A date column into a string attribute: stays ISO text (Intercom refuses a number there).
+            renewal_day: '2026-02-01',
+            // A date column into a date attribute named by its full name: midnight UTC, in seconds.
+            'custom_attributes.converted_at': '2026-01-15',
+          }),
+        ],
+        'external_id',
+        { trial_ends_at: 'timestamp', renewal_day: 'date', 'custom_attributes.converted_at': 'date' },
+      ),
+    );
+    expect(outcomes).toEqual([{ key: '8', status: 'ok', action: 'created', destinationId: expect.any(String) }]);
+    expect(f.requests.find((r) => r.path === '/contacts')?.body).toMatchObject({
+      custom_attributes: {
+        trial_ends_at: Date.parse('2026-03-04T05:06:07Z') / 1000,
+        renewal_day: '2026-02-01',
+        converted_at: Date.parse('2026-01-15T00:00:00Z') / 1000,
+      },
+    });
+    expect(f.stored('contacts').get('8')).toMatchObject({ renewal_day: '2026-02-01' });
+  });
+
   it('reports refused contacts with Intercom’s reason while the rest of the batch lands', async () => {
     const f = await start();
     const connection = await connect();
@@ -269,6 +306,93 @@ describe('intercom destination: writing contacts', () => {
     expect(f.requests.filter((r) => r.path === '/contacts').map((r) => r.status)).toEqual([200, 409]);
     expect(f.contacts.size).toBe(1);
     expect(f.stored('contacts').get('9')?.name).toBe('Second');
+  });
+
+  it('unarchives a contact mirror mode archived when its row comes back, and updates it', async () => {
+    const f = await start();
+    const connection = await connect();
+    // The mirror sync creates the contact, then archives it when the row leaves the model.
+    await connection.write(batch([record('30', { email: 'back@example.com', name: 'Before' })]));
+    const [archived] = await connection.write(batch([record('30', {}, 'delete')]));
+    const contact = [...f.contacts.values()][0]!;
+    expect(archived).toEqual({ key: '30', status: 'ok', action: 'deleted', destinationId: contact.id });
+    expect(contact.archived).toBe(true);
+    // The row comes back into the model: search does not show the archived contact, the create
+    // answers 409 naming it, so the contact is unarchived and updated — never dead-lettered.
+    const outcomes = await connection.write(batch([record('30', { email: 'back@example.com', name: 'After' })]));
+    expect(outcomes).toEqual([{ key: '30', status: 'ok', action: 'updated', destinationId: contact.id }]);
+    const after = f.requests.slice(f.requests.findIndex((r) => r.path.endsWith('/archive')) + 1);
+    expect(after.map((r) => `${r.method} ${r.path} ${r.status}`)).toEqual([
+      'POST /contacts/search 200',
+      'POST /contacts 409',
+      `POST /contacts/${contact.id}/unarchive 200`,
+      `PUT /contacts/${contact.id} 200`,
+    ]);
+    expect(f.contacts.size).toBe(1);
+    expect(f.stored('contacts').get('30')).toMatchObject({ archived: false, name: 'After' });
+  });
+
+  it('rejects, in insert mode, a record whose contact is archived', async () => {
+    const f = await start();
+    const gone = f.seed({ external_id: '31', archived: true });
+    const connection = await connect();
+    const [outcome] = await connection.write(batch([record('31', { name: 'x' }, 'insert')]));
+    expect(outcome).toMatchObject({
+      status: 'rejected',
+      reason: expect.stringMatching(new RegExp(`archived contact ${gone.id}.*insert mode never updates`)),
+    });
+    expect(gone.archived).toBe(true);
+  });
+
+  for (const how of ['timeout', 'drop', 500] as const) {
+    it(`reconciles a create whose answer was lost (${how}): an update of the contact it made, never a second one`, async () => {
+      // The contact stays out of search for a minute, so the lookup after the lost answer misses it.
+      const f = await start({ searchIndexDelayMs: 60_000 });
+      const connection = await connect({ timeout_ms: 1000 });
+      f.failAfterCommit(1, how);
+      const outcomes = await connection.write(batch([record('40', { email: 'lost@example.com', name: 'Lost' })]));
+      const contact = [...f.contacts.values()][0]!;
+      expect(outcomes).toEqual([{ key: '40', status: 'ok', action: 'created', destinationId: contact.id }]);
+      // The create, the lookup by external_id, the create again (409: our own first attempt), an update.
+      expect(f.requests.map((r) => `${r.method} ${r.path}`).filter((r) => !r.startsWith('GET'))).toEqual([
+        'POST /contacts/search',
+        'POST /contacts',
+        'POST /contacts/search',
+        'POST /contacts',
+        `PUT /contacts/${contact.id}`,
+      ]);
+      expect(f.requests.filter((r) => r.path === '/contacts').at(-1)?.status).toBe(409);
+      expect(f.contacts.size).toBe(1);
+      expect(f.stored('contacts').get('40')).toMatchObject({ email: 'lost@example.com', name: 'Lost' });
+    });
+  }
+
+  it('reconciles a lost create answer by the search when the contact is already indexed', async () => {
+    const f = await start();
+    const connection = await connect({ timeout_ms: 1000 });
+    f.failAfterCommit(1, 'drop');
+    const outcomes = await connection.write(batch([record('41', { email: 'found@example.com', name: 'Found' })]));
+    const contact = [...f.contacts.values()][0]!;
+    expect(outcomes).toEqual([{ key: '41', status: 'ok', action: 'created', destinationId: contact.id }]);
+    expect(f.requests.filter((r) => r.method === 'POST' && r.path === '/contacts')).toHaveLength(1);
+    expect(f.requests.at(-1)).toMatchObject({ method: 'PUT', path: `/contacts/${contact.id}`, status: 200 });
+    expect(f.contacts.size).toBe(1);
+  });
+
+  it('does not send a lost lead create again when only its (non-unique) email could catch a duplicate', async () => {
+    const f = await start({ searchIndexDelayMs: 60_000 });
+    const connection = await connect({ role: 'lead', timeout_ms: 1000 });
+    f.failAfterCommit(1, 500);
+    const [outcome] = await connection.write(
+      batch([record('42', { name: 'Lead' }, 'upsert', 'lead@example.com')], 'email'),
+    );
+    expect(outcome).toMatchObject({
+      key: '42',
+      status: 'retry',
+      reason: expect.stringMatching(/UnconfirmedWrite|not sent again/),
+    });
+    expect(f.requests.filter((r) => r.method === 'POST' && r.path === '/contacts')).toHaveLength(1);
+    expect(f.contacts.size).toBe(1);
   });
 
   it('honours update and insert modes', async () => {
@@ -367,20 +491,111 @@ describe('intercom destination: rate limits', () => {
     expect(wait).toBeGreaterThanOrEqual(reset - Date.now() - 50);
   });
 
-  it('enforces the app limit per 10-second window, and answers retry for what a late 429 stopped', async () => {
+  it('enforces the app limit per 10-second window, and keeps what went through before a late 429', async () => {
     const f = await start({ callsPerMinute: 30 }); // 5 calls per window
     const connection = await connect({ request_concurrency: 1 });
     await awayFromWindowEdge();
     const outcomes = await connection.write(
       batch(Array.from({ length: 8 }, (_, i) => record(String(i + 1), { email: `r${i + 1}@example.com` }))),
     );
-    // One search and four creates fit the window; the rest is given back, not written twice.
-    expect(outcomes.filter((o) => o.status === 'ok')).toHaveLength(4);
-    expect(outcomes.slice(4).every((o) => o.status === 'retry' && (o.afterMs ?? 0) > 0)).toBe(true);
+    // Field discovery, one search and three creates fit the window: those three stand; the rest is
+    // given back throttled (no retry budget spent), with the wait of X-RateLimit-Reset.
+    expect(outcomes.slice(0, 3)).toEqual(
+      ['1', '2', '3'].map((key) => ({ key, status: 'ok', action: 'created', destinationId: expect.any(String) })),
+    );
+    for (const outcome of outcomes.slice(3)) {
+      expect(outcome).toMatchObject({ status: 'retry', throttled: 'rate-limit', afterMs: expect.any(Number) });
+      expect((outcome as { afterMs: number }).afterMs).toBeGreaterThan(0);
+    }
+    expect(f.contacts.size).toBe(3);
     const limited = f.requests.find((r) => r.status === 429)!;
     expect(limited.path).toBe('/contacts');
     const error = await caught(connection.write(batch([record('9', { email: 'x@example.com' })])));
     expect(error).toBeInstanceOf(RateLimitedError);
+  });
+});
+
+describe('intercom destination: pacing', () => {
+  it('takes a slot of the lane’s pace for every request: discovery, searches, creates, updates, unarchives', async () => {
+    const f = await start({ searchIndexDelayMs: 60_000 });
+    f.seed({ external_id: '2', email: 'two@example.com' });
+    f.seed({ external_id: '3', email: 'three@example.com', archived: true });
+    let taken = 0;
+    const pace: RequestPace = {
+      take: async () => {
+        taken++;
+      },
+      throttled: async () => {},
+    };
+    const connection = await connect({}, pace);
+    const outcomes = await connection.write(
+      batch([record('1', { name: 'New' }), record('2', { name: 'Found' }), record('3', { name: 'Back' })]),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['ok', 'ok', 'ok']);
+    const paths = new Set(f.requests.map((r) => r.path.replace(/[0-9a-f]{24}/, '{id}')));
+    expect(paths).toEqual(
+      new Set(['/data_attributes', '/contacts/search', '/contacts', '/contacts/{id}', '/contacts/{id}/unarchive']),
+    );
+    expect(f.requestTimes()).toHaveLength(f.requests.length);
+    expect(taken).toBe(f.requestTimes().length);
+  });
+
+  it('gives the rest back as paced when the lane’s pace runs out part way through a batch', async () => {
+    const f = await start();
+    let taken = 0;
+    const pace: RequestPace = {
+      take: async () => {
+        // Discovery, the search and two creates get their slots; then the lane is booked ahead.
+        if (++taken > 4) throw new RateLimitedError('lane crm is booked 3000 ms ahead', 3000, { paced: true });
+      },
+      throttled: async () => {},
+    };
+    const connection = await connect({ request_concurrency: 1 }, pace);
+    const outcomes = await connection.write(
+      batch(['1', '2', '3', '4'].map((key) => record(key, { email: `p${key}@example.com` }))),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['ok', 'ok', 'retry', 'retry']);
+    expect(outcomes[2]).toMatchObject({ throttled: 'pace', afterMs: 3000 });
+    expect(f.contacts.size).toBe(2);
+  });
+});
+
+describe('intercom fake: archived contacts', () => {
+  it('hides archived contacts from search and list, answers 409 on a create of their identifiers, and unarchives', async () => {
+    const f = await start();
+    const archived = f.seed({ external_id: '50', email: 'arch@example.com', archived: true });
+    const call = async (method: string, path: string, body?: unknown) => {
+      const response = await fetch(`${f.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const search = () =>
+      call('POST', '/contacts/search', { query: { field: 'external_id', operator: '=', value: '50' } });
+    expect((await search()).body.data).toEqual([]);
+    expect((await call('GET', '/contacts')).body.data).toEqual([]);
+    for (const body of [{ external_id: '50' }, { email: 'ARCH@example.com' }]) {
+      const created = await call('POST', '/contacts', { role: 'user', ...body });
+      expect(created.status).toBe(409);
+      expect(created.body.errors).toEqual([
+        {
+          code: 'conflict',
+          message: `An archived contact matching those details already exists with id=${archived.id}`,
+        },
+      ]);
+    }
+    expect((await call('PUT', `/contacts/${archived.id}`, { name: 'x' })).status).toBe(404);
+    expect(await call('POST', `/contacts/${archived.id}/unarchive`)).toEqual({
+      status: 200,
+      body: { id: archived.id, external_id: '50', type: 'contact', archived: false },
+    });
+    expect((await search()).body.data).toMatchObject([{ id: archived.id }]);
+    expect((await call('GET', '/contacts')).body.data).toMatchObject([{ id: archived.id }]);
+    expect((await call('POST', `/contacts/${archived.id}/archive`)).body).toMatchObject({ archived: true });
+    expect(f.contacts.size).toBe(1);
+    expect(f.requestTimes()).toHaveLength(f.requests.length);
   });
 });
 
@@ -399,6 +614,9 @@ describe('intercom destination: field discovery', () => {
     expect(byName.get('plan')).toMatchObject({ kind: 'custom', type: 'string', matchable: false });
     expect(byName.get('lifetime_value')?.type).toBe('number');
     expect(byName.get('seats')?.type).toBe('integer');
+    // Intercom's date attributes hold instants in Unix seconds.
+    expect(byName.get('trial_ends_at')?.type).toBe('timestamp');
+    expect(byName.get('custom_attributes.trial_ends_at')).toMatchObject({ kind: 'custom', type: 'timestamp' });
     // Not writable through the API, or another model's.
     expect(byName.has('created_at')).toBe(false);
     expect(byName.has('location_data.city_name')).toBe(false);

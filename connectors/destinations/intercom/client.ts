@@ -1,6 +1,6 @@
 import { ConnectorConfigError } from '#connectors/sdk/errors';
 import { createHttpClient, HttpError } from '#connectors/sdk/http';
-import type { JsonValue } from '#connectors/sdk/types';
+import type { JsonValue, RequestPace } from '#connectors/sdk/types';
 import { SEARCH_PER_PAGE } from './limits.ts';
 
 /**
@@ -55,6 +55,8 @@ export interface IntercomClientOptions {
   /** Sent as `Intercom-Version` on every call. */
   readonly apiVersion: string;
   readonly timeoutMs?: number;
+  /** The lane's pace: every request (searches, creates, updates, archives, discovery) takes a slot. */
+  readonly pace?: RequestPace;
   readonly fetch?: typeof fetch;
 }
 
@@ -72,6 +74,7 @@ export function createIntercomClient(options: IntercomClientOptions) {
     },
     secrets: [options.accessToken],
     timeoutMs: options.timeoutMs,
+    pace: options.pace,
     fetch: options.fetch,
   });
 
@@ -83,8 +86,13 @@ export function createIntercomClient(options: IntercomClientOptions) {
     throw error;
   };
 
-  const contactCall = async (method: 'POST' | 'PUT', path: string, json?: unknown): Promise<ContactAnswer> => {
-    const response = await http.request({ method, path, json, accept: PER_CONTACT });
+  const contactCall = async (
+    method: 'POST' | 'PUT',
+    path: string,
+    json: unknown,
+    idempotent: boolean,
+  ): Promise<ContactAnswer> => {
+    const response = await http.request({ method, path, json, accept: PER_CONTACT, idempotent });
     if (response.status >= 200 && response.status < 300) {
       return { ok: true, contact: response.body as IntercomContact };
     }
@@ -125,6 +133,8 @@ export function createIntercomClient(options: IntercomClientOptions) {
               query: { field, operator: 'IN', value: values },
               pagination: { per_page: SEARCH_PER_PAGE, ...(startingAfter ? { starting_after: startingAfter } : {}) },
             },
+            // A read: sending it twice does no harm, so the client may retry it.
+            idempotent: true,
           })
           .catch(refused);
         found.push(...(Array.isArray(response.body.data) ? response.body.data : []));
@@ -134,19 +144,36 @@ export function createIntercomClient(options: IntercomClientOptions) {
       return found;
     },
 
-    /** `POST /contacts`: creates one user or lead; 409 when one with that external_id or email exists. */
+    /**
+     * `POST /contacts`: creates one user or lead; 409 when one with that external_id or email
+     * exists, archived ones included. Not idempotent: a timeout, a dropped connection or a 5xx
+     * throws UnconfirmedWriteError (the contact may have been created), for the caller to reconcile.
+     */
     createContact(body: Record<string, JsonValue>): Promise<ContactAnswer> {
-      return contactCall('POST', '/contacts', body);
+      return contactCall('POST', '/contacts', body, false);
     },
 
     /** `PUT /contacts/{id}`: updates the attributes sent; `null` clears one. */
     updateContact(id: string, body: Record<string, JsonValue>): Promise<ContactAnswer> {
-      return contactCall('PUT', `/contacts/${encodeURIComponent(id)}`, body);
+      return contactCall('PUT', `/contacts/${encodeURIComponent(id)}`, body, true);
     },
 
-    /** `POST /contacts/{id}/archive`: Intercom's soft delete (the contact can be unarchived). */
+    /**
+     * `POST /contacts/{id}/archive`: Intercom's soft delete (the contact can be unarchived). Sent
+     * twice it leaves the contact archived all the same, so it may be retried.
+     * https://developers.intercom.com/docs/references/2.6/rest-api/contacts/archive-a-contact/
+     */
     archiveContact(id: string): Promise<ContactAnswer> {
-      return contactCall('POST', `/contacts/${encodeURIComponent(id)}/archive`);
+      return contactCall('POST', `/contacts/${encodeURIComponent(id)}/archive`, undefined, true);
+    },
+
+    /**
+     * `POST /contacts/{id}/unarchive`: brings an archived contact back (`archived: false`); 404
+     * `not_found` for an unknown id. Sent twice it leaves the contact unarchived: retried freely.
+     * https://developers.intercom.com/docs/references/2.1/rest-api/contacts/unarchive-a-contact
+     */
+    unarchiveContact(id: string): Promise<ContactAnswer> {
+      return contactCall('POST', `/contacts/${encodeURIComponent(id)}/unarchive`, undefined, true);
     },
   };
 }
@@ -174,11 +201,25 @@ export function problemsOf(body: unknown): IntercomProblem[] {
   });
 }
 
-/** "A contact matching those details already exists with id=5da6f18e3d7cf967e4582d05" → the id. */
-export function conflictingId(problems: readonly IntercomProblem[]): string | undefined {
+/** The contact a 409 of `POST /contacts` names, and whether it is an archived one. */
+export interface Conflict {
+  readonly id: string;
+  readonly archived: boolean;
+}
+
+/**
+ * The contact a create's 409 names. Intercom documents the live duplicate's message, "A contact
+ * matching those details already exists with id=5da6f18e3d7cf967e4582d05" (create-a-contact,
+ * https://developers.intercom.com/docs/references/2.4/rest-api/contacts/create-a-contact), and
+ * that an archived duplicate answers the same 409 "with a different message"
+ * (https://github.com/intercom/Intercom-OpenAPI/pull/543). Inferred from integrations that handle
+ * it: that message reads "An archived contact matching those details already exists with id=…",
+ * so `archived` is told by the word "archived" in a `conflict` message.
+ */
+export function conflictOf(problems: readonly IntercomProblem[]): Conflict | undefined {
   for (const problem of problems) {
     const id = /\bid=([A-Za-z0-9_-]+)/.exec(problem.message)?.[1];
-    if (id) return id;
+    if (id) return { id, archived: /\barchived\b/i.test(problem.message) };
   }
   return undefined;
 }

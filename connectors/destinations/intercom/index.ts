@@ -12,12 +12,14 @@ export function baseUrlOf(opts: Pick<IntercomOptions, 'base_url' | 'region'>): s
 
 /** Intercom's runtime: the contacts API calls behind intercomDestinationManifest (manifest.ts). */
 export const intercomDestination = defineDestination(intercomDestinationManifest, {
-  async connect(opts) {
+  async connect(opts, context) {
     const client = createIntercomClient({
       baseUrl: baseUrlOf(opts),
       accessToken: opts.access_token,
       apiVersion: opts.api_version,
       timeoutMs: opts.timeout_ms,
+      // Every request takes its slot from the lane's pace, field discovery and searches included.
+      pace: context.pace,
     });
     const contactsOnly = (object: string) => {
       if (object !== 'contacts') {

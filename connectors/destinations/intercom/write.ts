@@ -1,16 +1,23 @@
-import type { OutboundRecord, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
+import {
+  keepProgress,
+  type OutboundRecord,
+  type RecordOutcome,
+  unfinished,
+  type WriteBatch,
+} from '#connectors/sdk/destination';
 import {
   AuthError,
+  BackflowError,
   ConnectorConfigError,
   errorMessage,
-  RateLimitedError,
   TransientError,
+  UnconfirmedWriteError,
 } from '#connectors/sdk/errors';
 import { HttpError } from '#connectors/sdk/http';
-import type { FieldType, JsonValue } from '#connectors/sdk/types';
+import type { JsonValue } from '#connectors/sdk/types';
 import {
   type ContactAnswer,
-  conflictingId,
+  conflictOf,
   describeProblems,
   type IntercomClient,
   type IntercomContact,
@@ -26,15 +33,23 @@ export interface WriteSettings {
   readonly concurrency: number;
 }
 
+/** A record to write, with its match value as text. */
+interface Pending {
+  readonly record: OutboundRecord;
+  readonly match: string;
+}
+
 /**
- * Writes a batch of contacts. Intercom has no bulk contact upsert, so a batch costs one search
- * (per 15 records) to find the existing contacts by `external_id` or `email`, then one call per
- * record: `PUT /contacts/{id}` when found, else `POST /contacts`; a `409` on create (a contact the
- * search index did not show yet) falls back to updating the contact it names. Mirror mode archives.
+ * Writes a batch of contacts. Intercom has no bulk contact upsert, so each group of 15 records
+ * costs one search to find the existing contacts by `external_id` or `email`, then one call per
+ * record: `PUT /contacts/{id}` when found, else `POST /contacts`. A `409` on create names the
+ * contact that holds the match value: a live one the search index did not show yet is updated, an
+ * archived one (search never shows those) is unarchived, then updated. Mirror mode archives.
  *
- * A 401/403 ends the batch with AuthError. A 429 or an outage ends it with RateLimitedError or
- * TransientError when nothing was written yet; once some records went through, the rest are
- * answered `retry` instead, so that what was written is not written again.
+ * Every request takes its slot from the lane's pace (concurrent ones queue on it). A 401/403 ends
+ * the batch with AuthError. A 429, the lane's pace running out or an outage ends it with
+ * RateLimitedError or TransientError while nothing was written yet; once records went through,
+ * those stand and the rest come back `retry` (throttled ones without spending their retry budget).
  */
 export async function writeContacts(
   client: IntercomClient,
@@ -51,7 +66,7 @@ export async function writeContacts(
   }
   const matchField = batch.matchField as MatchField;
   const outcomes = new Map<string, RecordOutcome>();
-  const pending: { record: OutboundRecord; match: string }[] = [];
+  const pending: Pending[] = [];
   for (const record of batch.records) {
     const match = matchText(record.match);
     if (match === undefined) {
@@ -66,52 +81,56 @@ export async function writeContacts(
     }
   }
 
-  const existing = await findContacts(client, matchField, [...new Set(pending.map((p) => p.match))]);
-
-  // Set by the concurrent calls: the error that ends the batch, and how many records went through.
-  const run: { stop?: Error; written: number } = { written: 0 };
-  await eachLimit(pending, settings.concurrency, async ({ record, match }) => {
-    if (run.stop) return;
-    try {
-      const outcome = await writeOne(client, record, match, matchField, existing.get(normalize(matchField, match)), {
-        role: settings.role,
-        fieldTypes: batch.fieldTypes,
-      });
-      outcomes.set(record.key, outcome);
-      if (outcome.status === 'ok') run.written++;
-    } catch (error) {
-      if (error instanceof HttpError) {
-        // A status Intercom does not document for one contact (405, 413…): this record cannot pass.
-        const reason = client.redact(error.message);
-        outcomes.set(record.key, { key: record.key, status: 'rejected', reason });
-      } else if (error instanceof AuthError) {
-        run.stop = error;
-      } else if (error instanceof RateLimitedError || error instanceof TransientError) {
-        run.stop ??= error;
-      } else {
-        run.stop ??= new TransientError(client.redact(`Intercom write failed: ${errorMessage(error)}`), {
-          cause: error,
-        });
-      }
-    }
-  });
-
-  const { stop } = run;
-  if (stop instanceof AuthError || (stop && run.written === 0)) throw stop;
+  // One search per group of 15 records, then their calls: a group stopped by a rate limit keeps
+  // what the earlier groups (and its own first calls) wrote.
+  const groups: Pending[][] = [];
+  for (let i = 0; i < pending.length; i += SEARCH_CHUNK) groups.push(pending.slice(i, i + SEARCH_CHUNK));
+  const written = await keepProgress(
+    groups,
+    (group) => group.map((p) => p.record.key),
+    (group) => writeGroup(client, group, matchField, settings),
+  );
+  for (const outcome of written) outcomes.set(outcome.key, outcome);
   return batch.records.map(
-    (record) =>
-      outcomes.get(record.key) ?? {
-        key: record.key,
-        status: 'retry',
-        reason: client.redact(stop?.message ?? 'not written'),
-        ...(stop instanceof RateLimitedError && stop.retryAfterMs !== undefined && { afterMs: stop.retryAfterMs }),
-      },
+    (record) => outcomes.get(record.key) ?? { key: record.key, status: 'retry', reason: 'not written (no outcome)' },
   );
 }
 
-interface BodyContext {
-  readonly role: 'user' | 'lead';
-  readonly fieldTypes: Readonly<Record<string, FieldType>>;
+/**
+ * One search, then one call per record, `concurrency` at a time. Throws when it wrote nothing (the
+ * caller's keepProgress decides what that means for the batch); otherwise the records a failure
+ * stopped come back `retry` through `unfinished`.
+ */
+async function writeGroup(
+  client: IntercomClient,
+  group: readonly Pending[],
+  matchField: MatchField,
+  settings: WriteSettings,
+): Promise<RecordOutcome[]> {
+  const existing = await findContacts(client, matchField, [...new Set(group.map((p) => p.match))]);
+  const done = new Map<string, RecordOutcome>();
+  let stop: Error | undefined;
+  await eachLimit(group, settings.concurrency, async ({ record, match }) => {
+    if (stop) return;
+    try {
+      const candidates = existing.get(normalize(matchField, match));
+      done.set(record.key, await writeOne(client, record, match, matchField, candidates, settings.role));
+    } catch (error) {
+      if (error instanceof HttpError) {
+        // A status Intercom does not document for one contact (405, 413…): this record cannot pass.
+        done.set(record.key, { key: record.key, status: 'rejected', reason: client.redact(error.message) });
+      } else if (error instanceof AuthError) {
+        stop = error;
+      } else if (!stop) {
+        stop =
+          error instanceof BackflowError
+            ? error
+            : new TransientError(client.redact(`Intercom write failed: ${errorMessage(error)}`), { cause: error });
+      }
+    }
+  });
+  if (stop instanceof AuthError || (stop && done.size === 0)) throw stop;
+  return group.map((p) => done.get(p.record.key) ?? unfinished([p.record.key], stop)[0]!);
 }
 
 async function writeOne(
@@ -120,19 +139,11 @@ async function writeOne(
   match: string,
   matchField: MatchField,
   candidates: readonly IntercomContact[] | undefined,
-  context: BodyContext,
+  role: 'user' | 'lead',
 ): Promise<RecordOutcome> {
   const { key } = record;
-  const found = pick(candidates ?? [], context.role);
-  if (found === 'ambiguous') {
-    const ids = (candidates ?? []).map((c) => c.id).join(', ');
-    return {
-      key,
-      status: 'rejected',
-      reason: `several Intercom contacts have ${matchField} ${match} (${ids}): merge them, or match on external_id`,
-      field: matchField,
-    };
-  }
+  const found = pick(candidates ?? [], role);
+  if (found === 'ambiguous') return ambiguous(key, matchField, match, candidates ?? []);
 
   if (record.op === 'delete') {
     if (!found) return { key, status: 'ok', action: 'deleted' };
@@ -141,7 +152,6 @@ async function writeOne(
     return refusal(key, answer);
   }
 
-  const update = contactBody(record.fields, context, undefined);
   if (found) {
     if (record.op === 'insert') {
       return {
@@ -150,26 +160,128 @@ async function writeOne(
         reason: `already exists in Intercom (contact ${found.id}); insert mode never updates`,
       };
     }
-    return updated(client, key, found.id, update);
+    return updated(client, key, found.id, contactBody(record.fields));
   }
   if (record.op === 'update') {
     return { key, status: 'rejected', reason: 'no matching contact in Intercom (update mode never creates)' };
   }
+  return create(client, record, match, matchField, role);
+}
 
-  const created = await client.createContact(contactBody(record.fields, context, { field: matchField, value: match }));
-  if (created.ok) return { key, status: 'ok', action: 'created', destinationId: created.contact.id };
-  if (created.status !== 409) return refusal(key, created);
-  // The contact exists but the search did not show it (Intercom indexes new contacts with a delay).
-  const id = conflictingId(created.problems);
+/**
+ * `POST /contacts` for a record the search did not find. When the create's fate is unknown (a
+ * timeout, a dropped connection, a 5xx: UnconfirmedWriteError), the contact is looked up by its
+ * match value before anything else is sent; not found, the create is sent once more only when
+ * Intercom's uniqueness makes a second copy impossible — a 409 then names our own first attempt,
+ * which is updated (upsert) or taken as created (insert).
+ */
+async function create(
+  client: IntercomClient,
+  record: OutboundRecord,
+  match: string,
+  matchField: MatchField,
+  role: 'user' | 'lead',
+): Promise<RecordOutcome> {
+  const body = contactBody(record.fields, { field: matchField, value: match, role });
+  try {
+    return await afterCreate(client, record, await client.createContact(body), false);
+  } catch (error) {
+    if (!(error instanceof UnconfirmedWriteError)) throw error;
+    return reconcile(client, record, match, matchField, role, body, error);
+  }
+}
+
+async function reconcile(
+  client: IntercomClient,
+  record: OutboundRecord,
+  match: string,
+  matchField: MatchField,
+  role: 'user' | 'lead',
+  body: Record<string, JsonValue>,
+  unconfirmed: UnconfirmedWriteError,
+): Promise<RecordOutcome> {
+  const { key } = record;
+  const candidates = (await client.searchContacts(matchField, [match])).filter(
+    (c) =>
+      typeof c[matchField] === 'string' &&
+      normalize(matchField, c[matchField] as string) === normalize(matchField, match),
+  );
+  const found = pick(candidates, role);
+  if (found === 'ambiguous') return ambiguous(key, matchField, match, candidates);
+  if (found) return ours(client, record, found.id);
+  // Not found: the create failed, or Intercom has not indexed it yet (new contacts reach search
+  // after a delay). A second create cannot duplicate a contact whose external_id (or a user's
+  // email) Intercom keeps unique: it answers 409 naming the first one.
+  const createdRole = typeof body.role === 'string' ? body.role : role;
+  if (matchField === 'email' && createdRole !== 'user') {
+    return {
+      key,
+      status: 'retry',
+      reason: client.redact(
+        `${unconfirmed.message}; a lead's email is not unique in Intercom, so the create is not sent again before a later search`,
+      ),
+      afterMs: 60_000,
+    };
+  }
+  try {
+    return await afterCreate(client, record, await client.createContact(body), true);
+  } catch (error) {
+    if (!(error instanceof UnconfirmedWriteError)) throw error;
+    return { key, status: 'retry', reason: client.redact(error.message) };
+  }
+}
+
+/**
+ * What a create's answer means. A 409 names the contact holding the match value: an archived one
+ * is unarchived first (`POST /contacts/{id}/unarchive`); then upsert updates it. After an
+ * unconfirmed first attempt (`again`), a live one is our own create.
+ */
+async function afterCreate(
+  client: IntercomClient,
+  record: OutboundRecord,
+  answer: ContactAnswer,
+  again: boolean,
+): Promise<RecordOutcome> {
+  const { key } = record;
+  if (answer.ok) return { key, status: 'ok', action: 'created', destinationId: answer.contact.id };
+  if (answer.status !== 409) return refusal(key, answer);
+  const conflict = conflictOf(answer.problems);
+  if (!conflict) return { key, status: 'retry', reason: `Intercom answered 409: ${describeProblems(answer.problems)}` };
+  if (again && !conflict.archived) return ours(client, record, conflict.id);
   if (record.op === 'insert') {
     return {
       key,
       status: 'rejected',
-      reason: `already exists in Intercom${id ? ` (contact ${id})` : ''}; insert mode never updates`,
+      reason: `already exists in Intercom (${conflict.archived ? 'archived ' : ''}contact ${conflict.id}); insert mode never updates`,
     };
   }
-  if (!id) return { key, status: 'retry', reason: `Intercom answered 409: ${describeProblems(created.problems)}` };
-  return updated(client, key, id, update);
+  if (conflict.archived) {
+    // The row came back to the model after mirror mode archived its contact.
+    const unarchived = await client.unarchiveContact(conflict.id);
+    if (!unarchived.ok) {
+      if (unarchived.status === 404) {
+        return {
+          key,
+          status: 'retry',
+          reason: `Intercom contact ${conflict.id} is archived and could not be unarchived (404): deleted since?`,
+          afterMs: 1000,
+        };
+      }
+      return refusal(key, unarchived);
+    }
+  }
+  return updated(client, key, conflict.id, contactBody(record.fields));
+}
+
+/**
+ * The contact our unconfirmed create made (found by search, or named by the 409 of the second
+ * attempt): an upsert sends its fields again (harmless if they are there, needed if the contact was
+ * someone else's), an insert takes it as created.
+ */
+async function ours(client: IntercomClient, record: OutboundRecord, id: string): Promise<RecordOutcome> {
+  if (record.op === 'insert') return { key: record.key, status: 'ok', action: 'created', destinationId: id };
+  const outcome = await updated(client, record.key, id, contactBody(record.fields));
+  return outcome.status === 'ok' ? { ...outcome, action: 'created' } : outcome;
 }
 
 async function updated(
@@ -193,20 +305,33 @@ function refusal(key: string, answer: ContactAnswer & { ok: false }): RecordOutc
   return { key, status: 'rejected', reason: `Intercom refused the contact (${answer.status}): ${detail}` };
 }
 
+function ambiguous(
+  key: string,
+  matchField: MatchField,
+  match: string,
+  candidates: readonly IntercomContact[],
+): RecordOutcome {
+  const ids = candidates.map((c) => c.id).join(', ');
+  return {
+    key,
+    status: 'rejected',
+    reason: `several Intercom contacts have ${matchField} ${match} (${ids}): merge them, or match on external_id`,
+    field: matchField,
+  };
+}
+
 /**
  * A contact's JSON for create or update: standard attributes at the top level, every other field
  * under `custom_attributes`. On update a null clears the attribute; on create nulls are left out.
- * Dates (`YYYY-MM-DD`) become Unix timestamps at midnight UTC, as Intercom stores dates.
+ * Values arrive formatted by the SDK from the attributes' discovered types (dates as Unix seconds).
  */
 export function contactBody(
   fields: Readonly<Record<string, JsonValue>>,
-  context: BodyContext,
-  create: { readonly field: MatchField; readonly value: string } | undefined,
+  create?: { readonly field: MatchField; readonly value: string; readonly role: 'user' | 'lead' },
 ): Record<string, JsonValue> {
   const body: Record<string, JsonValue> = {};
   const custom: Record<string, JsonValue> = {};
-  for (const [name, raw] of Object.entries(fields)) {
-    const value = context.fieldTypes[name] === 'date' ? midnightSeconds(raw) : raw;
+  for (const [name, value] of Object.entries(fields)) {
     if (create && value === null) continue;
     if (name.startsWith(CUSTOM_PREFIX)) custom[name.slice(CUSTOM_PREFIX.length)] = value;
     else if (STANDARD_FIELDS.has(name)) body[name] = value;
@@ -214,16 +339,10 @@ export function contactBody(
   }
   if (Object.keys(custom).length > 0) body.custom_attributes = custom;
   if (create) {
-    body.role ??= context.role;
+    body.role ??= create.role;
     body[create.field] = create.value;
   }
   return body;
-}
-
-function midnightSeconds(value: JsonValue): JsonValue {
-  if (typeof value !== 'string' || !/^\d{4}-\d\d-\d\d$/.test(value)) return value;
-  const ms = Date.parse(`${value}T00:00:00Z`);
-  return Number.isNaN(ms) ? value : ms / 1000;
 }
 
 /** The existing contacts of the batch, by normalized match value. */

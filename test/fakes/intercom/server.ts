@@ -17,7 +17,15 @@ import type { VendorFake } from '../../conformance/suite.ts';
  *   `X-RateLimit-Reset` (epoch seconds); over it, 429 with `rate_limit_exceeded`.
  * - Contacts one at a time: `POST /contacts` answers 409 `conflict` "A contact matching those details
  *   already exists with id=…" for a taken external_id (or a user's email), `PUT /contacts/{id}`
- *   404 for an unknown contact, `POST /contacts/{id}/archive` archives it.
+ *   404 for an unknown contact, `POST /contacts/{id}/archive` archives it and
+ *   `POST /contacts/{id}/unarchive` brings it back.
+ * - Archived contacts are kept, as Intercom keeps them: hidden from search and from the list, yet
+ *   still holding their external_id and email, so a create of either answers 409 naming the archived
+ *   contact ("An archived contact matching those details already exists with id=…").
+ * - Every request is logged with its arrival time (`requestTimes`), 401s and 429s included: Intercom
+ *   counts every REST call against the app's limit.
+ * - A fault knob (`failAfterCommit`) stores a create and then fails to answer it (the client times
+ *   out, the connection drops, or a 500), as a vendor that committed before the answer was lost.
  * - Values are validated like the vendor: an invalid email, an unknown or mistyped custom attribute,
  *   an unknown contact parameter → 400 `parameter_invalid`, nothing stored.
  * - `POST /contacts/search`: single or AND/OR filters, at most 15 filters per group and 2 levels of
@@ -90,6 +98,11 @@ export interface IntercomFake extends VendorFake {
   seed(contact: Partial<Omit<FakeContact, 'id'>> & { indexedAt?: number }): FakeContact;
   /** Archives and removes custom attributes (e.g. to watch the connector refuse a deleted attribute). */
   removeAttribute(name: string): void;
+  /**
+   * The next `n` creates (`POST /contacts`) are stored, then their answer is lost: `timeout` never
+   * answers (the client gives up), `drop` closes the connection, `500` answers a server error.
+   */
+  failAfterCommit(n: number, how?: 'timeout' | 'drop' | 500): void;
 }
 
 /** Versions the reference lists for `Intercom-Version`. */
@@ -180,6 +193,8 @@ export async function startIntercomFake(options: IntercomFakeOptions): Promise<I
   const custom = new Map<string, AttributeType>(Object.entries(options.customAttributes ?? {}));
   const requests: FakeRequest[] = [];
   const writeTimes: number[] = [];
+  const requestTimes: number[] = [];
+  const lostAnswers: ('timeout' | 'drop' | 500)[] = [];
   const perWindow = Math.ceil((options.callsPerMinute ?? 10_000) / 6);
   const pageCap = Math.min(MAX_PER_PAGE, options.searchPageSize ?? MAX_PER_PAGE);
   let window = -1;
@@ -215,18 +230,30 @@ export async function startIntercomFake(options: IntercomFakeOptions): Promise<I
     return contact;
   };
 
-  /** The live contact holding an external_id or (for users) an email, other than `except`. */
+  /**
+   * The contact holding an external_id or (for users) an email, other than `except` — archived ones
+   * included: an archived contact keeps its identifiers (Intercom's bulk-contacts reference rejects
+   * "a contact [that] already exists with the given `external_id` or `email` (including an archived
+   * contact)", descriptions/0 of https://github.com/intercom/Intercom-OpenAPI).
+   */
   const holder = (field: 'external_id' | 'email', value: string, except?: string): FakeContact | undefined => {
     for (const c of contacts.values()) {
-      if (c.archived || c.id === except) continue;
+      if (c.id === except) continue;
       if (field === 'external_id' && c.external_id === value) return c;
       if (field === 'email' && c.role === 'user' && c.email?.toLowerCase() === value.toLowerCase()) return c;
     }
     return undefined;
   };
 
+  // The live duplicate's 409 is the create-a-contact reference's example
+  // (https://developers.intercom.com/docs/references/2.4/rest-api/contacts/create-a-contact). The
+  // archived duplicate answers "the same status with a different message"
+  // (https://github.com/intercom/Intercom-OpenAPI/pull/543). Inferred: the wording below, as
+  // integrations that unarchive on it quote it.
   const conflict = (c: FakeContact) =>
-    new Refusal(409, 'conflict', `A contact matching those details already exists with id=${c.id}`);
+    c.archived
+      ? new Refusal(409, 'conflict', `An archived contact matching those details already exists with id=${c.id}`)
+      : new Refusal(409, 'conflict', `A contact matching those details already exists with id=${c.id}`);
 
   /** Checks a create/update body like the vendor; returns the attributes to set. */
   const validate = (body: unknown, existing: FakeContact | undefined): Record<string, unknown> => {
@@ -424,6 +451,37 @@ export async function startIntercomFake(options: IntercomFakeOptions): Promise<I
       return { status: 200, json: { type: 'list', data } };
     }
     if (method === 'POST' && path === '/contacts/search') return { status: 200, json: search(body) };
+    if (method === 'GET' && path === '/contacts') {
+      // List all contacts: `per_page` (default 50 per the reference's pagination note) and the
+      // `starting_after` cursor. Inferred: archived contacts are left out, as from search.
+      const perPage = Number(query.get('per_page') ?? 50);
+      if (!Number.isInteger(perPage) || perPage < 1 || perPage > MAX_PER_PAGE) {
+        throw new Refusal(400, 'parameter_invalid', `per_page must be between 1 and ${MAX_PER_PAGE}`);
+      }
+      const offset = query.has('starting_after')
+        ? Number(Buffer.from(query.get('starting_after') ?? '', 'base64url').toString())
+        : 0;
+      const all = [...contacts.values()].filter((c) => !c.archived);
+      const data = all.slice(offset, offset + perPage);
+      const end = offset + data.length;
+      return {
+        status: 200,
+        json: {
+          type: 'list',
+          data: data.map(view),
+          total_count: all.length,
+          pages: {
+            type: 'pages',
+            page: Math.floor(offset / perPage) + 1,
+            per_page: perPage,
+            total_pages: Math.ceil(all.length / perPage),
+            ...(end < all.length && {
+              next: { per_page: perPage, starting_after: Buffer.from(String(end)).toString('base64url') },
+            }),
+          },
+        },
+      };
+    }
     if (method === 'POST' && path === '/contacts') {
       const input = validate(body, undefined);
       const contact = create({});
@@ -434,6 +492,9 @@ export async function startIntercomFake(options: IntercomFakeOptions): Promise<I
     if (one) {
       const contact = contacts.get(decodeURIComponent(one[1] ?? ''));
       const action = one[2];
+      // 404 `not_found` "Contact Not Found" is the archive/unarchive references' documented error
+      // (https://developers.intercom.com/docs/references/2.1/rest-api/contacts/unarchive-a-contact).
+      // Inferred: an archived contact cannot be read, updated or archived again until unarchived.
       if (!contact || (contact.archived && action !== '/unarchive')) {
         throw new Refusal(404, 'not_found', 'Contact Not Found');
       }
@@ -488,6 +549,7 @@ export async function startIntercomFake(options: IntercomFakeOptions): Promise<I
     }
     const record: FakeRequest = { method, path, query: url.searchParams, headers: req.headers, body, at, status: 0 };
     requests.push(record);
+    requestTimes.push(at);
     const write = isWrite(method, path);
     if (write) writeTimes.push(at);
     const answer = (status: number, json: unknown, headers: Record<string, string> = {}) => {
@@ -528,6 +590,14 @@ export async function startIntercomFake(options: IntercomFakeOptions): Promise<I
     if (malformed) return answer(400, errorList('parameter_invalid', 'The request body is not valid JSON'), rate);
     try {
       const { status, json } = route(method, path, url.searchParams, body);
+      const lost = method === 'POST' && path === '/contacts' && status === 200 ? lostAnswers.shift() : undefined;
+      if (lost !== undefined) {
+        // The contact is stored; its answer never reaches the client. (The 500's message is the fake's own.)
+        if (lost === 500) return answer(500, errorList('server_error', 'An unexpected error occurred'), rate);
+        inFlight--;
+        if (lost === 'drop') req.socket.destroy();
+        return; // `timeout`: no answer until the client gives up (stop() closes what is left).
+      }
       return answer(status, json, rate);
     } catch (error) {
       if (error instanceof Refusal) return answer(error.status, errorList(error.code, error.message), rate);
@@ -553,6 +623,9 @@ export async function startIntercomFake(options: IntercomFakeOptions): Promise<I
     seed: (contact) => create({ indexedAt: 0, ...contact }),
     removeAttribute: (name) => {
       custom.delete(name);
+    },
+    failAfterCommit(n, how = 'timeout') {
+      for (let i = 0; i < n; i++) lostAnswers.push(how);
     },
     stored(object) {
       const out = new Map<string, Record<string, JsonValue>>();
@@ -580,6 +653,7 @@ export async function startIntercomFake(options: IntercomFakeOptions): Promise<I
       return out;
     },
     writeTimes: () => [...writeTimes],
+    requestTimes: () => [...requestTimes],
     throttleNext(n) {
       throttle += n;
     },
