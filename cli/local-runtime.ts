@@ -181,9 +181,7 @@ export class LocalRuntime {
         undefined,
         pace,
         'write',
-      ).then((c) =>
-        this.options.wrapDestination ? this.options.wrapDestination(lane, c) : c,
-      );
+      ).then((c) => (this.options.wrapDestination ? this.options.wrapDestination(lane, c) : c));
       connection.catch(() => this.connections.delete(lane));
       this.connections.set(lane, connection);
     }

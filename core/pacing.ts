@@ -129,8 +129,9 @@ export function lanePace(pacer: Pacer, options: LanePaceOptions): RequestPace {
       const reservation = await pacer.reserve(options.lane, limit, group.length, maxWaitMs, lead);
       const took = now() - asked;
       roundTrip = roundTrip === 0 ? took : roundTrip * 0.7 + took * 0.3;
-      if (reservation.granted) group.forEach((w, i) => w.resolve(reservation.slots[i]!));
-      else {
+      if (reservation.granted) {
+        for (const [i, w] of group.entries()) w.resolve(reservation.slots[i]!);
+      } else {
         const error = pacedError(options.lane, limit, reservation.waitMs);
         for (const w of group) w.reject(error);
       }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthError, ConnectorConfigError, RateLimitedError, UnconfirmedWriteError } from '#connectors/sdk/errors';
 import { createHttpClient } from '#connectors/sdk/http';
-import { MemoryPacer, lanePace } from '#core/pacing';
+import { lanePace, MemoryPacer } from '#core/pacing';
 
 /**
  * A real HTTP server on 127.0.0.1 that commits each request it receives and then answers as the
@@ -28,7 +28,8 @@ describe('the connectors’ HTTP client', () => {
         if (answer === 'late') setTimeout(() => res.end('{}'), 400);
         else if (answer === 'bad-gateway') res.writeHead(502).end('bad gateway');
         else if (answer === 'throttle-403') res.writeHead(403).end('');
-        else if (answer === 'forbidden') res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":"Forbidden"}');
+        else if (answer === 'forbidden')
+          res.writeHead(403, { 'content-type': 'application/json' }).end('{"error":"Forbidden"}');
         else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
       });
     });
@@ -84,11 +85,17 @@ describe('the connectors’ HTTP client', () => {
       .catch((e: unknown) => e);
     expect(throttled).toBeInstanceOf(RateLimitedError);
     answer = 'forbidden';
-    expect(await client({ refusal }).request({ path: '/ping' }).catch((e: unknown) => e)).toBeInstanceOf(AuthError);
+    expect(
+      await client({ refusal })
+        .request({ path: '/ping' })
+        .catch((e: unknown) => e),
+    ).toBeInstanceOf(AuthError);
     const config = () => new ConnectorConfigError('bulk imports are off');
-    expect(await client({ refusal: config }).request({ path: '/ping' }).catch((e: unknown) => e)).toBeInstanceOf(
-      ConnectorConfigError,
-    );
+    expect(
+      await client({ refusal: config })
+        .request({ path: '/ping' })
+        .catch((e: unknown) => e),
+    ).toBeInstanceOf(ConnectorConfigError);
   });
 
   it('takes a slot of the lane’s pace before every request', async () => {

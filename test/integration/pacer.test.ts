@@ -39,14 +39,19 @@ describe('the DynamoDB lane schedule shared by concurrent exporters', () => {
     await pacers[0]!.reserve('slow', 10, 1, 2000);
     await Promise.all(pacers.map((p) => p.slowDown('slow', 10)));
     const item = await aws.dynamodb.send(
-      new GetItemCommand({ TableName: aws.table, Key: { pk: { S: 'lane#slow' }, sk: { S: 'pace' } }, ConsistentRead: true }),
+      new GetItemCommand({
+        TableName: aws.table,
+        Key: { pk: { S: 'lane#slow' }, sk: { S: 'pace' } },
+        ConsistentRead: true,
+      }),
     );
     expect(Number(item.Item?.rate?.N)).toBe(5);
     expect(Number(item.Item?.slowed?.N)).toBeGreaterThan(Date.now() - 5000);
     // Half the rate: slots 200 ms apart instead of 100 ms.
     const reservation = await new DynamoPacer(aws.dynamodb, aws.table).reserve('slow', 10, 2, 5000);
     expect(reservation.granted).toBe(true);
-    if (reservation.granted) expect(Math.round(reservation.slots[1]! - reservation.slots[0]!)).toBeGreaterThanOrEqual(190);
+    if (reservation.granted)
+      expect(Math.round(reservation.slots[1]! - reservation.slots[0]!)).toBeGreaterThanOrEqual(190);
   });
 
   it('refuses a reservation beyond the horizon, with the wait', async () => {

@@ -119,7 +119,10 @@ describe('exporting one lane message', () => {
   });
 
   it('keeps partial progress on a rate limit part way: what was written stands, the rest goes back unspent', async () => {
-    const throttle = new RateLimitedError('HubSpot POST /crm/v3/objects/contacts/batch/create was rate limited (429)', 3000);
+    const throttle = new RateLimitedError(
+      'HubSpot POST /crm/v3/objects/contacts/batch/create was rate limited (429)',
+      3000,
+    );
     const { state, deps, queue } = await setup();
     deps.destination.write = async (batch) =>
       keepProgress(
