@@ -26,6 +26,12 @@ export interface AwsCounts {
 export interface DeliveryRun {
   readonly label: string;
   readonly concurrency: number;
+  /**
+   * `embedded`: the local runtime as it runs by default (state, lanes and pacing in process).
+   * `emulators`: on dynalite and fauxqs behind the AWS SDK ("AWS-like": the AWS adapters, with the
+   * calls AWS would bill counted).
+   */
+  readonly backend: 'embedded' | 'emulators';
   /** Ablation: record states in memory instead of dynalite (the pacer and run items stay on dynalite). */
   readonly stateInMemory: boolean;
   readonly status: string;
@@ -90,11 +96,18 @@ export async function deliveryScenario(options: {
   const measuredAt = new Date().toISOString();
   const runs: DeliveryRun[] = [];
   for (const [i, concurrency] of options.concurrency.entries()) {
-    runs.push(await deliveryRun({ ...options, concurrency, stateInMemory: false, rerun: i === 0 }));
+    runs.push(
+      await deliveryRun({ ...options, concurrency, backend: 'embedded', stateInMemory: false, rerun: i === 0 }),
+    );
+  }
+  for (const [i, concurrency] of options.concurrency.entries()) {
+    runs.push(
+      await deliveryRun({ ...options, concurrency, backend: 'emulators', stateInMemory: false, rerun: i === 0 }),
+    );
   }
   if (options.ablation) {
     const concurrency = Math.max(...options.concurrency);
-    runs.push(await deliveryRun({ ...options, concurrency, stateInMemory: true, rerun: false }));
+    runs.push(await deliveryRun({ ...options, concurrency, backend: 'emulators', stateInMemory: true, rerun: false }));
   }
   return { measuredAt, records: options.records, rate: options.rate, batch: options.batch, runs };
 }
@@ -121,13 +134,14 @@ async function deliveryRun(options: {
   rate: number;
   batch: number;
   concurrency: number;
+  backend: 'embedded' | 'emulators';
   stateInMemory: boolean;
   rerun: boolean;
   pageSize: number | undefined;
   profile: boolean;
   log: (line: string) => void;
 }): Promise<DeliveryRun> {
-  const label = `${options.concurrency} exporter${options.concurrency > 1 ? 's' : ''}${options.stateInMemory ? ', record state in memory (ablation)' : ''}`;
+  const label = `${options.backend === 'embedded' ? 'embedded' : 'AWS-like'}, ${options.concurrency} exporter${options.concurrency > 1 ? 's' : ''}${options.stateInMemory ? ', record state in memory (ablation)' : ''}`;
   options.log(`delivery: ${options.records.toLocaleString('en-US')} records, ${label}`);
   const receiver = await startWebhookReceiver({
     signingSecret: SIGNING_SECRET,
@@ -160,6 +174,7 @@ async function deliveryRun(options: {
     runtime = await LocalRuntime.start({
       config: project.config,
       stateDir: false,
+      backend: options.backend,
       secrets,
       exportConcurrency: options.concurrency,
       wrapState: (state) =>
@@ -181,8 +196,10 @@ async function deliveryRun(options: {
         profiler?.start();
       },
     });
-    meter.attach(runtime.aws.dynamodb, 'dynamodb');
-    meter.attach(runtime.aws.sqs, 'sqs');
+    if (runtime.aws) {
+      meter.attach(runtime.aws.dynamodb, 'dynamodb');
+      meter.attach(runtime.aws.sqs, 'sqs');
+    }
     const pacer = runtime.environment.pacer;
     const reserve = pacer.reserve.bind(pacer);
     pacer.reserve = async (lane, limit, count, horizonMs) => {
@@ -259,6 +276,7 @@ async function deliveryRun(options: {
     return {
       label,
       concurrency: options.concurrency,
+      backend: options.backend,
       stateInMemory: options.stateInMemory,
       status: summary.status,
       records: counters.queued,
