@@ -140,7 +140,8 @@ export class LocalRuntime {
     const temporaryDir =
       options.stateDir === false ? mkdtempSync(path.join(os.tmpdir(), 'backflow-runtime-')) : undefined;
     const stateDir =
-      temporaryDir ?? (typeof options.stateDir === 'string' ? options.stateDir : path.join(config.projectDir, '.backflow'));
+      temporaryDir ??
+      (typeof options.stateDir === 'string' ? options.stateDir : path.join(config.projectDir, '.backflow'));
     const visibility = options.visibilityTimeoutSeconds ?? 30;
     const lanes: LaneSpec[] = Object.entries(config.destinations).map(([name, destination]) => ({
       name,
@@ -203,9 +204,14 @@ export class LocalRuntime {
     let connection = this.connections.get(lane);
     if (!connection) {
       const pace = paceOfLane(catalogue, this.options.config, lane, this.environment.pacer);
-      connection = connectDestination(catalogue, this.options.config, lane, this.environment.secrets, undefined, pace).then((c) =>
-        this.options.wrapDestination ? this.options.wrapDestination(lane, c) : c,
-      );
+      connection = connectDestination(
+        catalogue,
+        this.options.config,
+        lane,
+        this.environment.secrets,
+        undefined,
+        pace,
+      ).then((c) => (this.options.wrapDestination ? this.options.wrapDestination(lane, c) : c));
       connection.catch(() => this.connections.delete(lane));
       this.connections.set(lane, connection);
     }

@@ -19,7 +19,13 @@ export class EmbeddedPacer implements Pacer {
 
   reserve(lane: string, limit: number, count: number, horizonMs: number): Promise<Reservation> {
     return this.db.transaction(() => {
-      const step = reserveSlots(this.db.get(this.key(lane)) as Schedule | undefined, limit, count, this.now(), horizonMs);
+      const step = reserveSlots(
+        this.db.get(this.key(lane)) as Schedule | undefined,
+        limit,
+        count,
+        this.now(),
+        horizonMs,
+      );
       if (!step.granted) return step;
       this.db.put(this.key(lane), step.next);
       return { granted: true, slots: step.slots };
