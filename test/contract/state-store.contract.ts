@@ -71,13 +71,13 @@ export function stateStoreContract(name: string, open: () => Promise<{ state: St
       'keeps cursors, model schemas and plan progress per sync, and clears progress',
       withStore(async (state) => {
         expect(await state.getCursor('docs')).toBeUndefined();
-        await state.putCursor('docs', { updated_at: '2030-01-01T00:00:00Z', id: 12345678901234567890n.toString() });
-        await state.putCursor('docs', { updated_at: '2030-01-02T00:00:00Z', id: 7 });
-        expect(await state.getCursor('docs')).toEqual({ updated_at: '2030-01-02T00:00:00Z', id: 7 });
+        await state.putCursor('docs', { cursor: '2030-01-01T00:00:00Z', pk: '12345678901234567890' });
+        await state.putCursor('docs', { cursor: '2030-01-02T00:00:00Z', pk: 7 });
+        expect(await state.getCursor('docs')).toEqual({ cursor: '2030-01-02T00:00:00Z', pk: 7 });
         expect(await state.getCursor('docs-other')).toBeUndefined();
         await state.putModelSchema('docs', { id: 'integer', email: 'text' });
         expect(await state.getModelSchema('docs')).toEqual({ id: 'integer', email: 'text' });
-        const progress = { runId: '0000000003', sequence: 3, full: true, force: false, after: { id: 500 } };
+        const progress = { runId: '0000000003', sequence: 3, full: true, force: false, after: { pk: 500 } };
         await state.putProgress('docs', progress);
         expect(await state.getProgress('docs')).toEqual(progress);
         await state.clearProgress('docs');
