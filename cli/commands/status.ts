@@ -175,7 +175,7 @@ function formatStatus(
     '',
     style.bold('Lanes') +
       style.dim(
-        remote ? '' : ' (local lanes are empty between runs; dead letters are kept in .backflow/dead-letters/)',
+        remote ? '' : ' (local lanes are empty between runs unless one was cut short; dead letters stay until redriven)',
       ),
     renderTable(
       [
