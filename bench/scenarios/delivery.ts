@@ -344,8 +344,8 @@ export function deliveryTables(result: DeliveryResults): Table[] {
   const rerun = first?.rerun;
   const notes = [
     `Limit: ${result.rate} requests/s × ${result.batch} records = ${limit.toLocaleString('en-US')} records/s, enforced by the webhook receiver fake (token bucket, 429 + Retry-After); ${result.records.toLocaleString('en-US')} changed records need ${ideal} s at the limit.`,
-    'Real plan and export handlers in the local runtime (dynalite + fauxqs + the receiver, all in this one Node process); lane paced by the DynamoDB token bucket. Each exporter polls up to 10 messages (of one request each) and handles them in parallel.',
-    "records/s is measured over the export window: from the first destination request to the end of the last accepted request's slot. The local runtime plans, then exports; on AWS the two overlap.",
+    'Real plan and export handlers in the local runtime, all in this one Node process with the receiver: embedded = state, lanes and pacing on the embedded store (LMDB); AWS-like = dynalite + fauxqs behind the AWS SDK, paced by the DynamoDB schedule. Each exporter polls up to 10 messages (of one request each) and handles them in parallel.',
+    "records/s is measured over the export window: from the first destination request to the end of the last accepted request's slot. Plan and export overlap, as on AWS: plan s is when the last plan invocation ended.",
   ];
   if (rerun) {
     notes.push(
