@@ -132,7 +132,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '[sync...]',
     summary: 'Run syncs now on the local runtime (all enabled syncs by default)',
     description:
-      'Plans and exports each sync through the real handlers on local DynamoDB and SQS emulators; state is kept in .backflow/. Exit 1 if a sync failed or stopped.',
+      'Plans and exports each sync through the real handlers, exporters delivering while the plan reads, on the embedded store in .backflow/state/ (state and lanes). Exit 1 if a sync failed or stopped.',
     options: { ...project, ...runOptions, ...common },
     examples: ['backflow run', 'backflow run customers-to-crm --full'],
     needsConfig: true,
@@ -154,7 +154,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '[sync]',
     summary: 'Recent runs with their counters, lane and dead-letter depths, last error',
     description:
-      'Locally, from the state in .backflow/ (local lanes are empty between runs; dead letters are the ones saved in .backflow/dead-letters/). With --remote, from the deployed state table and SQS queues.',
+      'Locally, from the embedded store in .backflow/state/ (lanes are empty between runs unless one was cut short; dead letters stay until redriven). With --remote, from the deployed state table and SQS queues.',
     options: {
       ...project,
       limit: { type: 'string', arg: 'N', help: 'Runs per sync (default: 5)' },
@@ -186,7 +186,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: '<destination>',
     summary: "Move dead-lettered messages back to the destination's lane",
     description:
-      "Locally it moves the messages saved in .backflow/dead-letters/<destination>.jsonl back to the lane, delivers them with the local runtime and reports what happened (exit 1 if some are dead-lettered again). With --remote it starts an SQS message move task from the lane's DLQ back to the lane; the deployed export function delivers them.",
+      "Locally it moves the messages of the lane's dead-letter queue (in .backflow/state/) back to the lane, delivers them with the local runtime and reports what happened (exit 1 if some are dead-lettered again). With --remote it starts an SQS message move task from the lane's DLQ back to the lane; the deployed export function delivers them.",
     options: { ...project, ...remote, ...common },
     examples: ['backflow redrive crm', 'backflow redrive crm --remote'],
     needsConfig: true,

@@ -1,18 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
-import {
-  DeleteMessageBatchCommand,
-  ReceiveMessageCommand,
-  SendMessageBatchCommand,
-  type SQSClient,
-} from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { catalogue } from '#connectors/registry';
 import type { DestinationConnection } from '#connectors/sdk/destination';
-import { DynamoPacer } from '#core/aws/dynamo-pacer';
-import { DynamoStateStore } from '#core/aws/dynamo-state-store';
-import { type LaneUrls, SqsLaneQueue } from '#core/aws/sqs-lane-queue';
 import type { Config } from '#core/config/load';
 import { connectDestination, paceOfLane } from '#core/connect';
 import { decodeMessage, type LaneMessage } from '#core/lane-message';
@@ -32,13 +24,23 @@ import { LocalSecrets } from '#core/secrets';
 import { createExportHandler } from '#functions/export';
 import { createPlanHandler, type PlanResult } from '#functions/plan';
 import type { Environment, PlanEvent } from '#functions/shared/environment';
-import { ensureLane, type LocalAws, queueDepth, startLocalAws } from './local-aws.ts';
-import { withProcessClaims } from './process-claims.ts';
+import type { LocalAws } from './local-aws.ts';
+import { embeddedBackend, emulatorBackend, type LaneSpec, type LocalBackend } from './local-lanes.ts';
+import { embeddedDir, openLocalStore } from './local-state.ts';
 
 export interface LocalRuntimeOptions {
   readonly config: Config;
-  /** Where dynalite keeps state; default `<project>/.backflow`. `false` keeps it in memory. */
+  /**
+   * Where state and lanes persist; default `<project>/.backflow`. `false`: a temporary directory,
+   * removed when the runtime stops.
+   */
   readonly stateDir?: string | false;
+  /**
+   * `embedded` (default): state, lanes and pacing in this process, on the embedded store
+   * (core/embedded) under `<stateDir>/state`. `emulators`: dynalite and fauxqs on 127.0.0.1 behind
+   * the AWS SDK, as the AWS adapters run (the bench's "AWS-like" mode), under `<stateDir>/emulators`.
+   */
+  readonly backend?: 'embedded' | 'emulators';
   readonly secrets?: Secrets;
   readonly metrics?: Metrics;
   /** Caps retry and backoff delays (tests use 0 or 1 second). */
@@ -101,21 +103,26 @@ export interface RunOptions {
 }
 
 /**
- * Plays the Lambda service on one machine: the very plan and export handlers, against dynalite
- * and fauxqs on 127.0.0.1, with SQS-shaped events, `batchItemFailures` and DLQ redrive.
+ * Plays the Lambda service on one machine: the very plan and export handlers, with SQS-shaped
+ * events, `batchItemFailures` and DLQ redrive, against the embedded store (state, lanes and pacing
+ * in this process; see core/embedded) or, as `backend: 'emulators'`, dynalite and fauxqs on
+ * 127.0.0.1. As on AWS, the lanes' exporters deliver while the plan is still reading.
  */
 export class LocalRuntime {
   private readonly continuations: PlanEvent[] = [];
   private readonly connections = new Map<string, Promise<DestinationConnection>>();
   private readonly planHandler;
   private readonly exportHandlers = new Map<string, ReturnType<typeof createExportHandler>>();
-  /** fauxqs keeps queues in memory: dead letters are saved here between local runs. */
-  private deadLetterDir: string | undefined;
+  /** Plans under way: pollers wait for more messages while any is. */
+  private planning = 0;
+  /** Pollers waiting for a message to be sent (or a plan to end). */
+  private waiting: (() => void)[] = [];
+  private temporaryDir: string | undefined;
 
   private constructor(
     readonly options: LocalRuntimeOptions,
-    readonly aws: LocalAws,
-    readonly lanes: ReadonlyMap<string, LaneUrls>,
+    readonly backend: LocalBackend,
+    readonly laneNames: readonly string[],
     readonly state: StateStore,
     readonly queue: LaneQueue,
     readonly environment: Environment,
@@ -123,34 +130,52 @@ export class LocalRuntime {
     this.planHandler = createPlanHandler(() => this.environment);
   }
 
+  /** The emulators, when the runtime runs on them (`backend: 'emulators'`). */
+  get aws(): LocalAws | undefined {
+    return (this.backend as { aws?: LocalAws }).aws;
+  }
+
   static async start(options: LocalRuntimeOptions): Promise<LocalRuntime> {
     const { config } = options;
+    const temporaryDir =
+      options.stateDir === false ? mkdtempSync(path.join(os.tmpdir(), 'backflow-runtime-')) : undefined;
     const stateDir =
-      options.stateDir === false ? undefined : (options.stateDir ?? path.join(config.projectDir, '.backflow'));
-    const aws = await startLocalAws(stateDir);
+      temporaryDir ??
+      (typeof options.stateDir === 'string' ? options.stateDir : path.join(config.projectDir, '.backflow'));
     const visibility = options.visibilityTimeoutSeconds ?? 30;
-    const lanes = new Map<string, LaneUrls>();
-    for (const [name, destination] of Object.entries(config.destinations)) {
-      lanes.set(name, await ensureLane(aws.sqs, name, destination.lane.max_receives, visibility));
+    const lanes: LaneSpec[] = Object.entries(config.destinations).map(([name, destination]) => ({
+      name,
+      maxReceives: destination.lane.max_receives,
+    }));
+    let backend: LocalBackend;
+    try {
+      backend =
+        options.backend === 'emulators'
+          ? await emulatorBackend(temporaryDir ? undefined : stateDir, lanes, visibility)
+          : await embeddedBackend(await openLocalStore(stateDir, { exclusive: true }), lanes, visibility);
+    } catch (error) {
+      if (temporaryDir) rmSync(temporaryDir, { recursive: true, force: true });
+      throw error;
     }
-    const baseState = withProcessClaims(new DynamoStateStore(aws.dynamodb, aws.table));
-    const state = options.wrapState ? options.wrapState(baseState) : baseState;
-    const queue = capDelays(
-      new SqsLaneQueue(aws.sqs, (lane) => {
-        const urls = lanes.get(lane);
-        if (!urls) throw new Error(`no local lane for destination ${lane}`);
-        return urls;
-      }),
-      options.maxDelaySeconds,
-    );
+    const state = options.wrapState ? options.wrapState(backend.state) : backend.state;
+    let runtime: LocalRuntime | undefined;
+    // Every message sent wakes the pollers waiting for one: an exporter starts on the plan's first.
+    const notifying: LaneQueue = {
+      send: async (lane, messages, delaySeconds) => {
+        await backend.queue.send(lane, messages, delaySeconds);
+        runtime?.wake();
+      },
+      sendToDeadLetter: (lane, messages) => backend.queue.sendToDeadLetter(lane, messages),
+      retryLater: (lane, receipt, seconds) => backend.queue.retryLater(lane, receipt, seconds),
+    };
+    const queue = capDelays(notifying, options.maxDelaySeconds);
     const secrets = options.secrets ?? new LocalSecrets(path.join(config.projectDir, '.backflow', 'secrets.json'));
     const logger = new Logger({ serviceName: 'backflow', logLevel: options.logLevel ?? 'SILENT' });
-    let runtime: LocalRuntime | undefined;
     const environment: Environment = {
       connectors: catalogue,
       config,
       state,
-      pacer: new DynamoPacer(aws.dynamodb, aws.table),
+      pacer: backend.pacer,
       queue,
       secrets,
       clock: options.clock ?? systemClock,
@@ -163,9 +188,15 @@ export class LocalRuntime {
         return runtime!.destination(lane);
       },
     };
-    runtime = new LocalRuntime(options, aws, lanes, state, queue, environment);
-    runtime.deadLetterDir = stateDir && path.join(stateDir, 'dead-letters');
-    await runtime.restoreDeadLetters();
+    runtime = new LocalRuntime(
+      options,
+      backend,
+      lanes.map((l) => l.name),
+      state,
+      queue,
+      environment,
+    );
+    runtime.temporaryDir = temporaryDir;
     return runtime;
   }
 
@@ -188,34 +219,66 @@ export class LocalRuntime {
     return connection;
   }
 
-  /** Runs syncs end to end: plan (continuing as needed), then drain their lanes. */
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resolve of waiting) resolve();
+  }
+
+  /** Waits for a message to be sent or a plan to end, at most `ms`. */
+  private async idle(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.waiting.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Messages on a lane's dead-letter queue. */
+  deadLetterDepth(lane: string): Promise<number> {
+    return this.backend.deadLetterDepth(lane);
+  }
+
+  /**
+   * Runs syncs end to end: the lanes' exporters deliver while the plans read (each plan continuing
+   * as needed), until every lane is empty once the last plan is done.
+   */
   async run(syncIds: readonly string[], options: RunOptions = {}): Promise<SyncSummary[]> {
     const started = new Map<string, number>();
     const results = new Map<string, PlanResult>();
     const notices = new Map<string, string[]>();
     const deadLetterBefore = new Map<string, number>();
     for (const lane of new Set(syncIds.map((id) => this.options.config.syncs[id]!.destination))) {
-      deadLetterBefore.set(lane, (await queueDepth(this.aws.sqs, this.lanes.get(lane)!.deadLetterUrl)).total);
+      deadLetterBefore.set(lane, await this.backend.deadLetterDepth(lane));
     }
-    for (const syncId of syncIds) {
-      started.set(syncId, Date.now());
-      const healed = await this.healInterrupted(syncId);
-      // Queues are in memory locally: if the last run did not finish, its messages may be gone with
-      // the process that held them; a full re-diff re-queues whatever state says was not delivered.
-      const [last] = await this.state.listRuns(syncId, 1);
-      const healing = last !== undefined && ['planning', 'exporting', 'failed', 'interrupted'].includes(last.status);
-      const result = await this.plan({ syncId, full: options.full === true || healing, force: options.force });
-      results.set(syncId, result);
-      notices.set(syncId, [...healed, ...(result.notices ?? [])]);
+    const healed = new Map<string, string[]>();
+    for (const syncId of syncIds) healed.set(syncId, await this.healInterrupted(syncId));
+    this.planning++;
+    const draining = this.drain();
+    try {
+      for (const syncId of syncIds) {
+        started.set(syncId, Date.now());
+        // A run that did not finish (the process stopped, or its export failed): a full re-diff
+        // re-queues whatever state says was not delivered.
+        const [last] = await this.state.listRuns(syncId, 1);
+        const healing = last !== undefined && ['planning', 'exporting', 'failed', 'interrupted'].includes(last.status);
+        const result = await this.plan({ syncId, full: options.full === true || healing, force: options.force });
+        results.set(syncId, result);
+        notices.set(syncId, [...(healed.get(syncId) ?? []), ...(result.notices ?? [])]);
+      }
+    } finally {
+      this.planning--;
+      this.wake();
     }
-    await this.drain();
+    await draining;
     const summaries: SyncSummary[] = [];
     for (const syncId of syncIds) {
       const result = results.get(syncId)!;
       const lane = this.options.config.syncs[syncId]!.destination;
       // Messages SQS itself dead-lettered (an export that kept dying): the engine never saw them.
-      const deadLettered =
-        (await queueDepth(this.aws.sqs, this.lanes.get(lane)!.deadLetterUrl)).total - (deadLetterBefore.get(lane) ?? 0);
+      const deadLettered = (await this.backend.deadLetterDepth(lane)) - (deadLetterBefore.get(lane) ?? 0);
       let run = result.runId ? await this.state.getRun(syncId, result.runId) : undefined;
       let status: SyncSummary['status'] = result.status === 'stopped' ? 'stopped' : 'succeeded';
       if (run && result.status !== 'stopped') {
@@ -242,9 +305,10 @@ export class LocalRuntime {
   }
 
   /**
-   * Queues live in this process's memory: a run still `exporting` when a new process starts lost
-   * its messages with the process that held them. It is marked interrupted; the run that follows
-   * re-reads everything (a full re-diff) and re-sends what the state says was not delivered.
+   * A run still `exporting` when a new process starts was cut short with the process that ran it.
+   * It is marked interrupted; the run that follows re-reads everything (a full re-diff) and re-sends
+   * what the state says was not delivered. (Its messages still on the lane are delivered too: those
+   * older than what the new run delivers are dropped as stale.)
    */
   private async healInterrupted(syncId: string): Promise<string[]> {
     const notices: string[] = [];
@@ -267,9 +331,8 @@ export class LocalRuntime {
    * and closes them again with what happened; newer versions already delivered are not overwritten.
    */
   async redrive(lane: string): Promise<RedriveSummary> {
-    const urls = this.lanes.get(lane);
-    if (!urls) throw new Error(`no local lane for destination ${lane}`);
-    const bodies = await moveAll(this.aws.sqs, urls.deadLetterUrl, urls.queueUrl);
+    if (!this.laneNames.includes(lane)) throw new Error(`no local lane for destination ${lane}`);
+    const bodies = await this.backend.redrive(lane);
     const runs = new Map<string, { syncId: string; runId: string; records: number }>();
     for (const body of bodies) {
       try {
@@ -299,7 +362,7 @@ export class LocalRuntime {
       records: [...runs.values()].reduce((sum, r) => sum + r.records, 0),
       runs: [...runs.values()],
       delta,
-      deadLettered: (await queueDepth(this.aws.sqs, urls.deadLetterUrl)).total,
+      deadLettered: await this.backend.deadLetterDepth(lane),
     };
   }
 
@@ -317,9 +380,12 @@ export class LocalRuntime {
     return result;
   }
 
-  /** Polls every lane and invokes its export handler until no message is left (delayed ones included). */
+  /**
+   * Polls every lane and invokes its export handler until no message is left (delayed ones
+   * included) and no plan is under way.
+   */
   async drain(): Promise<void> {
-    await Promise.all([...this.lanes.keys()].map((lane) => this.drainLane(lane)));
+    await Promise.all(this.laneNames.map((lane) => this.drainLane(lane)));
   }
 
   private async drainLane(lane: string): Promise<void> {
@@ -327,44 +393,33 @@ export class LocalRuntime {
     await Promise.all(Array.from({ length: pollers }, () => this.pollLane(lane)));
   }
 
-  /** One poller: delivers until the lane is empty, in flight and delayed messages included. */
+  /** One poller: delivers until the lane is empty (in flight and delayed messages included) and no plan runs. */
   private async pollLane(lane: string): Promise<void> {
-    const urls = this.lanes.get(lane)!;
     for (;;) {
       const delivered = await this.deliverOnce(lane);
       if (delivered > 0) continue;
-      const depth = await queueDepth(this.aws.sqs, urls.queueUrl);
-      if (depth.total === 0) return;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      if (this.planning === 0 && (await this.backend.depth(lane)) === 0) return;
+      await this.idle(100);
     }
   }
 
   /** One poll of a lane: receive up to 10 messages, invoke export, delete what succeeded. */
   async deliverOnce(lane: string): Promise<number> {
-    const urls = this.lanes.get(lane)!;
-    const out = await this.aws.sqs.send(
-      new ReceiveMessageCommand({
-        QueueUrl: urls.queueUrl,
-        MaxNumberOfMessages: 10,
-        WaitTimeSeconds: 0,
-        MessageSystemAttributeNames: ['All'],
-      }),
-    );
-    const messages = out.Messages ?? [];
+    const messages = await this.backend.receive(lane, 10);
     if (messages.length === 0) return 0;
     const event: SQSEvent = {
       Records: messages.map((m) => ({
-        messageId: m.MessageId!,
-        receiptHandle: m.ReceiptHandle!,
-        body: m.Body!,
+        messageId: m.messageId,
+        receiptHandle: m.receiptHandle,
+        body: m.body,
         attributes: {
-          ApproximateReceiveCount: m.Attributes?.ApproximateReceiveCount ?? '1',
-          SentTimestamp: m.Attributes?.SentTimestamp ?? String(Date.now()),
+          ApproximateReceiveCount: String(m.receiveCount),
+          SentTimestamp: String(m.sentAt),
           SenderId: 'local',
-          ApproximateFirstReceiveTimestamp: m.Attributes?.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+          ApproximateFirstReceiveTimestamp: String(m.firstReceiveAt),
         },
         messageAttributes: {},
-        md5OfBody: m.MD5OfBody ?? '',
+        md5OfBody: '',
         eventSource: 'aws:sqs',
         eventSourceARN: `arn:aws:sqs:us-east-1:000000000000:backflow-${lane}`,
         awsRegion: 'us-east-1',
@@ -375,16 +430,14 @@ export class LocalRuntime {
     const response = await this.exportHandler(lane)(event, { getRemainingTimeInMillis: () => remaining });
     const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
     const done = event.Records.filter((r) => !failed.has(r.messageId));
-    if (done.length > 0) {
-      await this.aws.sqs.send(
-        new DeleteMessageBatchCommand({
-          QueueUrl: urls.queueUrl,
-          Entries: done.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
-        }),
-      );
+    await this.backend.delete(
+      lane,
+      done.map((r) => r.receiptHandle),
+    );
+    if (this.options.onProgress) {
+      const pending = await this.backend.depth(lane);
+      this.options.onProgress({ type: 'export', lane, messages: messages.length, failed: failed.size, pending });
     }
-    const pending = (await queueDepth(this.aws.sqs, urls.queueUrl)).total;
-    this.options.onProgress?.({ type: 'export', lane, messages: messages.length, failed: failed.size, pending });
     return messages.length;
   }
 
@@ -405,83 +458,17 @@ export class LocalRuntime {
     await this.queue.send(lane, messages);
   }
 
-  /** Reads every message of a lane's DLQ (they stay there: the visibility timeout hides them briefly). */
+  /** Reads every message of a lane's DLQ (they stay there). */
   async deadLetters(lane: string): Promise<string[]> {
-    const url = this.lanes.get(lane)!.deadLetterUrl;
-    const bodies: string[] = [];
-    for (;;) {
-      const out = await this.aws.sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: url,
-          MaxNumberOfMessages: 10,
-          WaitTimeSeconds: 0,
-          VisibilityTimeout: 60,
-        }),
-      );
-      if (!out.Messages?.length) return bodies;
-      bodies.push(...out.Messages.map((m) => m.Body!));
-    }
-  }
-
-  private async saveDeadLetters(): Promise<void> {
-    if (!this.deadLetterDir) return;
-    mkdirSync(this.deadLetterDir, { recursive: true });
-    for (const lane of this.lanes.keys()) {
-      const file = path.join(this.deadLetterDir, `${lane}.jsonl`);
-      const bodies = await this.deadLetters(lane);
-      if (bodies.length > 0) writeFileSync(file, `${bodies.join('\n')}\n`);
-      else rmSync(file, { force: true });
-    }
-  }
-
-  private async restoreDeadLetters(): Promise<void> {
-    if (!this.deadLetterDir || !existsSync(this.deadLetterDir)) return;
-    for (const [lane, urls] of this.lanes) {
-      const file = path.join(this.deadLetterDir, `${lane}.jsonl`);
-      if (!existsSync(file)) continue;
-      const bodies = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-      for (let i = 0; i < bodies.length; i += 10) {
-        await this.aws.sqs.send(
-          new SendMessageBatchCommand({
-            QueueUrl: urls.deadLetterUrl,
-            Entries: bodies.slice(i, i + 10).map((body, j) => ({ Id: String(j), MessageBody: body })),
-          }),
-        );
-      }
-    }
+    return this.backend.deadLetters(lane);
   }
 
   async stop(): Promise<void> {
-    await this.saveDeadLetters();
     for (const connection of this.connections.values()) {
       await connection.then((c) => c.close()).catch(() => {});
     }
-    await this.aws.stop();
-  }
-}
-
-/** Receives every message of `from`, sends it to `to`, then deletes it from `from`. */
-async function moveAll(sqs: SQSClient, from: string, to: string): Promise<string[]> {
-  const moved: string[] = [];
-  for (;;) {
-    const out = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: from, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 60 }),
-    );
-    const messages = out.Messages ?? [];
-    if (messages.length === 0) return moved;
-    await sqs.send(
-      new SendMessageBatchCommand({
-        QueueUrl: to,
-        Entries: messages.map((m, i) => ({ Id: String(i), MessageBody: m.Body! })),
-      }),
-    );
-    await sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: from,
-        Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
-      }),
-    );
-    moved.push(...messages.map((m) => m.Body!));
+    await this.backend.stop();
+    if (this.temporaryDir) rmSync(this.temporaryDir, { recursive: true, force: true });
   }
 }
 
@@ -495,3 +482,5 @@ function capDelays(queue: LaneQueue, maxDelaySeconds: number | undefined): LaneQ
     retryLater: (lane, receipt, seconds) => queue.retryLater(lane, receipt, cap(seconds) ?? 0),
   };
 }
+
+export { embeddedDir };

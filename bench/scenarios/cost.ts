@@ -63,10 +63,12 @@ function recordStateWrites(run: DeliveryRun): number {
 
 /** Prices per million changed and unchanged records from the counts the plan and delivery scenarios measured. */
 export function costScenario(plan: PlanResults, delivery: DeliveryResults): CostResults {
-  const candidates = delivery.runs.filter((r) => !r.stateInMemory);
+  // Only the AWS-like runs count AWS calls (older results have no backend: they ran on the emulators).
+  const aws = delivery.runs.filter((r) => r.backend !== 'embedded');
+  const candidates = aws.filter((r) => !r.stateInMemory);
   // The most exporters: the closest to a deployed lane (and the most pacing traffic).
   const run = [...candidates].sort((a, b) => b.concurrency - a.concurrency)[0];
-  const rerun = delivery.runs.find((r) => r.rerun)?.rerun;
+  const rerun = aws.find((r) => r.rerun)?.rerun;
   if (!run || !rerun) throw new Error('cost needs a delivery run with record state on dynalite and its rerun');
   const firstRun = plan.phases.find((p) => !p.full && p.queued > 0 && p.unchanged === 0);
   const fullRediff = plan.phases.find((p) => p.full && p.queued === 0 && p.name.startsWith('rerun'));

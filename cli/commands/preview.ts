@@ -14,7 +14,6 @@ import { emptyCounters, type RecordState, type StateStore } from '#core/ports';
 import { localSecrets } from '../connections.ts';
 import { type CommandContext, flag, intOption, listOption, pick, positionals, UsageError } from '../context.ts';
 import { formatCount as n, type Style, visibleLength } from '../io.ts';
-import { queueDepth } from '../local-aws.ts';
 import type { LocalRuntime } from '../local-runtime.ts';
 import { openLocalState } from '../local-state.ts';
 
@@ -287,11 +286,10 @@ async function sendRecords(
     invalidSamples: [],
     counters: { ...emptyCounters(), extracted: records.length, queued: records.length, messages: messages.length },
   });
-  const dlq = runtime.lanes.get(sync.destination)!.deadLetterUrl;
-  const deadBefore = (await queueDepth(runtime.aws.sqs, dlq)).total;
+  const deadBefore = await runtime.deadLetterDepth(sync.destination);
   await runtime.enqueue(sync.destination, messages);
   await runtime.drain();
-  const deadLettered = (await queueDepth(runtime.aws.sqs, dlq)).total - deadBefore;
+  const deadLettered = (await runtime.deadLetterDepth(sync.destination)) - deadBefore;
   // The exporter closed the run as it handled the last message (core/runs.ts).
   const run = await state.getRun(sync.id, runId);
   const after = await state.getRecords(

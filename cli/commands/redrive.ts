@@ -3,7 +3,7 @@ import type { Config } from '#core/config/load';
 import type { RunCounters } from '#core/ports';
 import { type CommandContext, flag, pick, positionals, stackFlag } from '../context.ts';
 import { formatCount as n } from '../io.ts';
-import { savedDeadLetters } from '../local-state.ts';
+import { openLocalState } from '../local-state.ts';
 
 /** `backflow redrive <destination>`: dead letters back onto the lane. */
 export async function redrive(ctx: CommandContext): Promise<number> {
@@ -14,12 +14,14 @@ export async function redrive(ctx: CommandContext): Promise<number> {
 }
 
 /**
- * Locally: the saved dead letters go back to the lane, the local runtime delivers them, and the
+ * Locally: the lane's dead letters (in the embedded store) go back to the lane, the local runtime delivers them, and the
  * counters the export added to their runs say what happened. Their runs reopen while they are
  * delivered and close again: `succeeded` once nothing of them is left in the dead-letter queue.
  */
 async function redriveLocal(ctx: CommandContext, config: Config, lane: string): Promise<number> {
-  const saved = savedDeadLetters(config, lane);
+  const local = await openLocalState(config);
+  const saved = local.deadLetters(lane);
+  await local.stop();
   if (saved.length === 0) {
     if (ctx.json) ctx.io.out(JSON.stringify({ destination: lane, moved: 0, deadLettered: 0, delta: {} }, null, 2));
     else ctx.io.out(`${ctx.style.green('✔')} nothing to redrive: the dead-letter queue of ${lane} is empty`);

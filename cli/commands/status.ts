@@ -3,7 +3,7 @@ import type { Config, ResolvedSync } from '#core/config/load';
 import type { RunRecord, StateStore } from '#core/ports';
 import { type CommandContext, flag, intOption, pick, positionals, stackFlag } from '../context.ts';
 import type { Style } from '../io.ts';
-import { openLocalState, savedDeadLetters } from '../local-state.ts';
+import { openLocalState } from '../local-state.ts';
 import { renderTable } from '../table.ts';
 
 export interface LaneStatus {
@@ -73,14 +73,8 @@ export async function status(ctx: CommandContext): Promise<number> {
     state = local.state;
     stop = local.stop;
     where = 'local';
-    // Local lanes live in memory while a run drains them: between runs only dead letters remain.
-    lanes = destinations.map((destination) => ({
-      destination,
-      queued: 0,
-      inFlight: 0,
-      delayed: 0,
-      deadLetters: savedDeadLetters(config, destination).length,
-    }));
+    // Between runs a local lane is empty unless a run was cut short; dead letters wait for a redrive.
+    lanes = destinations.map((destination) => ({ destination, ...local.laneDepth(destination) }));
   }
   let statuses: SyncStatus[];
   try {
@@ -181,7 +175,9 @@ function formatStatus(
     '',
     style.bold('Lanes') +
       style.dim(
-        remote ? '' : ' (local lanes are empty between runs; dead letters are kept in .backflow/dead-letters/)',
+        remote
+          ? ''
+          : ' (local lanes are empty between runs unless one was cut short; dead letters stay until redriven)',
       ),
     renderTable(
       [

@@ -484,7 +484,7 @@ export class DynamoStateStore implements StateStore {
   }
 }
 
-function toRecordState(item: Record<string, AttributeValue>): RecordState {
+export function toRecordState(item: Record<string, AttributeValue>): RecordState {
   return {
     key: item.sk!.S!,
     hash: item.h?.S,
@@ -499,7 +499,7 @@ function toRecordState(item: Record<string, AttributeValue>): RecordState {
   };
 }
 
-function toRunRecord(syncId: string, item: Record<string, AttributeValue>): RunRecord {
+export function toRunRecord(syncId: string, item: Record<string, AttributeValue>): RunRecord {
   const plain = unmarshall(item) as Record<string, unknown>;
   const counters = emptyCounters();
   for (const name of Object.keys(counters) as (keyof RunCounters)[]) {

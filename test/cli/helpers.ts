@@ -1,13 +1,12 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { runCli } from '#cli/app';
 import { memoryIo } from '#cli/io';
-import { startLocalDynamo } from '#cli/local-aws';
+import { EmbeddedDatabase } from '#core/embedded/database';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../cli/bin.js');
 
@@ -74,21 +73,18 @@ export async function duckdb(file: string, sql: string): Promise<Record<string, 
   }
 }
 
-/** Every item of the local state table, sorted; undefined when no run created the state yet. */
+/** Every entry of the local embedded store (state and lanes), sorted; undefined when no run created it. */
 export async function stateSnapshot(projectDir: string): Promise<string | undefined> {
-  const dir = path.join(projectDir, '.backflow');
-  if (!existsSync(path.join(dir, 'dynamodb'))) return undefined;
-  const aws = await startLocalDynamo(dir);
+  const dir = path.join(projectDir, '.backflow', 'state');
+  if (!EmbeddedDatabase.exists(dir)) return undefined;
+  const database = EmbeddedDatabase.open(dir);
   try {
     const items: string[] = [];
-    let start: Record<string, never> | undefined;
-    do {
-      const out = await aws.dynamodb.send(new ScanCommand({ TableName: aws.table, ExclusiveStartKey: start }));
-      for (const item of out.Items ?? []) items.push(JSON.stringify(Object.fromEntries(Object.entries(item).sort())));
-      start = out.LastEvaluatedKey as typeof start;
-    } while (start);
+    for (const db of [database.state, database.queue]) {
+      for (const { key, value } of db.getRange({})) items.push(JSON.stringify([key, value]));
+    }
     return items.sort().join('\n');
   } finally {
-    await aws.stop();
+    await database.close();
   }
 }

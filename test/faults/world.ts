@@ -5,7 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { queueDepth } from '#cli/local-aws';
 import { LocalRuntime, type SyncSummary } from '#cli/local-runtime';
 import { manifests } from '#connectors/manifests';
 import type { DestinationConnection, RecordOutcome, WriteBatch } from '#connectors/sdk/destination';
@@ -602,7 +601,7 @@ ${mappings}
       }
     }
     for (const lane of LANES) {
-      const depth = await queueDepth(this.runtime!.aws.sqs, this.runtime!.lanes.get(lane)!.deadLetterUrl);
+      const depth = { total: await this.runtime!.deadLetterDepth(lane) };
       if (depth.total > 0)
         differences.push({
           what: `${depth.total} dead letter(s) left on lane ${lane} after a redrive and healthy runs`,
