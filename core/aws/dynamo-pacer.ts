@@ -100,12 +100,10 @@ export class DynamoPacer implements Pacer {
         }
       }
       // Idle lane (or no schedule yet): start it again from now.
-      const started = await this.update(
-        lane,
-        'SET tat = :tat',
-        'attribute_not_exists(tat) OR tat < :now',
-        { ':tat': n(now + cost), ':now': n(now) },
-      );
+      const started = await this.update(lane, 'SET tat = :tat', 'attribute_not_exists(tat) OR tat < :now', {
+        ':tat': n(now + cost),
+        ':now': n(now),
+      });
       if (started) return { granted: true, slots: slots(now) };
     }
     // Heavy contention: other exporters are booking the slots; come back shortly.
