@@ -5,6 +5,8 @@ import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
 import { quoteIdent } from '#connectors/sdk/sql';
 import { duckdbSourceManifest } from './manifest.ts';
 
+const PAGE_ROWS = 5000;
+
 /**
  * The embedded default warehouse: a DuckDB file. Models may also read Parquet or CSV through
  * DuckDB (`select * from 'data/*.parquet'`).
@@ -62,8 +64,10 @@ export const duckdbSource = defineSource(duckdbSourceManifest, {
         await connection.run('select 1');
       },
       describe,
-      // One ordered statement per read, streamed chunk by chunk (see readKeyset).
-      read: (request) => readKeyset(dialect, request),
+      // One ordered statement per read, streamed chunk by chunk (see readKeyset), in pages of at
+      // most 5,000 rows: DuckDB already holds the sorted model (measured, 1M rows: the JS heap of
+      // pages of 10,000 adds about 30 MB to the peak).
+      read: (request) => readKeyset(dialect, { ...request, pageSize: Math.min(request.pageSize, PAGE_ROWS) }),
       async watermark(sql, cursorColumn, primaryKey) {
         const cursor = quoteIdent(cursorColumn);
         const pk = quoteIdent(primaryKey);

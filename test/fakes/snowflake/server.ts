@@ -119,8 +119,11 @@ interface Answer {
   contentType: string;
 }
 
-/** Results the fake keeps at most (Snowflake keeps every result 24 hours). */
-const MAX_KEPT_RESULTS = 8;
+/**
+ * Bytes of results the fake keeps at most, the oldest purged first (Snowflake keeps every result
+ * 24 hours; the fake's memory is not a warehouse's). Tests purge on purpose with `expireResults`.
+ */
+const MAX_KEPT_BYTES = 512 * 1024 * 1024;
 
 const DEFAULT_PARAMETERS: [string, string | number | boolean][] = [
   ['TIMEZONE', 'America/Los_Angeles'],
@@ -256,8 +259,10 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
   const sessionsByToken = new Map<string, Session>();
   const sessionsByMaster = new Map<string, Session>();
   const sessions = new Set<Session>();
-  /** Kept results by query id; the oldest go first past `MAX_KEPT_RESULTS` (memory of the fake). */
+  /** Kept results by query id, oldest first; past `MAX_KEPT_BYTES` the oldest go. */
   const results = new Map<string, KeptResult>();
+  const sizeOf = (kept: KeptResult) => kept.inline.length + kept.chunks.reduce((n, c) => n + c.body.length, 0);
+  let keptBytes = 0;
   const resultFetches: { queryId: string; found: boolean }[] = [];
   let executions = 0;
   const requests: FakeRequest[] = [];
@@ -434,7 +439,12 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
       at: Date.now(),
     };
     results.set(queryId, kept);
-    while (results.size > MAX_KEPT_RESULTS) results.delete(results.keys().next().value!);
+    keptBytes += sizeOf(kept);
+    for (const [id, old] of results) {
+      if (keptBytes <= MAX_KEPT_BYTES || id === queryId) break;
+      results.delete(id);
+      keptBytes -= sizeOf(old);
+    }
     return kept;
   };
 
@@ -658,6 +668,7 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
     resultFetches,
     expireResults() {
       results.clear();
+      keptBytes = 0;
     },
     set queryDelayMs(ms: number) {
       queryDelayMs = ms;
