@@ -152,12 +152,16 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
         ? await deps.source.watermark(model.sql, model.cursor, model.primary_key)
         : undefined);
     let after: Checkpoint | undefined = progress ? progress.after : full ? undefined : storedCursor;
+    let resume: string | undefined;
+    // One execution of the model for this invocation: a continuation goes on in the result the
+    // invocation before left (`resume`, where the warehouse keeps it) or reads on from `after`.
     const reads = deps.source.read({
       sql: model.sql,
       primaryKey: model.primary_key,
       cursor: full ? undefined : model.cursor,
       after,
       pageSize: model.page_size,
+      resume: progress?.resume,
     });
     for await (const page of reads) {
       lease.check();
@@ -211,10 +215,19 @@ export async function planSync(request: PlanRequest, deps: PlanDependencies): Pr
       // Pages of rows without a primary key have no position to resume from: keep reading.
       if (!page.checkpoint) continue;
       after = page.checkpoint;
+      resume = page.resume;
       if (!full) await state.putCursor(sync.id, after);
       const remaining = request.remainingMs?.() ?? Number.POSITIVE_INFINITY;
       if (remaining < (request.reserveMs ?? 60_000)) {
-        await state.putProgress(sync.id, { runId, sequence, full, force, after, watermark });
+        await state.putProgress(sync.id, {
+          runId,
+          sequence,
+          full,
+          force,
+          after,
+          watermark,
+          ...(resume !== undefined && { resume }),
+        });
         await state.addToRun(sync.id, runId, counters);
         await appendInvalidSamples(state, sync.id, runId, invalidSamples);
         emitPlanMetrics(deps.metrics, sync.id, counters);

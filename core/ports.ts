@@ -129,6 +129,11 @@ export interface PlanProgress {
   readonly after?: Checkpoint | undefined;
   /** For a full read of a cursor model: the cursor to store once the read completes. */
   readonly watermark?: Checkpoint | undefined;
+  /**
+   * The `resume` of the page at `after` (sources that keep results, e.g. Snowflake's query id and
+   * row offset): the continuation reads that result on instead of running the model again.
+   */
+  readonly resume?: string | undefined;
 }
 
 export interface LockResult {

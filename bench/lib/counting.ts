@@ -142,3 +142,52 @@ export function deliveredState(message: LaneMessage, at: string): RecordStateWri
     updatedAt: at,
   }));
 }
+
+/** Statements that ran the model, by what they were for. */
+export interface ModelStatements {
+  /** Statements that read the model's rows (`read`, `readKeys`): the figure the issue is about. */
+  reads: number;
+  /** The watermark (top-1 by cursor) a full read of a cursor model notes first. */
+  watermark: number;
+  /** The repeated-key query of an incremental run (a group-by over the key). */
+  duplicates: number;
+  /** `limit 0` statements that only describe the model's columns. */
+  describes: number;
+}
+
+/**
+ * Counts the statements DuckDB is asked to run that name `modelSql`, by kind, with a wrapper
+ * around the real driver's `DuckDBConnection.run` and `.stream` (every other way of running SQL
+ * in @duckdb/node-api goes through them). `stop()` removes the wrapper.
+ */
+export async function countDuckDbModelStatements(
+  modelSql: string,
+): Promise<{ counts: ModelStatements; reset(): void; stop(): void }> {
+  const { DuckDBConnection } = await import('@duckdb/node-api');
+  const proto = DuckDBConnection.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const counts: ModelStatements = { reads: 0, watermark: 0, duplicates: 0, describes: 0 };
+  const originals = new Map<string, (...args: unknown[]) => unknown>();
+  for (const name of ['run', 'stream']) {
+    const original = proto[name]!;
+    originals.set(name, original);
+    proto[name] = function (this: unknown, ...args: unknown[]) {
+      const sql = String(args[0] ?? '').trim();
+      if (sql.includes(modelSql)) {
+        if (/ limit 0$/i.test(sql)) counts.describes++;
+        else if (/having count\(\*\) > 1/i.test(sql)) counts.duplicates++;
+        else if (/ desc( nulls last)? limit 1$/i.test(sql)) counts.watermark++;
+        else counts.reads++;
+      }
+      return original.apply(this, args);
+    };
+  }
+  return {
+    counts,
+    reset() {
+      Object.assign(counts, { reads: 0, watermark: 0, duplicates: 0, describes: 0 });
+    },
+    stop() {
+      for (const [name, original] of originals) proto[name] = original;
+    },
+  };
+}

@@ -213,9 +213,14 @@ export async function queryRows(
  * Runs a query and streams its rows, normalized, in lists of at most `size`: DuckDB hands over one
  * chunk (2,048 rows) at a time. The connection must run nothing else until the stream ends.
  */
-export async function* streamRows(connection: DuckDBConnection, sql: string, size: number): AsyncGenerator<Row[]> {
+export async function* streamRows(
+  connection: DuckDBConnection,
+  sql: string,
+  size: number,
+  params: readonly (string | null)[] = [],
+): AsyncGenerator<Row[]> {
   const duck = await loadDuckDb();
-  const result = await connection.stream(sql);
+  const result = await connection.stream(sql, [...params]);
   const names = result.columnNames();
   const columns = result.columnTypes().map((t, i) => duckColumn(names[i]!, t, duck));
   const needsJson = columns.some((c) => c.reads === 'json');

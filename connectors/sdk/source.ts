@@ -31,6 +31,13 @@ export interface ReadRequest {
    */
   readonly after?: Checkpoint | undefined;
   readonly pageSize: number;
+  /**
+   * The `resume` of the page whose checkpoint is `after`, from a read in an earlier invocation:
+   * where the warehouse still keeps that read's result (Snowflake), the read goes on in it from
+   * the row after `after` instead of running the model again. Ignored where it does not apply;
+   * without it, or when the result is gone, the read runs a keyset statement from `after`.
+   */
+  readonly resume?: string | undefined;
 }
 
 export interface RowPage {
@@ -40,6 +47,13 @@ export interface RowPage {
    * cannot be placed in key order, are reported invalid, and come first in a full read.
    */
   readonly checkpoint?: Checkpoint;
+  /**
+   * Opaque, on pages with a checkpoint from sources that keep results (Snowflake's query id and
+   * row offset): handed back as `resume` with `after: checkpoint`, a continuation reads the same
+   * result on rather than running the model again. Kept only for a continuation, never as the
+   * sync's cursor (the next run must see the model anew).
+   */
+  readonly resume?: string;
 }
 
 export interface SourceConnection {
@@ -48,7 +62,9 @@ export interface SourceConnection {
   /** Columns of a model query, without reading its rows. */
   describe(sql: string): Promise<ColumnInfo[]>;
   /**
-   * Streams the model in keyset pages; never holds more than one page.
+   * Streams the model in keyset pages from ONE execution of the model per call (an ordered,
+   * streamed statement: see docs/performance.md, "One execution per read"); never holds more
+   * than one page.
    *
    * Guarantee the engine relies on: all rows that share a primary key value (on incremental
    * reads, a `(cursor, pk)` pair) are yielded in the same page, and a page's `checkpoint` is the

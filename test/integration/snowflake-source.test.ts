@@ -413,7 +413,8 @@ describe('snowflake source: reads', () => {
     expect(rows[4999]).toEqual({ ID: 4999, CODE: 'evt-04999', AMOUNT: 7498.5 });
   });
 
-  it('binds keyset positions as text cast to the column type', async () => {
+  it('binds keyset positions as text cast to the column type, in one statement for the whole read', async () => {
+    const before = fake.executions;
     const pages = await readAll(source, {
       sql: 'select * from EVENTS',
       primaryKey: 'CODE',
@@ -422,10 +423,92 @@ describe('snowflake source: reads', () => {
     });
     expect(pages.map((p) => p.rows.length)).toEqual([2000, 2000]);
     expect(pages[0]!.rows[0]!.CODE).toBe('evt-01000');
-    // Each page asks for one row more than it holds: the second, short, is known to be the last.
-    const bound = fake.queries.filter((q) => q.sqlText.includes('"CODE" > cast(? as VARCHAR)')).slice(-2);
-    expect(bound.map((q) => q.bindings)).toEqual([['evt-00999'], ['evt-02999']]);
-    expect(bound.every((q) => q.sqlText.endsWith('limit 2001'))).toBe(true);
+    // One statement reads every page: the model ran once, its result streamed in chunks.
+    expect(fake.executions - before).toBe(1);
+    const bound = fake.queries.at(-1)!;
+    expect(bound.sqlText).toContain('"CODE" > cast(? as VARCHAR)');
+    expect(bound.sqlText.endsWith('order by "CODE"')).toBe(true);
+    expect(bound.bindings).toEqual(['evt-00999']);
+  });
+
+  it('full read of many pages: the model runs once (one statement), its chunks streamed', async () => {
+    const before = fake.executions;
+    const queries = fake.queries.length;
+    const pages = await readAll(source, { sql: 'select * from PEOPLE', primaryKey: 'ID', pageSize: 7 });
+    expect(pages.length).toBeGreaterThan(70);
+    expect(fake.executions - before).toBe(1);
+    const [statement] = fake.queries.slice(queries).filter((q) => q.sqlText.includes('PEOPLE'));
+    expect(statement!.sqlText).toMatch(/order by "ID" nulls first$/);
+    expect(statement!.rows).toBe(500);
+  });
+
+  it('a continuation reads the kept result on by query id, running nothing; a purged result is read again from the checkpoint', async () => {
+    const request = { sql: 'select * from PEOPLE', primaryKey: 'ID', pageSize: 40 };
+    const whole = ids(await readAll(source, request));
+    // The first invocation stops after three keyed pages (the planner hands over at a checkpoint).
+    const first: RowPage[] = [];
+    for await (const page of source.read(request)) {
+      first.push(page);
+      if (first.filter((p) => p.checkpoint).length === 3) break;
+    }
+    const last = first.at(-1)!;
+    expect(last.resume).toBeDefined();
+    const fetches = fake.resultFetches.length;
+    // A fresh connection, as a fresh Lambda invocation has (the plan describes the model first).
+    const fresh = await connect();
+    try {
+      await fresh.describe(request.sql);
+      const executions = fake.executions;
+      const rest = await readAll(fresh, { ...request, after: last.checkpoint, resume: last.resume });
+      expect([...ids(first), ...ids(rest)]).toEqual(whole);
+      // No statement ran the model: the result was fetched by query id, from the chunks needed.
+      expect(fake.executions).toBe(executions);
+      expect(fake.resultFetches.slice(fetches)).toEqual([{ queryId: JSON.parse(last.resume!).id, found: true }]);
+      // Every page of the continuation can hand over again, into the same result.
+      expect(
+        rest.every((p) => p.checkpoint === undefined || JSON.parse(p.resume!).id === JSON.parse(last.resume!).id),
+      ).toBe(true);
+
+      // Gone (Snowflake purges results after 24 hours): one keyset statement from the checkpoint.
+      fake.expireResults();
+      const again = await readAll(fresh, { ...request, after: last.checkpoint, resume: last.resume });
+      expect([...ids(first), ...ids(again)]).toEqual(whole);
+      expect(fake.executions).toBe(executions + 1);
+      expect(fake.resultFetches.at(-1)).toEqual({ queryId: JSON.parse(last.resume!).id, found: false });
+      expect(fake.queries.at(-1)!.sqlText).toContain('"ID" > cast(? as');
+
+      // A resume point that does not stand at the checkpoint is not trusted: read from the checkpoint.
+      const pages: RowPage[] = [];
+      for await (const page of fresh.read(request)) {
+        pages.push(page);
+        if (pages.filter((p) => p.checkpoint).length === 2) break;
+      }
+      const wrong = await readAll(fresh, { ...request, after: first.at(-1)!.checkpoint, resume: pages.at(-1)!.resume });
+      expect([...ids(first), ...ids(wrong)]).toEqual(whole);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('resuming deep in a kept result downloads only the chunks from the resume point on', async () => {
+    const request = { sql: 'select * from EVENTS', primaryKey: 'CODE', pageSize: 1000 };
+    const first: RowPage[] = [];
+    for await (const page of source.read(request)) {
+      first.push(page);
+      if (first.length === 3) break;
+    }
+    const { id } = JSON.parse(first.at(-1)!.resume!) as { id: string };
+    const requests = fake.requests.length;
+    const rest = await readAll(source, { ...request, after: first.at(-1)!.checkpoint, resume: first.at(-1)!.resume });
+    expect(rest[0]!.rows[0]!.CODE).toBe('evt-03000');
+    const chunks = fake.requests
+      .slice(requests)
+      .map((r) => new RegExp(`^/chunks/${id}/(\\d+)`).exec(r.path)?.[1])
+      .filter((c) => c !== undefined)
+      .map(Number);
+    // Rows 0-999 are inline, chunk 0 holds 1000-1999: row 2999 (the checkpoint's) is in chunk 1.
+    expect(chunks.length).toBeGreaterThan(0);
+    expect(Math.min(...chunks)).toBe(1);
   });
 
   it('full read: rows without a primary key first, then every keyed row once, in key order', async () => {

@@ -104,8 +104,9 @@ const GRANT_CODES = new Set([
 ]);
 
 /**
- * Reads models from MySQL 8 and MariaDB in keyset pages. Values arrive as the server's text
- * (dates and big numbers as strings) and are normalized by each column's protocol type.
+ * Reads models from MySQL 8 and MariaDB: one streamed statement per read, cut into keyset pages.
+ * Values arrive as the server's text (dates and big numbers as strings) and are normalized by each
+ * column's protocol type.
  */
 export const mysqlSource = defineSource(mysqlSourceManifest, {
   async connect(opts) {
@@ -153,8 +154,10 @@ export const mysqlSource = defineSource(mysqlSourceManifest, {
       }
       if (!ready.has(connection.connection)) {
         try {
-          // TIMESTAMP columns are shown in the session time zone: UTC, like DATETIME is read.
-          await connection.query("SET time_zone = '+00:00'");
+          // TIMESTAMP columns are shown in the session time zone: UTC, like DATETIME is read. A read
+          // streams one result while the plan works through each page: the server waits up to
+          // net_write_timeout (default 60 s) for the client to take more rows, so allow 15 minutes.
+          await connection.query("SET time_zone = '+00:00', net_write_timeout = 900");
           if (timeout > 0) {
             const [[version]] = (await connection.query('select version()')) as unknown as [[[string]]];
             await connection.query(
@@ -225,11 +228,13 @@ export const mysqlSource = defineSource(mysqlSourceManifest, {
     };
 
     /**
-     * A statement's rows streamed from the server, `size` at a time: each exactly once. The socket
-     * is paused while a page is out, so a reader that stops early leaves the connection mid-result:
-     * it is closed rather than reused.
+     * A statement's rows streamed from the server, `size` at a time: one execution, each row
+     * exactly once (one statement is one consistent read in InnoDB). The socket is paused while a
+     * page is out, so a reader that stops early leaves the connection mid-result: it is closed
+     * rather than reused. Checkpoint values are written into the statement as checked literals:
+     * `params` is always empty here.
      */
-    async function* stream(sql: string, size: number): AsyncGenerator<Row[]> {
+    async function* stream(sql: string, _params: readonly (string | null)[], size: number): AsyncGenerator<Row[]> {
       const connection = await checkout();
       let done = false;
       try {
@@ -267,6 +272,8 @@ export const mysqlSource = defineSource(mysqlSourceManifest, {
       column: async (sql, name) => keysetColumn(await columnOf(sql, name), quoteBacktick(name)),
       // The expanded form of `(cursor, pk) > (?, ?)`: MariaDB uses an index on (cursor, pk) for it.
       after: expandedComparison,
+      // Ascending order puts NULL first in MySQL and MariaDB (and they have no `nulls first`).
+      nullsFirst: (expr) => expr,
       // Checkpoint values are written into the statement as checked literals: no parameters.
       rows: async (sql) => toRows(await query(sql, 'the model SQL')),
       stream,

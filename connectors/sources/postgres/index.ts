@@ -86,8 +86,8 @@ function elementJson(scalar: Scalar): (text: string) => string {
 }
 
 /**
- * Reads models from PostgreSQL (and Redshift) in keyset pages, normalizing every value from the
- * server's text output by its type OID.
+ * Reads models from PostgreSQL (and Redshift): one server-side cursor per read, cut into keyset
+ * pages, normalizing every value from the server's text output by its type OID.
  */
 export const postgresSource = defineSource(postgresSourceManifest, {
   async connect(opts, context) {
@@ -271,17 +271,19 @@ export const postgresSource = defineSource(postgresSourceManifest, {
     };
 
     /**
-     * A statement's rows through a server-side cursor, `size` at a time: each exactly once, on
-     * one client, with one page held at a time.
+     * A statement's rows through a server-side cursor, `size` at a time: one execution of the
+     * statement, in one snapshot (a REPEATABLE READ READ ONLY transaction), each row exactly once,
+     * on one client, with one page held at a time. The transaction stays open while the reader
+     * works through the pages (each FETCH is a statement, under statement_timeout).
      */
-    async function* stream(sql: string, size: number): AsyncGenerator<Row[]> {
+    async function* stream(sql: string, params: readonly (string | null)[], size: number): AsyncGenerator<Row[]> {
       const { client, release } = await checkout();
       let open = false;
       let failed = false;
       try {
-        await client.query('BEGIN');
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         open = true;
-        await client.query(`DECLARE backflow_stream CURSOR FOR ${sql}`);
+        await client.query({ text: `DECLARE backflow_stream CURSOR FOR ${sql}`, values: [...params] });
         for (;;) {
           const result = await client.query<unknown[]>({
             text: `FETCH FORWARD ${size} FROM backflow_stream`,

@@ -167,8 +167,16 @@ const FETCH_AS_STRING = ['Number', 'JSON', 'Object', 'Array'] as unknown as Data
 export interface SnowflakeSession {
   /** Runs a statement; its rows are read with {@link SnowflakeSession.rows}. `doing` words errors. */
   execute(sqlText: string, binds?: Binds, doing?: string): Promise<RowStatement>;
-  /** The statement's rows as value arrays, streamed with backpressure (one chunk in memory). */
-  rows(statement: RowStatement): AsyncIterable<unknown[]>;
+  /**
+   * The result of a statement that ran earlier (in any session of the user, for 24 hours), by its
+   * query id: nothing runs again. Rejects when Snowflake no longer has the result.
+   */
+  result(queryId: string): Promise<RowStatement>;
+  /**
+   * The statement's rows as value arrays from row `start` on (0-based; the driver downloads only
+   * the chunks from there), streamed with backpressure (one chunk in memory).
+   */
+  rows(statement: RowStatement, start?: number): AsyncIterable<unknown[]>;
   close(): Promise<void>;
 }
 
@@ -222,10 +230,26 @@ export async function openSession(options: SessionOptions): Promise<SnowflakeSes
       throw translateError(error, options, doing);
     });
 
+  const result = (queryId: string): Promise<RowStatement> =>
+    new Promise<RowStatement>((resolve, reject) => {
+      connection
+        .getResultsFromQueryId({
+          queryId,
+          streamResult: true,
+          rowMode: 'array',
+          fetchAsString: FETCH_AS_STRING,
+          complete: (error, done) => (error ? reject(error) : resolve(done as RowStatement)),
+        } as Parameters<Connection['getResultsFromQueryId']>[0])
+        .catch(reject);
+    }).catch((error: unknown) => {
+      throw translateError(error, options, 'read a kept query result');
+    });
+
   const session: SnowflakeSession = {
     execute,
-    async *rows(statement) {
-      const stream = statement.streamRows();
+    result,
+    async *rows(statement, start = 0) {
+      const stream = statement.streamRows(start > 0 ? { start } : undefined);
       try {
         for await (const row of stream) yield row as unknown[];
       } catch (error) {

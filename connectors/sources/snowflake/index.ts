@@ -1,5 +1,5 @@
 import { createPrivateKey } from 'node:crypto';
-import type { Binds, ConnectionOptions } from 'snowflake-sdk';
+import type { Binds, ConnectionOptions, RowStatement } from 'snowflake-sdk';
 import { ConnectorConfigError } from '#connectors/sdk/errors';
 import { duplicateKeys, type KeysetDialect, readKeyset } from '#connectors/sdk/keyset-reader';
 import { type ColumnInfo, defineSource } from '#connectors/sdk/source';
@@ -78,8 +78,8 @@ function connectionOptions(opts: SnowflakeOptions, context: ConnectorContext): C
 }
 
 /**
- * Snowflake, read with `snowflake-sdk`: one session per connection, one statement per keyset
- * page, rows streamed from the result chunks. SQL is generated in the dialect subset Snowflake
+ * Snowflake, read with `snowflake-sdk`: one session per connection, one statement per read, rows
+ * streamed from the result chunks; a continuation reads the kept result on by query id. SQL is generated in the dialect subset Snowflake
  * shares with DuckDB (the test double runs it there).
  */
 export const snowflakeSource = defineSource(snowflakeSourceManifest, {
@@ -108,11 +108,22 @@ export const snowflakeSource = defineSource(snowflakeSourceManifest, {
       binds: Binds,
       size: number,
       doing = 'read the model',
+      opened?: (queryId: string) => void,
     ): AsyncGenerator<{ columns: SnowflakeColumn[]; rows: Row[] }> {
       const statement = await session.execute(sql, binds, doing);
+      opened?.(statement.getQueryId());
+      yield* rowsOf(statement, size);
+    }
+
+    /** A statement's rows from row `start`, normalized, in lists of at most `size`. */
+    async function* rowsOf(
+      statement: RowStatement,
+      size: number,
+      start = 0,
+    ): AsyncGenerator<{ columns: SnowflakeColumn[]; rows: Row[] }> {
       const columns = (statement.getColumns() ?? []).map(snowflakeColumn);
       let rows: Row[] = [];
-      for await (const values of session.rows(statement)) {
+      for await (const values of session.rows(statement, start)) {
         const row: Row = {};
         for (const [i, column] of columns.entries()) row[column.name] = column.convert(values[i]);
         rows.push(row);
@@ -174,8 +185,14 @@ export const snowflakeSource = defineSource(snowflakeSourceManifest, {
       // (cursor, pk) > (c, k), spelled out so any engine can prune on the cursor.
       after: (cursor, x, pk, y) => `${cursor} >= ${x()} and (${cursor} > ${x()} or ${pk} > ${y()})`,
       rows: (sql, params) => all(sql, 'read the model', [...params]),
-      async *stream(sql, size) {
-        for await (const { rows } of query(sql, [], size)) yield rows;
+      // One statement per read; its result is streamed chunk by chunk, and kept by Snowflake for
+      // 24 hours: a continuation reads it on by query id (`resume`) instead of running it again.
+      async *stream(sql, params, size, opened) {
+        for await (const { rows } of query(sql, [...params], size, 'read the model', opened)) yield rows;
+      },
+      async *resume(queryId, start, size) {
+        const statement = await session.result(queryId);
+        for await (const { rows } of rowsOf(statement, size, start)) yield rows;
       },
     };
 

@@ -68,6 +68,15 @@ export interface FakeSnowflake {
   readonly sessionCount: number;
   /** Milliseconds every query request waits before it is run (0: none), to simulate a stuck warehouse. */
   queryDelayMs: number;
+  /**
+   * Statements that ran the SQL (not `ALTER SESSION`/`USE`): what a warehouse bills. Reading a kept
+   * result again by query id (`GET /queries/{id}/result`) runs nothing and is not counted.
+   */
+  readonly executions: number;
+  /** Results read again by query id (`GET /queries/{id}/result`), answered or not. */
+  readonly resultFetches: { readonly queryId: string; readonly found: boolean }[];
+  /** Purges every kept result, as Snowflake does 24 hours after a query ran. */
+  expireResults(): void;
   /** Makes every session token expire now: the driver must renew it with its master token. */
   expireSessionTokens(): void;
   stop(): Promise<void>;
@@ -87,8 +96,20 @@ interface Session {
   duck?: Promise<DuckDBConnection>;
 }
 
-interface StoredChunks {
-  readonly chunks: Map<number, string>;
+/**
+ * A statement's result as Snowflake keeps it (24 hours, then purged): its row types and rows, the
+ * first chunk inline in answers, the rest downloadable. Chunks are kept as Buffers (outside the JS
+ * heap, like a server's storage outside the driver's process) and served as often as asked.
+ */
+interface KeptResult {
+  readonly user: string;
+  readonly statementTypeId: number;
+  readonly rowtype: RowTypeEntry[];
+  /** The first `chunkSize` rows, encoded: the answer's inline `rowset`. */
+  readonly inline: Buffer;
+  readonly chunks: { body: Buffer; rowCount: number }[];
+  readonly total: number;
+  /** Date.now() when it ran. */
   readonly at: number;
 }
 
@@ -97,6 +118,12 @@ interface Answer {
   body: string;
   contentType: string;
 }
+
+/**
+ * Bytes of results the fake keeps at most, the oldest purged first (Snowflake keeps every result
+ * 24 hours; the fake's memory is not a warehouse's). Tests purge on purpose with `expireResults`.
+ */
+const MAX_KEPT_BYTES = 512 * 1024 * 1024;
 
 const DEFAULT_PARAMETERS: [string, string | number | boolean][] = [
   ['TIMEZONE', 'America/Los_Angeles'],
@@ -232,7 +259,12 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
   const sessionsByToken = new Map<string, Session>();
   const sessionsByMaster = new Map<string, Session>();
   const sessions = new Set<Session>();
-  const results = new Map<string, StoredChunks>();
+  /** Kept results by query id, oldest first; past `MAX_KEPT_BYTES` the oldest go. */
+  const results = new Map<string, KeptResult>();
+  const sizeOf = (kept: KeptResult) => kept.inline.length + kept.chunks.reduce((n, c) => n + c.body.length, 0);
+  let keptBytes = 0;
+  const resultFetches: { queryId: string; found: boolean }[] = [];
+  let executions = 0;
   const requests: FakeRequest[] = [];
   const logins: FakeLogin[] = [];
   const queries: FakeQuery[] = [];
@@ -369,63 +401,92 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
     });
   };
 
-  const encodeResult = (
+  /** Keeps an encoded result under `queryId`: rows are encoded and chunked as they stream. */
+  const keepResult = async (
     session: Session,
     queryId: string,
     encoders: ColumnEncoder[],
-    values: DuckDBValue[][],
+    rows: AsyncIterable<readonly DuckDBValue[][]>,
     statementTypeId: number,
-  ) => {
-    const encoded = values.map((row) => encoders.map((enc, c) => enc.encode(row[c] ?? null)));
-    const inline = encoded.slice(0, chunkSize);
-    const chunkMeta: { url: string; rowCount: number; uncompressedSize: number; compressedSize: number }[] = [];
-    if (encoded.length > chunkSize) {
-      const chunks = new Map<number, string>();
-      for (let start = chunkSize, index = 0; start < encoded.length; start += chunkSize, index++) {
-        const rows = encoded.slice(start, start + chunkSize);
-        const body = rows.map((row) => JSON.stringify(row)).join(',');
-        chunks.set(index, body);
-        const size = Buffer.byteLength(body);
-        chunkMeta.push({
-          url: `${baseUrl}/chunks/${queryId}/${index}`,
-          rowCount: rows.length,
-          uncompressedSize: size,
-          compressedSize: size,
-        });
+  ): Promise<KeptResult> => {
+    const inline: string[] = [];
+    const chunks: { body: Buffer; rowCount: number }[] = [];
+    let parts: string[] = [];
+    let total = 0;
+    for await (const batch of rows) {
+      for (const row of batch) {
+        const text = JSON.stringify(encoders.map((enc, c) => enc.encode(row[c] ?? null)));
+        total++;
+        if (total <= chunkSize) {
+          inline.push(text);
+          continue;
+        }
+        parts.push(text);
+        if (parts.length === chunkSize) {
+          chunks.push({ body: Buffer.from(parts.join(',')), rowCount: parts.length });
+          parts = [];
+        }
       }
-      const now = Date.now();
-      // Results a reader abandoned halfway are dropped after a while.
-      for (const [id, stored] of results) if (now - stored.at > 600_000) results.delete(id);
-      results.set(queryId, { chunks, at: now });
     }
-    return {
-      success: true,
-      code: null,
-      message: null,
-      data: {
-        parameters: parameterList(session),
-        rowtype: encoders.map((e) => e.rowtype),
-        rowset: inline,
-        total: encoded.length,
-        returned: encoded.length,
-        queryId,
-        databaseProvider: null,
-        finalDatabaseName: session.database,
-        finalSchemaName: session.schema,
-        finalWarehouseName: session.warehouse,
-        finalRoleName: session.role,
-        numberOfBinds: 0,
-        arrayBindSupported: false,
-        statementTypeId,
-        version: 1,
-        sendResultTime: Date.now(),
-        queryResultFormat: 'json',
-        ...(chunkMeta.length > 0 && { chunks: chunkMeta }),
-      },
+    if (parts.length > 0) chunks.push({ body: Buffer.from(parts.join(',')), rowCount: parts.length });
+    const kept: KeptResult = {
+      user: session.user,
+      statementTypeId,
+      rowtype: encoders.map((e) => e.rowtype),
+      inline: Buffer.from(`[${inline.join(',')}]`),
+      chunks,
+      total,
+      at: Date.now(),
     };
+    results.set(queryId, kept);
+    keptBytes += sizeOf(kept);
+    for (const [id, old] of results) {
+      if (keptBytes <= MAX_KEPT_BYTES || id === queryId) break;
+      results.delete(id);
+      keptBytes -= sizeOf(old);
+    }
+    return kept;
   };
 
-  const statusResult = (session: Session, queryId: string, statementTypeId: number) => {
+  /** The answer of a query request, or of a request for a kept result: the same shape. */
+  const resultAnswer = (session: Session, queryId: string, kept: KeptResult) => ({
+    success: true,
+    code: null,
+    message: null,
+    data: {
+      parameters: parameterList(session),
+      rowtype: kept.rowtype,
+      rowset: JSON.parse(kept.inline.toString('utf8')) as unknown[],
+      total: kept.total,
+      returned: kept.total,
+      queryId,
+      databaseProvider: null,
+      finalDatabaseName: session.database,
+      finalSchemaName: session.schema,
+      finalWarehouseName: session.warehouse,
+      finalRoleName: session.role,
+      numberOfBinds: 0,
+      arrayBindSupported: false,
+      statementTypeId: kept.statementTypeId,
+      version: 1,
+      sendResultTime: Date.now(),
+      queryResultFormat: 'json',
+      ...(kept.chunks.length > 0 && {
+        chunks: kept.chunks.map((chunk, index) => ({
+          url: `${baseUrl}/chunks/${queryId}/${index}`,
+          rowCount: chunk.rowCount,
+          uncompressedSize: chunk.body.length,
+          compressedSize: chunk.body.length,
+        })),
+      }),
+    },
+  });
+
+  async function* once(values: DuckDBValue[][]): AsyncGenerator<DuckDBValue[][]> {
+    yield values;
+  }
+
+  const statusResult = async (session: Session, queryId: string, statementTypeId: number) => {
     const rowtype: RowTypeEntry = {
       name: 'status',
       type: 'text',
@@ -440,7 +501,14 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
       collation: null,
     };
     const encoder: ColumnEncoder = { rowtype, encode: (v) => String(v) };
-    return encodeResult(session, queryId, [encoder], [['Statement executed successfully.']], statementTypeId);
+    const kept = await keepResult(
+      session,
+      queryId,
+      [encoder],
+      once([['Statement executed successfully.']]),
+      statementTypeId,
+    );
+    return resultAnswer(session, queryId, kept);
   };
 
   const runQuery = async (req: IncomingMessage, body: Record<string, unknown>): Promise<Answer> => {
@@ -471,17 +539,22 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
         else session.params.delete(name);
       }
       query.ok = true;
-      return json(statusResult(session, queryId, statementTypeId));
+      return json(await statusResult(session, queryId, statementTypeId));
     }
     const connection = await duckFor(session);
+    executions++;
     try {
-      const reader = await connection.runAndReadAll(sqlText, duckParams(body.bindings));
-      const names = reader.columnNames();
-      const encoders = reader.columnTypes().map((type, i) => columnEncoder(names[i]!, type));
-      const values = reader.getRows();
+      // Streamed from DuckDB and encoded chunk by chunk: the fake never holds the result as rows.
+      const result = await connection.stream(sqlText, duckParams(body.bindings));
+      const names = result.columnNames();
+      const encoders = result.columnTypes().map((type, i) => columnEncoder(names[i]!, type));
+      const batches = (async function* () {
+        for await (const chunk of result) yield chunk.getRows();
+      })();
+      const kept = await keepResult(session, queryId, encoders, batches, statementTypeId);
       query.ok = true;
-      query.rows = values.length;
-      return json(encodeResult(session, queryId, encoders, values, statementTypeId));
+      query.rows = kept.total;
+      return json(resultAnswer(session, queryId, kept));
     } catch (error) {
       const { code, sqlState, message } = sqlError(error);
       return failure(code, message, {
@@ -502,14 +575,24 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
     if (req.method === 'GET') {
       const chunk = /^\/chunks\/([^/]+)\/(\d+)$/.exec(path);
       if (chunk) {
-        const stored = results.get(chunk[1]!);
-        const index = Number(chunk[2]);
-        const body = stored?.chunks.get(index);
+        // A presigned download: no session token, served as often as asked while the result is kept.
+        const body = results.get(chunk[1]!)?.chunks[Number(chunk[2])]?.body;
         if (body === undefined) return { status: 404, body: 'no such chunk', contentType: 'text/plain' };
-        // Served once, like a presigned download the driver does not repeat: keeps memory flat.
-        stored!.chunks.delete(index);
-        if (stored!.chunks.size === 0) results.delete(chunk[1]!);
-        return { status: 200, body, contentType: 'application/octet-stream' };
+        return { status: 200, body: body.toString('utf8'), contentType: 'application/octet-stream' };
+      }
+      const kept = /^\/queries\/([^/]+)\/result$/.exec(path);
+      if (kept) {
+        const session = sessionsByToken.get(tokenOf(req) ?? '');
+        if (!session) return failure('390112', 'Your session has expired. Please login again.');
+        const queryId = kept[1]!;
+        const stored = results.get(queryId);
+        // Results are the user's: another user's query id reads nothing, like a purged one.
+        const found = stored !== undefined && stored.user === session.user;
+        resultFetches.push({ queryId, found });
+        if (!found) {
+          return failure('000709', `Statement ${queryId} not found`, { sqlState: '02000', queryId });
+        }
+        return json(resultAnswer(session, queryId, stored));
       }
       if (/^\/monitoring\/queries\//.test(path)) {
         return json({ success: true, data: { queries: [{ status: 'SUCCESS' }] } });
@@ -578,6 +661,14 @@ export async function startFakeSnowflake(options: FakeSnowflakeOptions): Promise
     },
     get queryDelayMs() {
       return queryDelayMs;
+    },
+    get executions() {
+      return executions;
+    },
+    resultFetches,
+    expireResults() {
+      results.clear();
+      keptBytes = 0;
     },
     set queryDelayMs(ms: number) {
       queryDelayMs = ms;
