@@ -85,6 +85,17 @@ export const COMMANDS: readonly CommandSpec[] = [
     load: async () => (await import('./commands/check.ts')).check,
   },
   {
+    name: 'segments',
+    args: '[segment]',
+    summary: 'Show segments: members now, who enters and leaves on the next run, a sample',
+    description:
+      "Reads each segment from its source. Entering and leaving are counted against what the first sync reading the segment last delivered (its state), so they are what that sync's next run would add and, in mirror mode, remove. The sample shows the columns the segment's rules read.",
+    options: { ...project, ...common },
+    examples: ['backflow segments', 'backflow segments high_value --json'],
+    needsConfig: true,
+    load: async () => (await import('./commands/segments.ts')).segments,
+  },
+  {
     name: 'fields',
     args: '<destination> [object]',
     summary: "List a destination object's fields: type, required, known/custom, matchable",

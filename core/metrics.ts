@@ -26,12 +26,16 @@ export const METRICS = {
    * oldest-message age cannot show (a given-back message is a new message).
    */
   recordAge: 'RecordAgeSeconds',
+  /** Members of a segment when a sync of it was planned (rows read less invalid ones). */
+  segmentSize: 'SegmentSize',
+  /** How much the segment's size moved since the sync's previous run, in percent of it. */
+  segmentSwing: 'SegmentSwingPercent',
 } as const;
 
 export type MetricName = (typeof METRICS)[keyof typeof METRICS];
 
 /** The dimension each metric carries. */
-export const METRIC_DIMENSION: Readonly<Record<MetricName, 'sync' | 'lane'>> = {
+export const METRIC_DIMENSION: Readonly<Record<MetricName, 'sync' | 'lane' | 'segment'>> = {
   RecordsExtracted: 'sync',
   RecordsInvalid: 'sync',
   RecordsUnchanged: 'sync',
@@ -49,4 +53,6 @@ export const METRIC_DIMENSION: Readonly<Record<MetricName, 'sync' | 'lane'>> = {
   ExportErrors: 'lane',
   DestinationThrottles: 'lane',
   RecordAgeSeconds: 'lane',
+  SegmentSize: 'segment',
+  SegmentSwingPercent: 'segment',
 };

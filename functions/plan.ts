@@ -85,6 +85,7 @@ export function createPlanHandler(environment: () => Environment) {
       env.logger.info('plan done', { syncId: sync.id, runId: outcome.run.runId, counters: outcome.run.counters });
       // RunsPlanned feeds the "no successful run in 3 × the schedule interval" alarm.
       env.metrics.count(METRICS.runsPlanned, 1, { sync: sync.id });
+      if (sync.segment !== undefined) await emitSegmentMetrics(env, sync.id, sync.segment, outcome.run.counters);
       env.metrics.milliseconds(
         METRICS.runDuration,
         Date.parse(outcome.run.plannedAt ?? '') - Date.parse(outcome.run.startedAt),
@@ -125,4 +126,25 @@ export function planLambdaHandler(connectors: ConnectorCatalogue) {
   return middy(createPlanHandler(() => awsEnvironment(connectors, continueInFreshInvocation))).use(
     injectLambdaContext(logger),
   );
+}
+
+/**
+ * The segment's size when its sync was planned, and how far it moved since the sync's previous
+ * planned run (percent of the previous size): the alarm on a sudden swing watches the latter.
+ */
+async function emitSegmentMetrics(
+  env: Environment,
+  syncId: string,
+  segment: string,
+  counters: { extracted: number; invalid: number },
+): Promise<void> {
+  const size = counters.extracted - counters.invalid;
+  env.metrics.count(METRICS.segmentSize, size, { segment });
+  // Newest first: the first is this run; the one before it is the last run that got as far.
+  const [, ...earlier] = await env.state.listRuns(syncId, 10);
+  const before = earlier.find((run) => run.plannedAt !== undefined && run.status !== 'stopped');
+  if (!before) return;
+  const was = before.counters.extracted - before.counters.invalid;
+  const swing = was === 0 ? (size === 0 ? 0 : 100) : (Math.abs(size - was) / was) * 100;
+  env.metrics.count(METRICS.segmentSwing, Math.round(swing), { segment });
 }

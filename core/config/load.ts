@@ -5,6 +5,13 @@ import type * as z from 'zod';
 import type { ConnectorManifests } from '#connectors/sdk/catalogue';
 import { SYNC_MODES, type SyncMode } from '#connectors/sdk/types';
 import { ConfigFileError, type ConfigIssue } from '#core/errors';
+import {
+  compileRules,
+  dialectOf,
+  type SegmentConfig,
+  segmentModelName,
+  segmentSql,
+} from '../segments.ts';
 import { locate } from './locate.ts';
 import {
   configSchema,
@@ -39,7 +46,12 @@ export interface Config {
   readonly file: string;
   readonly projectDir: string;
   readonly sources: Readonly<Record<string, ConnectorConfig>>;
+  /**
+   * The models, and one per segment (`segment:<name>`): a segment is read as a model of the rows
+   * it holds, without a cursor (every run reads it whole, so members who left are seen).
+   */
   readonly models: Readonly<Record<string, ModelConfig>>;
+  readonly segments: Readonly<Record<string, SegmentConfig>>;
   readonly destinations: Readonly<Record<string, DestinationConfig>>;
   readonly syncs: Readonly<Record<string, ResolvedSync>>;
   readonly monitoring: MonitoringConfig;
@@ -143,9 +155,34 @@ export function parseConfig(
     }
   }
 
+  const rawSegments = section(loose.segments);
+  for (const [name, segment] of Object.entries(rawSegments)) {
+    if (typeof segment.model === 'string' && !(segment.model in rawModels)) {
+      at(
+        ['segments', name, 'model'],
+        `no model named "${segment.model}"${didYouMean(segment.model, Object.keys(rawModels))}`,
+      );
+    }
+    if (typeof segment.source === 'string' && !(segment.source in rawSources)) {
+      at(
+        ['segments', name, 'source'],
+        `no source named "${segment.source}"${didYouMean(segment.source, Object.keys(rawSources))}`,
+      );
+    }
+  }
+
   for (const [id, sync] of Object.entries(section(loose.syncs))) {
+    if ((sync.model === undefined) === (sync.segment === undefined)) {
+      at(['syncs', id], 'a sync needs exactly one of `model` or `segment`');
+    }
     if (typeof sync.model === 'string' && !(sync.model in rawModels)) {
       at(['syncs', id, 'model'], `no model named "${sync.model}"${didYouMean(sync.model, Object.keys(rawModels))}`);
+    }
+    if (typeof sync.segment === 'string' && !(sync.segment in rawSegments)) {
+      at(
+        ['syncs', id, 'segment'],
+        `no segment named "${sync.segment}"${didYouMean(sync.segment, Object.keys(rawSegments))}`,
+      );
     }
     if (typeof sync.destination === 'string') {
       const destination = rawDestinations[sync.destination];
@@ -178,16 +215,57 @@ export function parseConfig(
 
   if (issues.length > 0 || !parsed.success) throw new ConfigFileError(sortIssues(issues));
   const config = parsed.data;
-  const syncs = Object.fromEntries(Object.entries(config.syncs).map(([id, sync]) => [id, { ...sync, id }]));
+  const models: Record<string, ModelConfig> = { ...config.models };
+  for (const [name, segment] of Object.entries(config.segments)) {
+    models[segmentModelName(name)] = segmentModel(segment, config.models, sources);
+  }
+  const syncs = Object.fromEntries(
+    Object.entries(config.syncs).map(([id, sync]) => [
+      id,
+      { ...sync, id, model: sync.segment !== undefined ? segmentModelName(sync.segment) : sync.model! },
+    ]),
+  );
   const projectDir = path.dirname(path.resolve(file));
   return {
     file: path.resolve(file),
     projectDir,
     sources,
-    models: config.models,
+    models,
+    segments: config.segments,
     destinations,
     syncs,
     monitoring: config.monitoring ?? {},
+  };
+}
+
+/**
+ * The model a segment is read as: a model's rows where the predicate holds (`where` as written,
+ * `rules` compiled to the source's dialect), or the segment's own query. No cursor: a member who
+ * left the segment is only seen by reading the segment whole.
+ */
+function segmentModel(
+  segment: SegmentConfig,
+  models: Readonly<Record<string, ModelConfig>>,
+  sources: Readonly<Record<string, ConnectorConfig>>,
+): ModelConfig {
+  if (segment.model !== undefined) {
+    const model = models[segment.model]!;
+    const predicate =
+      segment.where ?? compileRules(segment.rules!, dialectOf(sources[model.source]?.type ?? 'postgres'));
+    return {
+      source: model.source,
+      sql: segmentSql(model.sql, predicate),
+      primary_key: model.primary_key,
+      page_size: segment.page_size ?? model.page_size,
+      description: segment.description,
+    };
+  }
+  return {
+    source: segment.source!,
+    sql: segment.sql!,
+    primary_key: segment.primary_key!,
+    page_size: segment.page_size ?? 10_000,
+    description: segment.description,
   };
 }
 

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { SYNC_MODES } from '#connectors/sdk/types';
+import { segmentSchema } from '../segments.ts';
 import { parseSchedule } from './schedule.ts';
 
 /** A name used as a map key in backflow.yml (sync ids end up in DynamoDB keys and queue names). */
@@ -48,12 +49,18 @@ export const mappingSchema = z.union([
 ]);
 
 export const guardrailsSchema = z.strictObject({
-  /** Stop a mirror run that would delete more than this share of the synced records. */
+  /**
+   * Stop a mirror run that would delete (for a membership sync: remove from the list) more than
+   * this share of the synced records, before anything is sent.
+   */
   max_delete_ratio: z.number().min(0).max(1).default(0.2),
 });
 
 export const syncSchema = z.strictObject({
-  model: z.string(),
+  /** The model whose rows the sync sends; or `segment`. */
+  model: z.string().optional(),
+  /** A segment: the sync sends its members (with `mode: mirror`, keeps a list equal to it). */
+  segment: z.string().optional(),
   destination: z.string(),
   object: z.string().min(1),
   mode: z.enum(SYNC_MODES as [string, ...string[]]).default('upsert'),
@@ -106,13 +113,14 @@ export const configSchema = z.strictObject({
   monitoring: monitoringSchema.optional(),
   sources: z.record(name, connectorBase),
   models: z.record(name, modelSchema),
+  segments: z.record(name, segmentSchema).default({}),
   destinations: z.record(name, connectorBase.extend({ lane: laneSchema.optional() })),
   syncs: z.record(name, syncSchema),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
-export type SyncConfig = z.infer<typeof syncSchema>;
+export type SyncConfig = Omit<z.infer<typeof syncSchema>, 'model'> & { readonly model: string };
 export type MappingConfig = z.infer<typeof mappingSchema>;
 export type LaneConfig = z.infer<typeof laneSchema>;
 export type MonitoringConfig = z.infer<typeof monitoringSchema>;

@@ -32,6 +32,7 @@ export const METRICS_SERVICE = 'backflow';
 
 /** The dimensions of a per-sync metric. */
 export const syncDimensions = (syncId: string) => ({ service: METRICS_SERVICE, sync: syncId });
+export const segmentDimensions = (segment: string) => ({ service: METRICS_SERVICE, segment });
 
 /** The dimensions of a per-lane metric. */
 export const laneDimensions = (lane: string) => ({ service: METRICS_SERVICE, lane });
@@ -117,6 +118,11 @@ export class BackflowMonitoring extends Construct {
     this.facade.addLargeHeader(`Backflow: ${stack.stackName}`);
     for (const sync of Object.values(props.config.syncs)) this.monitorSync(sync, metrics, thresholds);
     for (const lane of props.lanes) this.monitorLane(lane, metrics, thresholds);
+    // Segments some sync reads: their size, and an alarm on a sudden swing between two runs.
+    const synced = new Set(Object.values(props.config.syncs).flatMap((s) => (s.segment ? [s.segment] : [])));
+    for (const [name, segment] of Object.entries(props.config.segments ?? {})) {
+      if (synced.has(name)) this.monitorSegment(name, segment.alarm_swing_percent, metrics);
+    }
     this.facade.monitorSqsQueue({
       queue: props.planner.scheduleDeadLetterQueue,
       humanReadableName: 'Scheduled starts that could not be delivered',
@@ -135,6 +141,38 @@ export class BackflowMonitoring extends Construct {
       humanReadableName: 'Plan function',
       alarmFriendlyName: 'Plan',
       ...functionAlarms('the plan function', thresholds),
+    });
+  }
+
+  private monitorSegment(name: string, swingPercent: number, metrics: MetricFactory): void {
+    const dimensions = segmentDimensions(name);
+    this.facade.monitorCustom({
+      humanReadableName: `Segment ${name}`,
+      alarmFriendlyName: `Segment-${name}`,
+      metricGroups: [
+        {
+          title: 'Members',
+          metrics: [metrics.createMetric(METRICS.segmentSize, MetricStatistic.MAX, 'Members', dimensions)],
+        },
+        {
+          title: 'Change since the previous run (%)',
+          metrics: [
+            {
+              metric: metrics.createMetric(METRICS.segmentSwing, MetricStatistic.MAX, 'Swing (%)', dimensions),
+              alarmFriendlyName: 'Swing',
+              addAlarm: {
+                Warning: {
+                  threshold: swingPercent,
+                  comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+                  treatMissingDataOverride: TreatMissingData.NOT_BREACHING,
+                  period: Duration.minutes(5),
+                  additionalDescription: `Segment ${name}: its size moved more than ${swingPercent}% between two runs of a sync. Check the model and the segment's rules (\`backflow segments ${name}\`) before the next membership sync adds or removes that many; the sync's max_delete_ratio guardrail stops a run that would remove too many.`,
+                },
+              },
+            },
+          ],
+        },
+      ],
     });
   }
 
