@@ -9,6 +9,7 @@ import { locate } from '#core/config/locate';
 import { suggest } from '#core/config/suggest';
 import { ConfigFileError, type ConfigIssue, errorMessage, formatIssue } from '#core/errors';
 import { compileMapping } from '#core/mapping';
+import { operatorAccepts, ruleConditions, segmentModelName, segmentOfModel } from '#core/segments';
 import {
   CHECK_TIMEOUT_MS,
   type ConnectionCheck,
@@ -115,6 +116,7 @@ export async function remoteChecks(config: Config, display: string): Promise<Rem
     // Models: the SQL runs, and has the primary key and cursor columns.
     const columnsOf = new Map<string, ColumnInfo[]>();
     for (const [name, model] of Object.entries(config.models)) {
+      if (segmentOfModel(name) !== undefined) continue;
       const source = sources.get(model.source);
       if (!source) continue;
       try {
@@ -131,6 +133,58 @@ export async function remoteChecks(config: Config, display: string): Promise<Rem
       } catch (error) {
         issues.push(
           at(['models', name, 'sql'], `the model SQL fails on source ${model.source}: ${errorMessage(error)}`),
+        );
+      }
+    }
+
+    // Segments: the rules read columns the model has, with operators their types take; the
+    // segment's SQL (its predicate, or its own query) runs on the source.
+    for (const [name, segment] of Object.entries(config.segments)) {
+      const model = config.models[segmentModelName(name)]!;
+      const source = sources.get(model.source);
+      if (!source) continue;
+      const base = segment.model !== undefined ? columnsOf.get(segment.model) : undefined;
+      if (segment.rules && base) {
+        const types = new Map(base.map((c) => [c.name, c.type]));
+        for (const { condition, path: p } of ruleConditions(segment.rules)) {
+          const type = types.get(condition.column);
+          if (type === undefined) {
+            issues.push(
+              at(
+                ['segments', name, 'rules', ...p, 'column'],
+                missingColumn(condition.column, segment.model!, [...types.keys()]),
+              ),
+            );
+          } else if (!operatorAccepts(condition.op, type)) {
+            issues.push(
+              at(
+                ['segments', name, 'rules', ...p, 'op'],
+                `"${condition.op}" cannot compare column "${condition.column}", a ${type}`,
+              ),
+            );
+          }
+        }
+      }
+      try {
+        const columns = await withTimeout(source.describe(model.sql), CHECK_TIMEOUT_MS, `segment ${name}`);
+        columnsOf.set(segmentModelName(name), columns);
+        notes.push(`  segment ${name}: runs on ${model.source}`);
+        if (!columns.some((c) => c.name === model.primary_key)) {
+          issues.push(
+            at(
+              ['segments', name, segment.model ? 'model' : 'primary_key'],
+              missingColumn(
+                model.primary_key,
+                name,
+                columns.map((c) => c.name),
+              ),
+            ),
+          );
+        }
+      } catch (error) {
+        const key = segment.where !== undefined ? 'where' : segment.rules ? 'rules' : 'sql';
+        issues.push(
+          at(['segments', name, key], `the segment's SQL fails on source ${model.source}: ${errorMessage(error)}`),
         );
       }
     }

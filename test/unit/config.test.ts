@@ -370,3 +370,61 @@ describe('loading backflow.yml', () => {
     });
   });
 });
+
+describe('segments in the config', () => {
+  const withSegments = valid
+    .replace(
+      'destinations:\n',
+      `segments:
+  high_value:
+    model: customers
+    rules:
+      all:
+        - { column: ltv, op: gte, value: 1000 }
+        - { column: signed_up_at, op: within_last, value: 30 days }
+  churn:
+    source: warehouse
+    sql: select id, email from churn_scores where score > 0.8
+    primary_key: id
+destinations:
+`,
+    )
+    .replace('    model: customers\n    destination: crm', '    segment: high_value\n    destination: crm');
+
+  it('reads a segment as a model of its rows: the rules compiled to the source dialect, no cursor', () => {
+    const config = parseConfig(withSegments, 'backflow.yml', manifests, {});
+    const sync = config.syncs['customers-to-crm']!;
+    expect(sync.segment).toBe('high_value');
+    expect(sync.model).toBe('segment:high_value');
+    expect(config.models['segment:high_value']).toMatchObject({
+      source: 'warehouse',
+      primary_key: 'id',
+      sql: `select * from (select * from customers) segment_base where ("ltv" >= 1000 AND "signed_up_at" >= (now() - interval '30 day'))`,
+    });
+    expect(config.models['segment:high_value']!.cursor).toBeUndefined();
+    expect(config.models['segment:churn']).toMatchObject({
+      sql: 'select id, email from churn_scores where score > 0.8',
+    });
+  });
+
+  it('points at the file, line and key of a broken rule, a missing model or segment, and a sync with both', () => {
+    const broken = withSegments
+      .replace('op: gte, value: 1000', 'op: gte')
+      .replace('value: 30 days', 'value: last month')
+      .replace('  churn:\n    source: warehouse', '  churn:\n    source: warehose')
+      .replace('    segment: high_value\n', '    segment: high_valu\n    model: customers\n');
+    expect(issuesOf(broken)).toEqual([
+      expect.stringMatching(/^15:11 segments\.high_value\.rules\.all\.0\.value: "gte" needs a value/),
+      expect.stringMatching(
+        /^16:59 segments\.high_value\.rules\.all\.1\.value: "within_last" takes a period such as "30 days"/,
+      ),
+      expect.stringMatching(
+        /^18:13 segments\.churn\.source: no source named "warehose" \(did you mean "warehouse"\?\)/,
+      ),
+      expect.stringMatching(/^\d+:\d+ syncs\.customers-to-crm: a sync needs exactly one of `model` or `segment`/),
+      expect.stringMatching(
+        /^\d+:\d+ syncs\.customers-to-crm\.segment: no segment named "high_valu" \(did you mean "high_value"\?\)/,
+      ),
+    ]);
+  });
+});
