@@ -137,10 +137,12 @@ function formatPlan(
   if (c && t) {
     const sample = (keys: string[], total: number) =>
       keys.length > 0 ? style.dim(`  e.g. ${keys.join(', ')}${total > keys.length ? ', …' : ''}`) : '';
+    // A membership sync (a segment in mirror mode): creates are members entering, deletes leaving.
+    const membership = sync.segment !== undefined && sync.mode === 'mirror';
     const counts: [string, number, string][] = [
-      ['create', t.creates, sample(t.samples.create, t.creates)],
+      [membership ? 'entering' : 'create', t.creates, sample(t.samples.create, t.creates)],
       ['update', t.updates, sample(t.samples.update, t.updates)],
-      ['delete', t.deletes, sample(t.samples.delete, t.deletes)],
+      [membership ? 'leaving' : 'delete', t.deletes, sample(t.samples.delete, t.deletes)],
       ['unchanged', c.unchanged, ''],
       ['invalid', c.invalid, ''],
       ['rows read', c.extracted, ''],
@@ -161,7 +163,7 @@ function formatPlan(
       const ratio = synced === 0 ? 0 : (t?.deletes ?? 0) / synced;
       verdict.push([
         'guardrail',
-        `${style.green('✔ pass')}: deletes ${n(t?.deletes ?? 0)} of ${n(synced)} synced (${(ratio * 100).toFixed(1)}%), limit ${(sync.guardrails.max_delete_ratio * 100).toFixed(0)}%`,
+        `${style.green('✔ pass')}: ${sync.segment ? 'removes' : 'deletes'} ${n(t?.deletes ?? 0)} of ${n(synced)} synced (${(ratio * 100).toFixed(1)}%), limit ${(sync.guardrails.max_delete_ratio * 100).toFixed(0)}%`,
       ]);
     } else {
       verdict.push(['guardrail', `${style.green('✔ pass')} ${style.dim(`(${sync.mode} never deletes)`)}`]);
@@ -171,7 +173,7 @@ function formatPlan(
     const ratio = result.synced === 0 ? 0 : t.deletes / result.synced;
     verdict.push([
       'guardrail',
-      `${style.yellow('■ stop')}: deletes ${n(t.deletes)} of ${n(result.synced)} synced (${(ratio * 100).toFixed(1)}%), above the limit of ${(sync.guardrails.max_delete_ratio * 100).toFixed(0)}% ${style.dim(`(backflow run ${sync.id} --force overrides)`)}`,
+      `${style.yellow('■ stop')}: ${sync.segment ? 'removes' : 'deletes'} ${n(t.deletes)} of ${n(result.synced)} synced (${(ratio * 100).toFixed(1)}%), above the limit of ${(sync.guardrails.max_delete_ratio * 100).toFixed(0)}% ${style.dim(`(backflow run ${sync.id} --force overrides)`)}`,
     ]);
   } else {
     const kind = result.verdict.kind === 'schema_drift' ? 'schema' : 'guardrail';

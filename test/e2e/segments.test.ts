@@ -180,6 +180,12 @@ describe('a membership sync of a segment', () => {
       const human = await backflow(['segments'], copy);
       expect(human.stdout).toMatch(/high_value +\d+ member\(s\)/);
       expect(human.stdout).toMatch(/next run of high-value-list: \+2 entering, -0 leaving/);
+      // `plan` says the same in its own terms, with the guardrail's verdict.
+      const plan = await backflow(['plan', 'high-value-list'], copy);
+      expect(plan.code, plan.stderr).toBe(0);
+      expect(plan.stdout).toMatch(/entering +2/);
+      expect(plan.stdout).toMatch(/leaving +0/);
+      expect(plan.stdout).toMatch(/guardrail +✔ pass: removes 0 of \d+ synced/);
     } finally {
       if (!process.env.KEEP) rmSync(copy, { recursive: true, force: true });
     }
