@@ -91,8 +91,11 @@ export interface DestinationObject {
   readonly description?: string;
   /** Fields a sync may match on; `['*unique']` when any unique field will do (discovered). */
   readonly matchKeys: readonly string[];
-  /** What mirror mode does with a record that left the model. */
-  readonly onDelete?: 'delete' | 'archive' | 'unsubscribe';
+  /**
+   * What mirror mode does with a record that left the model: `remove` for a membership object (a
+   * list, a tag, an audience): the member leaves it and the record itself stays.
+   */
+  readonly onDelete?: 'delete' | 'archive' | 'unsubscribe' | 'remove';
 }
 
 /**
