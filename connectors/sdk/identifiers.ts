@@ -160,9 +160,19 @@ export function metaDateOfBirth(
   return { ok: true, year, month, day };
 }
 
+/** Strips whitespace (\s covers \t \r \n and \x0B), NUL and periods from both ends. */
+function stripEnds(text: string): string {
+  const strip = (c: string) => c === '.' || c === String.fromCharCode(0) || /\s/.test(c);
+  let start = 0;
+  let end = text.length;
+  while (start < end && strip(text[start]!)) start++;
+  while (end > start && strip(text[end - 1]!)) end--;
+  return text.slice(start, end);
+}
+
 function normalizeMeta(kind: IdentifierKind, raw: string): Normalized {
   // The SDK's first step for every multi-key value: `key.strip(" \t\r\n\0\x0B.").lower()`.
-  const value = raw.replace(/^[\s\0\x0B.]+|[\s\0\x0B.]+$/g, '').toLowerCase();
+  const value = stripEnds(raw).toLowerCase();
   if (value === '') return refuse(`${kind} is empty`);
   switch (kind) {
     case 'email':
