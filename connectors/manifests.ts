@@ -1,8 +1,10 @@
 import { brazeDestinationManifest } from '#connectors/destinations/braze/manifest';
 import { duckdbDestinationManifest } from '#connectors/destinations/duckdb/manifest';
+import { googleCustomerMatchDestinationManifest } from '#connectors/destinations/google-customer-match/manifest';
 import { hubspotDestinationManifest } from '#connectors/destinations/hubspot/manifest';
 import { intercomDestinationManifest } from '#connectors/destinations/intercom/manifest';
 import { mailchimpDestinationManifest } from '#connectors/destinations/mailchimp/manifest';
+import { metaAudiencesDestinationManifest } from '#connectors/destinations/meta-audiences/manifest';
 import { postgresDestinationManifest } from '#connectors/destinations/postgres/manifest';
 import { salesforceDestinationManifest } from '#connectors/destinations/salesforce/manifest';
 import { webhookDestinationManifest } from '#connectors/destinations/webhook/manifest';
@@ -27,6 +29,8 @@ export const manifests: ConnectorManifests = connectorManifests(
     zendeskDestinationManifest,
     brazeDestinationManifest,
     intercomDestinationManifest,
+    metaAudiencesDestinationManifest,
+    googleCustomerMatchDestinationManifest,
     webhookDestinationManifest,
     postgresDestinationManifest,
     duckdbDestinationManifest,
@@ -36,14 +40,23 @@ export const manifests: ConnectorManifests = connectorManifests(
 /**
  * Where a connector's runtime lives, by convention: the export `<type>Source` or
  * `<type>Destination` of `connectors/<kind>s/<type>/index.ts` (`#connectors/<kind>s/<type>/index`).
- * Infra generates each function's bundle entry from this, without importing the runtime.
+ * A type in snake case lives in kebab case and exports in camel case: `meta_audiences` is
+ * `metaAudiencesDestination` of `connectors/destinations/meta-audiences/index.ts` (its docs page
+ * `docs/destinations/meta-audiences.md`). Infra generates each function's bundle entry from this,
+ * without importing the runtime.
  */
 export function runtimeModule(
   kind: 'source' | 'destination',
   type: string,
 ): { readonly specifier: string; readonly exportName: string } {
+  const camel = type.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
   return {
-    specifier: `#connectors/${kind}s/${type}/index`,
-    exportName: `${type}${kind === 'source' ? 'Source' : 'Destination'}`,
+    specifier: `#connectors/${kind}s/${connectorDir(type)}/index`,
+    exportName: `${camel}${kind === 'source' ? 'Source' : 'Destination'}`,
   };
+}
+
+/** The folder (and docs page name) of a connector type: snake case becomes kebab case. */
+export function connectorDir(type: string): string {
+  return type.replaceAll('_', '-');
 }

@@ -23,6 +23,14 @@ const destinationLoaders = new Map<string, RuntimeLoader<DestinationRuntime>>([
   ['zendesk', async () => (await import('#connectors/destinations/zendesk/index')).zendeskDestination],
   ['braze', async () => (await import('#connectors/destinations/braze/index')).brazeDestination],
   ['intercom', async () => (await import('#connectors/destinations/intercom/index')).intercomDestination],
+  [
+    'meta_audiences',
+    async () => (await import('#connectors/destinations/meta-audiences/index')).metaAudiencesDestination,
+  ],
+  [
+    'google_customer_match',
+    async () => (await import('#connectors/destinations/google-customer-match/index')).googleCustomerMatchDestination,
+  ],
   ['webhook', async () => (await import('#connectors/destinations/webhook/index')).webhookDestination],
   ['postgres', async () => (await import('#connectors/destinations/postgres/index')).postgresDestination],
   ['duckdb', async () => (await import('#connectors/destinations/duckdb/index')).duckdbDestination],

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { manifests, runtimeModule } from '#connectors/manifests';
+import { connectorDir, manifests, runtimeModule } from '#connectors/manifests';
 import { catalogue } from '#connectors/registry';
 import { connectorCatalogue } from '#connectors/sdk/catalogue';
 import { ConnectorConfigError } from '#core/errors';
@@ -14,7 +14,19 @@ describe('the connector manifests and the registry', () => {
   it('lists every source and destination of this repository', () => {
     expect([...sourceTypes].sort()).toEqual(['duckdb', 'mysql', 'postgres', 'snowflake']);
     expect([...destinationTypes].sort()).toEqual(
-      ['braze', 'duckdb', 'hubspot', 'intercom', 'mailchimp', 'postgres', 'salesforce', 'webhook', 'zendesk'].sort(),
+      [
+        'braze',
+        'duckdb',
+        'google_customer_match',
+        'hubspot',
+        'intercom',
+        'mailchimp',
+        'meta_audiences',
+        'postgres',
+        'salesforce',
+        'webhook',
+        'zendesk',
+      ].sort(),
     );
     expect([...catalogue.sources.keys()].sort()).toEqual([...sourceTypes].sort());
     expect([...catalogue.destinations.keys()].sort()).toEqual([...destinationTypes].sort());
@@ -30,7 +42,16 @@ describe('the connector manifests and the registry', () => {
   });
 
   it('takes a base URL override on every HTTP destination', () => {
-    for (const type of ['hubspot', 'salesforce', 'mailchimp', 'zendesk', 'braze', 'intercom']) {
+    for (const type of [
+      'hubspot',
+      'salesforce',
+      'mailchimp',
+      'zendesk',
+      'braze',
+      'intercom',
+      'meta_audiences',
+      'google_customer_match',
+    ]) {
       expect(Object.keys(manifests.destinations.get(type)!.optionsSchema.shape), type).toContain('base_url');
     }
   });
@@ -65,7 +86,8 @@ describe('the connector manifests and the registry', () => {
       ['destination', destinationTypes],
     ] as const) {
       for (const type of types) {
-        expect(existsSync(path.join(ROOT, 'docs', `${kind}s`, `${type}.md`)), `docs/${kind}s/${type}.md`).toBe(true);
+        const page = `docs/${kind}s/${connectorDir(type)}.md`;
+        expect(existsSync(path.join(ROOT, page)), page).toBe(true);
         expect(row(kind), `README concepts row "${kind}"`).toContain(`\`${type}\``);
       }
     }
