@@ -255,8 +255,13 @@ async function enter(
   const missing = new Set(answer.missing);
   for (const [key, id] of ids) {
     if (missing.has(id)) {
-      outcomes.push({ key, status: 'retry', reason: `HubSpot contact ${id} no longer exists (deleted or merged since the lookup)` });
-    } else outcomes.push({ key, status: 'ok', destinationId: id, ...(added.has(id) && { action: 'created' as const }) });
+      outcomes.push({
+        key,
+        status: 'retry',
+        reason: `HubSpot contact ${id} no longer exists (deleted or merged since the lookup)`,
+      });
+    } else
+      outcomes.push({ key, status: 'ok', destinationId: id, ...(added.has(id) && { action: 'created' as const }) });
   }
   return outcomes;
 }
