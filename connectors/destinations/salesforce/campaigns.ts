@@ -333,7 +333,7 @@ class Members {
     const results = new Map<string, RecordResult>();
     for (const chunk of chunks(memberIds, COLLECTION_MAX_RECORDS)) {
       const answered = await this.context.client.delete('CampaignMember', chunk);
-      chunk.forEach((id, i) => results.set(id, answered[i]!));
+      for (const [i, id] of chunk.entries()) results.set(id, answered[i]!);
     }
     for (const r of removing) {
       const memberId = members.get(ids.get(r.key)!)!;
