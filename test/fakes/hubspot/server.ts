@@ -135,13 +135,13 @@ export interface HubSpotFake {
   records(object: string): readonly FakeRecord[];
   /** Adds a record as if created in HubSpot; returns its ID. */
   seed(object: string, properties: Record<string, string>, createdAt?: string): string;
-  /** When each write request (a batch POST) arrived, 429s included. */
+  /** When each write request (a batch POST, a list create or membership PUT) arrived, 429s included. */
   writeTimes(): number[];
   /** When each request of any kind arrived (reads, field discovery, account details), 429s included. */
   requestTimes(): number[];
-  /** Answers the next `n` batch POSTs with HubSpot's 429 (`TEN_SECONDLY_ROLLING`). */
+  /** Answers the next `n` writes (batch POSTs, list creates and membership PUTs) with HubSpot's 429 (`TEN_SECONDLY_ROLLING`). */
   throttleNext(n: number): void;
-  /** Lets `skip` batch POSTs through, then answers the `n` after them with a 429. */
+  /** Lets `skip` writes through, then answers the `n` after them with a 429. */
   throttleAfter(skip: number, n: number): void;
   /** Answers the next `n` requests with `477 Migration in Progress` and `Retry-After: seconds`. */
   migrateNext(n: number, retryAfterSeconds: number): void;
