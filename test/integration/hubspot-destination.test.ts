@@ -100,10 +100,12 @@ describe('hubspot destination: definition', () => {
     expect(() => hubspotDestination.optionsSchema.parse({ access_token: TOKEN, portal: 1 })).toThrow();
   });
 
-  it('knows contacts and companies, archives in mirror mode, and accepts custom objects', () => {
+  it('knows contacts, companies and list memberships, archives in mirror mode, and accepts custom objects', () => {
     expect(hubspotDestination.objects?.map((o) => [o.name, o.matchKeys, o.onDelete])).toEqual([
       ['contacts', ['email', '*unique'], 'archive'],
       ['companies', ['*unique'], 'archive'],
+      // Membership of a static list (hubspot-membership.test.ts): leaving removes the membership.
+      ['list:<listId>', ['email', '*unique'], 'delete'],
     ]);
     expect(hubspotDestination.customObjects).toBe(true);
     expect(hubspotDestination.modes).toEqual(['upsert', 'update', 'insert', 'mirror']);

@@ -139,7 +139,7 @@ export function createHubSpotClient(options: HubSpotClientOptions) {
    * when it may have been applied.
    */
   const send = async <T>(
-    method: 'GET' | 'POST',
+    method: 'GET' | 'POST' | 'PUT',
     path: string,
     extra: { json?: unknown; query?: Record<string, string>; accept?: readonly number[]; idempotent?: boolean } = {},
   ): Promise<HttpResponse<T>> =>
@@ -207,8 +207,87 @@ export function createHubSpotClient(options: HubSpotClientOptions) {
       const answer = typeof response.body === 'object' && response.body !== null ? response.body : {};
       return { kind: 'done', results: answer.results ?? [], errors: answer.errors ?? [] };
     },
+
+    /**
+     * A list's definition: `GET /crm/v3/lists/{listId}`, answered `{ list: PublicObjectList }`
+     * (github:HubSpot/hubspot-api-nodejs codegen/crm/lists/apis/ListsApi.ts `getById`,
+     * models/ListFetchResponse.ts); undefined when HubSpot has no such list (404, or the 400 of an
+     * ID that is not a number).
+     * https://developers.hubspot.com/docs/api-reference/latest/crm/lists/guide
+     */
+    async list(listId: string): Promise<HubSpotList | undefined> {
+      const response = await send<{ list?: HubSpotList } & HubSpotError>(
+        'GET',
+        `/crm/v3/lists/${encodeURIComponent(listId)}`,
+        { accept: [400, 404] },
+      );
+      if (response.status >= 400) return undefined;
+      return response.body.list;
+    },
+
+    /**
+     * `PUT /crm/v3/lists/{listId}/memberships/add` or `/remove` with the record IDs: "Records that
+     * do not exist or that are already members of the list are ignored" (add), "Records that do not
+     * exist or that are not members of the list are ignored" (remove); both "only work for lists
+     * that have a processingType of MANUAL or SNAPSHOT". A PUT: the HTTP client sends it again
+     * after a timeout or a 5xx, which is safe — the same IDs give the same membership.
+     * https://developers.hubspot.com/docs/api-reference/legacy/crm/lists/memberships/add-to-list
+     * github:HubSpot/hubspot-api-nodejs codegen/crm/lists/apis/MembershipsApi.ts (`add`, `remove`)
+     */
+    async memberships(
+      listId: string,
+      action: 'add' | 'remove',
+      recordIds: readonly string[],
+    ): Promise<MembershipsAnswer> {
+      const response = await send<MembershipsUpdate & HubSpotError>(
+        'PUT',
+        `/crm/v3/lists/${encodeURIComponent(listId)}/memberships/${action}`,
+        { json: recordIds, accept: [400, 404] },
+      );
+      if (response.status >= 400) {
+        const error = typeof response.body === 'object' && response.body !== null ? response.body : {};
+        return { kind: 'refused', status: response.status, error };
+      }
+      const body = typeof response.body === 'object' && response.body !== null ? response.body : {};
+      return {
+        kind: 'done',
+        added: body.recordsIdsAdded ?? [],
+        removed: body.recordIdsRemoved ?? [],
+        missing: body.recordIdsMissing ?? [],
+      };
+    },
   };
 }
+
+/** A list definition (PublicObjectList); only what the destination reads. */
+export interface HubSpotList {
+  readonly listId: string;
+  readonly name?: string;
+  /** `MANUAL`, `SNAPSHOT` or `DYNAMIC`. */
+  readonly processingType: string;
+  /** `0-1` for contacts. */
+  readonly objectTypeId: string;
+  readonly size?: number;
+}
+
+/**
+ * MembershipsUpdateResponse; HubSpot spells the added IDs `recordsIdsAdded`.
+ * github:HubSpot/hubspot-api-nodejs codegen/crm/lists/models/MembershipsUpdateResponse.ts
+ */
+interface MembershipsUpdate {
+  readonly recordsIdsAdded?: string[];
+  readonly recordIdsRemoved?: string[];
+  readonly recordIdsMissing?: string[];
+}
+
+export type MembershipsAnswer =
+  | {
+      readonly kind: 'done';
+      readonly added: readonly string[];
+      readonly removed: readonly string[];
+      readonly missing: readonly string[];
+    }
+  | BatchRefused;
 
 export type HubSpotClient = ReturnType<typeof createHubSpotClient>;
 

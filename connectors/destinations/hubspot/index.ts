@@ -1,6 +1,7 @@
 import { defineDestination } from '#connectors/sdk/destination';
 import { createHubSpotClient } from './client.ts';
 import { discoverFields } from './fields.ts';
+import { isListObject, type ListsContext, listFields, writeMembership } from './lists.ts';
 import { hubspotDestinationManifest } from './manifest.ts';
 import { writeBatch } from './write.ts';
 
@@ -15,13 +16,20 @@ export const hubspotDestination = defineDestination(hubspotDestinationManifest, 
       // and the field discovery the SDK does before the first write of an object.
       pace: context.pace,
     });
+    const lists: ListsContext = {
+      client,
+      createMissingContacts: opts.create_missing_contacts,
+      lists: new Map(),
+    };
     return {
       async check() {
         await client.accountDetails();
       },
-      fields: (object) => discoverFields(client, object),
+      fields: (object) => (isListObject(object) ? listFields(lists, object) : discoverFields(client, object)),
       async write(batch) {
         if (batch.records.length === 0) return [];
+        // `list:<id>`: membership of a static contact list (lists.ts).
+        if (isListObject(batch.object)) return writeMembership(lists, batch);
         return writeBatch(client, batch);
       },
       async close() {},

@@ -15,7 +15,15 @@ const options = z.strictObject({
     .regex(/^\S+$/, 'expected the token without spaces or line breaks (check for a trailing newline)'),
   /** Per request, including reading the answer. */
   timeout_ms: z.number().int().min(1_000).max(120_000).default(30_000),
+  /**
+   * List membership (`list:<listId>`): a member with no HubSpot contact is created (upserted by
+   * the match property) and added, instead of being rejected.
+   */
+  create_missing_contacts: z.boolean().default(false),
 });
+
+/** Membership objects: `list:<ILS list ID>`, a static list of contacts. */
+export const LIST_PREFIX = 'list:';
 
 /**
  * The standard objects the destination knows; custom objects are accepted by name or objectTypeId
@@ -35,6 +43,15 @@ const HUBSPOT_OBJECTS: readonly DestinationObject[] = [
     description: 'Organisations; upserted by a unique property (domain is not unique)',
     matchKeys: ['*unique'],
     onDelete: 'archive',
+  },
+  {
+    name: `${LIST_PREFIX}<listId>`,
+    description:
+      'Membership of a static (MANUAL) contact list, by its ILS list ID: entering adds the contact (found by email or a unique property), leaving removes it from the list',
+    matchKeys: ['email', '*unique'],
+    // Leaving removes the membership; the contact stays. The type has no 'remove' yet (the
+    // lead adds it): 'delete' is the closest value.
+    onDelete: 'delete',
   },
 ];
 

@@ -47,10 +47,10 @@ const CLOCK_SKEW_MS = 60_000;
 /** Codes about a property itself (not a value): every record sending that property is at fault. */
 const PROPERTY_CODES = new Set(['PROPERTY_DOESNT_EXIST', 'READ_ONLY_VALUE']);
 
-type Outcomes = Map<string, RecordOutcome>;
-type Attempt = { readonly outcomes: Outcomes } | { readonly refused: BatchRefused };
+export type Outcomes = Map<string, RecordOutcome>;
+export type Attempt = { readonly outcomes: Outcomes } | { readonly refused: BatchRefused };
 
-interface Target {
+export interface Target {
   readonly client: HubSpotClient;
   readonly object: string;
   readonly matchField: string;
@@ -120,7 +120,7 @@ export async function writeBatch(client: HubSpotClient, batch: WriteBatch): Prom
 }
 
 /** `batch/upsert` by the match field. */
-async function upsert(target: Target, records: readonly OutboundRecord[]): Promise<Attempt> {
+export async function upsert(target: Target, records: readonly OutboundRecord[]): Promise<Attempt> {
   const answer = await target.client.batch(target.object, 'upsert', {
     inputs: records.map((r) => ({
       idProperty: target.matchField,
@@ -271,7 +271,7 @@ async function archive(target: Target, records: readonly OutboundRecord[]): Prom
  * error, which only means "no such record" here.
  * https://developers.hubspot.com/docs/api-reference/latest/crm/objects/objects/batch/get-objects
  */
-async function lookup(
+export async function lookup(
   target: Target,
   records: readonly OutboundRecord[],
 ): Promise<
@@ -376,7 +376,7 @@ function rejection(
  * those the error names are rejected and the rest sent again; when it names none, the part is
  * halved. Attempts are bounded per write: records still unresolved are retried later.
  */
-async function isolate(
+export async function isolate(
   target: Target,
   records: readonly OutboundRecord[],
   attempt: (part: readonly OutboundRecord[]) => Promise<Attempt>,
@@ -429,7 +429,7 @@ async function isolate(
 }
 
 /** Refusals no record can fix: a missing object, or a match field HubSpot cannot identify records by. */
-function throwIfConfigProblem(target: Target, refused: BatchRefused): void {
+export function throwIfConfigProblem(target: Target, refused: BatchRefused): void {
   const { error } = refused;
   const message = error.message ?? '';
   const { object, matchField } = target;
@@ -516,13 +516,13 @@ function propertyValue(value: JsonValue): string {
   return String(value);
 }
 
-function matchText(match: JsonValue): string | undefined {
+export function matchText(match: JsonValue): string | undefined {
   if (typeof match === 'string') return match.trim() === '' ? undefined : match;
   if (typeof match === 'number' || typeof match === 'boolean') return String(match);
   return undefined;
 }
 
 /** HubSpot keeps contact emails lowercase; other unique values compare as they are. */
-function normalized(matchField: string, value: string): string {
+export function normalized(matchField: string, value: string): string {
   return matchField === 'email' ? value.trim().toLowerCase() : value;
 }

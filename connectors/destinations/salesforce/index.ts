@@ -8,6 +8,7 @@ import {
   readPrivateKey,
 } from './auth.ts';
 import { BulkIngest } from './bulk.ts';
+import { type CampaignsContext, campaignFields, isCampaignObject, writeCampaign } from './campaigns.ts';
 import { SalesforceClient } from './client.ts';
 import { fieldInfos } from './fields.ts';
 import { type SalesforceOptions, salesforceDestinationManifest } from './manifest.ts';
@@ -27,10 +28,23 @@ export const salesforceDestination = defineDestination(salesforceDestinationMani
       pace: context.pace,
     });
     const bulk = new BulkIngest(client, opts.bulk_poll_ms);
+    const campaigns: CampaignsContext = {
+      client,
+      memberObject: opts.member_object,
+      status: opts.campaign_member_status,
+      campaigns: new Map(),
+    };
     return {
       check: () => client.check(),
-      fields: async (object) => fieldInfos(await client.describe(object)),
-      write: (batch) => writeBatch(batch, { client, bulk, bulkThreshold: opts.bulk_threshold }),
+      fields: async (object) =>
+        isCampaignObject(object) ? campaignFields(campaigns, object) : fieldInfos(await client.describe(object)),
+      // `campaign:<CampaignId>`: CampaignMember records of one campaign (campaigns.ts).
+      write: (batch) =>
+        isCampaignObject(batch.object)
+          ? batch.records.length === 0
+            ? Promise.resolve([])
+            : writeCampaign(campaigns, batch)
+          : writeBatch(batch, { client, bulk, bulkThreshold: opts.bulk_threshold }),
       async close() {},
     };
   },

@@ -45,7 +45,17 @@ const options = z.strictObject({
   max_api_usage: z.number().gt(0).max(1).optional(),
   /** Per request. */
   timeout_ms: z.number().int().min(1_000).max(600_000).default(30_000),
+  /** Campaign membership (`campaign:<CampaignId>`): whether members are Contacts or Leads. */
+  member_object: z.enum(['Contact', 'Lead']).default('Contact'),
+  /**
+   * Campaign membership: the `Status` of a new CampaignMember, one of the campaign's member
+   * statuses (Setup on the campaign: "Advanced Setup"); by default the campaign's default status.
+   */
+  campaign_member_status: z.string().min(1).max(765).optional(),
 });
+
+/** Membership objects: `campaign:<CampaignId>`, the CampaignMember records of one campaign. */
+export const CAMPAIGN_PREFIX = 'campaign:';
 
 export type SalesforceOptions = z.output<typeof options>;
 
@@ -61,11 +71,22 @@ export const salesforceDestinationManifest = defineDestinationManifest({
   secretKeys: ['client_secret', 'private_key'],
   modes: ['upsert', 'update', 'insert', 'mirror'],
   limits: salesforceLimits,
-  objects: ['Contact', 'Lead', 'Account'].map((name) => ({
-    name,
-    matchKeys: ['*unique'],
-    onDelete: 'delete' as const,
-  })),
+  objects: [
+    ...['Contact', 'Lead', 'Account'].map((name) => ({
+      name,
+      matchKeys: ['*unique'],
+      onDelete: 'delete' as const,
+    })),
+    {
+      name: `${CAMPAIGN_PREFIX}<CampaignId>`,
+      description:
+        'Membership of a campaign (CampaignMember records): entering adds the Contact (or Lead, option member_object) found by Email or an External ID field, leaving deletes its CampaignMember',
+      matchKeys: ['*unique'],
+      // Leaving deletes the CampaignMember; the Contact or Lead stays. The type has no 'remove'
+      // yet (the lead adds it): 'delete' is the closest value.
+      onDelete: 'delete' as const,
+    },
+  ],
   customObjects: true,
   // Multi-select picklists take `a;b;c`; Salesforce has no JSON field type (long text takes it as text).
   formats: { array: 'semicolon', object: 'string' },

@@ -430,7 +430,7 @@ function outcome(key: string, result: RecordResult, action: 'created' | 'updated
   return failure(key, result.errors);
 }
 
-function failure(key: string, errors: readonly RecordError[]): RecordOutcome {
+export function failure(key: string, errors: readonly RecordError[]): RecordOutcome {
   const first = errors[0];
   if (!first) return { key, status: 'rejected', reason: 'Salesforce refused the record without saying why' };
   const reason = errors
@@ -464,7 +464,7 @@ function bulkOutcome(key: string, result: BulkOutcome | undefined): RecordOutcom
   }
 }
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
+export function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;

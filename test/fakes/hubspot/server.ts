@@ -35,6 +35,17 @@ import type { JsonValue } from '#connectors/sdk/types';
  *
  * Error codes PROPERTY_DOESNT_EXIST, INVALID_EMAIL and CONFLICT are HubSpot's; the codes of the
  * other value checks follow the same shape under the fake's own names.
+ *
+ * Lists (segments), v3 Lists API (https://developers.hubspot.com/docs/api-reference/latest/crm/lists/guide;
+ * paths, bodies and answers from github:HubSpot/hubspot-api-nodejs codegen/crm/lists, ListsApi.ts
+ * and MembershipsApi.ts): create (`POST /crm/v3/lists/`), fetch by ILS list ID
+ * (`GET /crm/v3/lists/{listId}` → `{ list }` with `processingType`), memberships add / remove
+ * (`PUT …/memberships/add|remove`, a JSON array of record IDs, answered `MembershipsUpdateResponse`
+ * `{ recordsIdsAdded, recordIdsRemoved, recordIdsMissing }`: records that do not exist are
+ * `missing`, members added again or non-members removed are ignored) and fetch
+ * (`GET …/memberships`, at most 250 a page). Adding to or removing from a list whose
+ * processingType is not MANUAL or SNAPSHOT is refused ("This endpoint only works for lists that have
+ * a processingType of MANUAL or SNAPSHOT"). Scopes `crm.lists.read` / `crm.lists.write`.
  */
 
 export interface FakeProperty {
@@ -85,6 +96,18 @@ export interface HubSpotFakeOptions {
   readonly portalId?: number;
 }
 
+/** A list (segment) and its memberships: contact record ID → when it joined. */
+export interface FakeList {
+  readonly listId: string;
+  readonly name: string;
+  readonly objectTypeId: string;
+  readonly processingType: 'MANUAL' | 'SNAPSHOT' | 'DYNAMIC';
+  readonly createdAt: string;
+  updatedAt: string;
+  listVersion: number;
+  readonly members: Map<string, string>;
+}
+
 export interface FakeRequest {
   readonly method: string;
   readonly path: string;
@@ -112,13 +135,13 @@ export interface HubSpotFake {
   records(object: string): readonly FakeRecord[];
   /** Adds a record as if created in HubSpot; returns its ID. */
   seed(object: string, properties: Record<string, string>, createdAt?: string): string;
-  /** When each write request (a batch POST) arrived, 429s included. */
+  /** When each write request (a batch POST, a list create or membership PUT) arrived, 429s included. */
   writeTimes(): number[];
   /** When each request of any kind arrived (reads, field discovery, account details), 429s included. */
   requestTimes(): number[];
-  /** Answers the next `n` batch POSTs with HubSpot's 429 (`TEN_SECONDLY_ROLLING`). */
+  /** Answers the next `n` writes (batch POSTs, list creates and membership PUTs) with HubSpot's 429 (`TEN_SECONDLY_ROLLING`). */
   throttleNext(n: number): void;
-  /** Lets `skip` batch POSTs through, then answers the `n` after them with a 429. */
+  /** Lets `skip` writes through, then answers the `n` after them with a 429. */
   throttleAfter(skip: number, n: number): void;
   /** Answers the next `n` requests with `477 Migration in Progress` and `Retry-After: seconds`. */
   migrateNext(n: number, retryAfterSeconds: number): void;
@@ -128,6 +151,10 @@ export interface HubSpotFake {
   lockNext(n: number): void;
   /** Uses up the daily limit: every request is answered 429 `DAILY`. */
   exhaustDaily(): void;
+  /** Creates a list as if made in HubSpot (default a MANUAL list of contacts); returns its ILS list ID. */
+  createList(name: string, processingType?: 'MANUAL' | 'SNAPSHOT' | 'DYNAMIC', objectTypeId?: string): string;
+  /** The members of `list:<listId>` now, as HubSpot keys contacts: their emails, lower-cased. */
+  members(object: string): ReadonlySet<string>;
   revoke(): void;
   restore(): void;
   stop(): Promise<void>;
@@ -249,6 +276,8 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
   let locks = 0;
   let revoked = false;
   let nextId = 101;
+  const lists = new Map<string, FakeList>();
+  let nextListId = 1001;
 
   const objectOf = (name: string) =>
     objects.find((o) => o.name === name || o.objectTypeId === name || o.aliases?.includes(name));
@@ -674,6 +703,176 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
     return { status: 204 };
   };
 
+  // ---- lists (segments) ----
+  // https://developers.hubspot.com/docs/api-reference/latest/crm/lists/guide
+  const PROCESSING_TYPES = ['MANUAL', 'SNAPSHOT', 'DYNAMIC'] as const;
+  /**
+   * Inferred: no page states a maximum of record IDs per membership call; the fake refuses more
+   * than 100,000 (the size the memberships endpoints name as their limit for `add-from` and the
+   * delete-all call: "only supports lists that have less than 100,000 memberships").
+   */
+  const MAX_MEMBERSHIP_IDS = 100_000;
+  const listView = (list: FakeList) => ({
+    listId: list.listId,
+    listVersion: list.listVersion,
+    name: list.name,
+    objectTypeId: list.objectTypeId,
+    processingType: list.processingType,
+    processingStatus: 'COMPLETE',
+    createdAt: list.createdAt,
+    updatedAt: list.updatedAt,
+    filtersUpdatedAt: list.createdAt,
+    size: list.members.size,
+  });
+  const makeList = (name: string, processingType: FakeList['processingType'], objectTypeId: string): FakeList => {
+    const now = new Date().toISOString();
+    const list: FakeList = {
+      listId: String(nextListId++),
+      name,
+      objectTypeId,
+      processingType,
+      createdAt: now,
+      updatedAt: now,
+      listVersion: 1,
+      members: new Map(),
+    };
+    lists.set(list.listId, list);
+    return list;
+  };
+  /**
+   * Inferred: the body and subCategory of a missing list (the error shape is HubSpot's documented
+   * one, https://developers.hubspot.com/docs/api-reference/error-handling; a list-API 400 with a
+   * `subCategory` like `ListError.INVALID_OBJECT_TYPE_FOR_LIST` is reported in
+   * https://github.com/singer-io/tap-hubspot/issues/299).
+   */
+  const listNotFound = (listId: string) =>
+    error(404, 'OBJECT_NOT_FOUND', `List with id ${listId} does not exist.`, {
+      subCategory: 'ListError.LIST_DOES_NOT_EXIST',
+    });
+  const createList = (body: unknown): Reply => {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) return invalidJson('expected an object');
+    const { name, objectTypeId, processingType, filterBranch } = body as Record<string, unknown>;
+    // ListCreateRequest: `name`, `objectTypeId` and `processingType` are required.
+    if (
+      typeof name !== 'string' ||
+      name === '' ||
+      typeof objectTypeId !== 'string' ||
+      typeof processingType !== 'string'
+    )
+      return invalidJson(
+        'Cannot build ListCreateRequest, some of required attributes are not set [name, objectTypeId, processingType]',
+      );
+    if (!PROCESSING_TYPES.includes(processingType as FakeList['processingType']))
+      return error(
+        400,
+        'VALIDATION_ERROR',
+        `processingType must be one of SNAPSHOT, MANUAL, or DYNAMIC; got ${processingType}`,
+      );
+    // "The name of the list, which must be globally unique across all public lists in the portal."
+    // Inferred: the status and text of the refusal.
+    if ([...lists.values()].some((l) => l.name === name))
+      return error(400, 'VALIDATION_ERROR', `A list named "${name}" already exists.`, {
+        subCategory: 'ListError.LIST_NAME_ALREADY_EXISTS',
+      });
+    // Inferred: a DYNAMIC list needs the filters its members are computed from.
+    if (processingType === 'DYNAMIC' && (filterBranch === null || typeof filterBranch !== 'object'))
+      return error(400, 'VALIDATION_ERROR', 'A DYNAMIC list requires a filterBranch.');
+    if (!objectOf(objectTypeId))
+      return error(
+        400,
+        'VALIDATION_ERROR',
+        `The objectTypeId ${objectTypeId} provided for the list is not valid for this portal.`,
+        {
+          subCategory: 'ListError.INVALID_OBJECT_TYPE_FOR_LIST',
+        },
+      );
+    const list = makeList(name, processingType as FakeList['processingType'], objectOf(objectTypeId)!.objectTypeId);
+    return { status: 200, body: { list: listView(list) } };
+  };
+  const changeMemberships = (list: FakeList, action: 'add' | 'remove', body: unknown): Reply => {
+    // "This endpoint only works for lists that have a processingType of MANUAL or SNAPSHOT."
+    // Inferred: the status, text and subCategory of the refusal.
+    if (list.processingType === 'DYNAMIC') {
+      return error(
+        400,
+        'VALIDATION_ERROR',
+        `List ${list.listId} has processingType DYNAMIC: memberships can only be changed for MANUAL or SNAPSHOT lists.`,
+        { subCategory: 'ListError.INVALID_PROCESSING_TYPE' },
+      );
+    }
+    // The body is "The IDs of the records to add to the list": a JSON array of strings.
+    if (!Array.isArray(body) || body.some((id) => typeof id !== 'string'))
+      return invalidJson(
+        'Cannot deserialize value of type `java.util.ArrayList<java.lang.String>`: expected an array of record IDs',
+      );
+    if (body.length > MAX_MEMBERSHIP_IDS)
+      return error(
+        400,
+        'VALIDATION_ERROR',
+        `Membership change of ${body.length} records exceeds the limit of ${MAX_MEMBERSHIP_IDS}`,
+      );
+    const object = objectOf(list.objectTypeId)!;
+    const added: string[] = [];
+    const removed: string[] = [];
+    const missing: string[] = [];
+    const now = new Date().toISOString();
+    for (const id of new Set(body as string[])) {
+      const record = recordsOf(object).get(id);
+      if (!record || record.archived) {
+        missing.push(id);
+        continue;
+      }
+      // Members added again and non-members removed are ignored: in neither list of the answer.
+      if (action === 'add' && !list.members.has(id)) {
+        list.members.set(id, now);
+        added.push(id);
+      } else if (action === 'remove' && list.members.delete(id)) removed.push(id);
+    }
+    if (added.length + removed.length > 0) {
+      list.updatedAt = now;
+      list.listVersion++;
+    }
+    return { status: 200, body: { recordsIdsAdded: added, recordIdsRemoved: removed, recordIdsMissing: missing } };
+  };
+  /** `GET …/memberships`: ascending record IDs, `limit` at most 250, `after` as the paging token. */
+  const readMemberships = (list: FakeList, url: URL): Reply => {
+    const limit = Number(url.searchParams.get('limit') ?? '100');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 250)
+      return error(400, 'VALIDATION_ERROR', 'limit must be between 1 and 250');
+    const after = url.searchParams.get('after');
+    const ids = [...list.members.keys()].sort((a, b) => Number(a) - Number(b));
+    const start = after === null ? 0 : ids.findIndex((id) => Number(id) > Number(after));
+    const page = start < 0 ? [] : ids.slice(start, start + limit);
+    const more = start >= 0 && start + limit < ids.length;
+    return {
+      status: 200,
+      body: {
+        results: page.map((recordId) => ({ recordId, membershipTimestamp: list.members.get(recordId) })),
+        total: ids.length,
+        ...(more && { paging: { next: { after: page.at(-1) } } }),
+      },
+    };
+  };
+  const routeLists = (method: string, url: URL, body: unknown): Reply | undefined => {
+    const path = url.pathname;
+    if (!path.startsWith('/crm/v3/lists')) return undefined;
+    const scopes = [method === 'GET' ? 'crm.lists.read' : 'crm.lists.write'];
+    if (!allowed(scopes)) return missingScopes(scopes);
+    if (method === 'POST' && /^\/crm\/v3\/lists\/?$/.test(path)) return createList(body);
+    const m = /^\/crm\/v3\/lists\/([^/]+)(?:\/memberships(?:\/(add|remove))?)?$/.exec(path);
+    if (!m) return undefined;
+    const listId = decodeURIComponent(m[1]!);
+    // Inferred: an ILS list ID that is not a number is a 400, as HubSpot answers a malformed path ID.
+    if (!/^\d+$/.test(listId)) return invalidJson(`Unable to parse listId "${listId}" as a number`);
+    const list = lists.get(listId);
+    if (!list) return listNotFound(listId);
+    const memberships = path.includes('/memberships');
+    if (method === 'GET' && !memberships) return { status: 200, body: { list: listView(list) } };
+    if (method === 'GET' && memberships && m[2] === undefined) return readMemberships(list, url);
+    if (method === 'PUT' && m[2] !== undefined) return changeMemberships(list, m[2] as 'add' | 'remove', body);
+    return undefined;
+  };
+
   // ---- routing ----
   const allowed = (scopes: readonly string[]) =>
     options.scopes === undefined || scopes.some((s) => options.scopes!.includes(s));
@@ -693,6 +892,8 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
 
   const route = (method: string, url: URL, body: unknown): Reply => {
     const path = url.pathname;
+    const listReply = routeLists(method, url, body);
+    if (listReply) return listReply;
     if (method === 'GET' && path === '/account-info/v3/details') {
       return {
         status: 200,
@@ -731,7 +932,7 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
   };
 
   const handle = (req: IncomingMessage, raw: string, request: FakeRequest): Reply => {
-    const isWrite = req.method === 'POST' && request.path.startsWith('/crm/v3/objects/');
+    const isWrite = isWriteRequest(req.method ?? '', request.path);
     if (revoked || req.headers.authorization !== `Bearer ${options.token}`) {
       return error(
         401,
@@ -850,8 +1051,7 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
       }
       return record.id;
     },
-    writeTimes: () =>
-      requests.filter((r) => r.method === 'POST' && r.path.startsWith('/crm/v3/objects/')).map((r) => r.at),
+    writeTimes: () => requests.filter((r) => isWriteRequest(r.method, r.path)).map((r) => r.at),
     requestTimes: () => requests.map((r) => r.at),
     throttleNext(n) {
       throttles += n;
@@ -873,6 +1073,21 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
     exhaustDaily() {
       dailyUsed = dailyLimit;
     },
+    createList(name, processingType = 'MANUAL', objectTypeId = '0-1') {
+      return makeList(name, processingType, objectNamed(objectTypeId).objectTypeId).listId;
+    },
+    members(object) {
+      const m = /^list:(\d+)$/.exec(object);
+      const list = m ? lists.get(m[1]!) : undefined;
+      if (!list) throw new Error(`the fake has no list ${object}`);
+      const records = recordsOf(objectNamed(list.objectTypeId));
+      const emails = new Set<string>();
+      for (const id of list.members.keys()) {
+        const email = records.get(id)?.properties.email;
+        if (email !== undefined) emails.add(email.toLowerCase());
+      }
+      return emails;
+    },
     revoke() {
       revoked = true;
     },
@@ -884,6 +1099,14 @@ export async function startHubspotFake(options: HubSpotFakeOptions): Promise<Hub
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Batch POSTs of the object APIs and the list writes (create, memberships): what `throttleNext` refuses. */
+function isWriteRequest(method: string, path: string): boolean {
+  return (
+    (method === 'POST' && path.startsWith('/crm/v3/objects/')) ||
+    ((method === 'PUT' || method === 'POST') && path.startsWith('/crm/v3/lists'))
+  );
 }
 
 /** A property as the properties API describes it. */

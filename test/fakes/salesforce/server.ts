@@ -19,6 +19,14 @@ import type { VendorFake } from '../../conformance/suite.ts';
  *   fields (`INVALID_FIELD`) and undeserializable values (`JSON_PARSER_ERROR`).
  * - Bulk API 2.0 ingest jobs (upsert and insert): create, CSV upload, `UploadComplete`, state,
  *   `successfulResults/`, `failedResults/`, `unprocessedrecords/`, Get All Jobs; `#N/A` clears a field.
+ * - Campaigns and their members: `Campaign` and `CampaignMember` ("Represents the association
+ *   between a campaign and either a lead or a contact"; `CampaignId` required, `ContactId` or
+ *   `LeadId` required, `Status` one of the campaign's member statuses, the default one when unset:
+ *   https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_campaignmember.htm,
+ *   https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/api/sforce_api_objects_campaignmemberstatus.htm);
+ *   a second member for one Contact or Lead is refused `DUPLICATE_VALUE: Already a campaign member.`
+ *   (the text orgs report, https://github.com/openstax/tutor-server/pull/1653). SOQL `WHERE` takes
+ *   conditions joined by `AND` (`CampaignId = '…' AND ContactId IN (…)`).
  * - Faults a real network has: a request that commits and then loses its answer (`failAfterCommit`:
  *   the connection dropped, or no answer until the client times out); a login host that is not a
  *   My Domain (`genericLoginHost`); an org or user without API access (`disableApi`).
@@ -122,6 +130,8 @@ export interface SalesforceFake extends VendorFake {
   records(object: string): ReadonlyMap<string, Readonly<Record<string, JsonValue>>>;
   /** Adds a record as if created in Salesforce; returns its Id. */
   seed(object: string, fields: Record<string, JsonValue>): string;
+  /** The members of `campaign:<CampaignId>` now: their Contact's or Lead's Email, lower-cased. */
+  members(object: string): ReadonlySet<string>;
   /** Ends every session (the org's session timeout): the next call answers 401 INVALID_SESSION_ID. */
   expireSessions(): void;
   /** API requests counted against the daily allocation. */
@@ -240,6 +250,39 @@ export const DEFAULT_OBJECTS: Readonly<Record<string, FakeObject>> = {
     keyPrefix: '001',
     fields: [idField, text('Name', 255, { nillable: false, idLookup: true }), externalId(), createdDate],
   },
+  Campaign: {
+    keyPrefix: '701',
+    key: 'Name',
+    fields: [
+      idField,
+      text('Name', 80, { nillable: false }),
+      {
+        name: 'IsActive',
+        type: 'boolean',
+        nillable: false,
+        createable: true,
+        updateable: true,
+        defaultedOnCreate: true,
+      },
+      createdDate,
+    ],
+  },
+  /** The association of a campaign with a Contact or a Lead (the object reference's field properties). */
+  CampaignMember: {
+    keyPrefix: '00v',
+    key: 'Id',
+    fields: [
+      idField,
+      // "Required. ID of the Campaign to which this Lead or Contact is associated." Create, not Update.
+      { name: 'CampaignId', type: 'reference', length: 18, nillable: false, createable: true, updateable: false },
+      // "Required. ID of the Contact …" / "… of the Lead …": one of the two; Create, Nillable.
+      { name: 'ContactId', type: 'reference', length: 18, nillable: true, createable: true, updateable: false },
+      { name: 'LeadId', type: 'reference', length: 18, nillable: true, createable: true, updateable: false },
+      // Create, Update, Nillable: one of the campaign's member statuses.
+      text('Status', 40, { type: 'picklist' }),
+      createdDate,
+    ],
+  },
   /** One field of each Salesforce type the connector maps, for field discovery and value formats. */
   Everything__c: {
     keyPrefix: 'a02',
@@ -314,6 +357,13 @@ class Refusal extends Error {
     super(message);
   }
 }
+
+/**
+ * The member statuses of every campaign of the fake, the first the default. Inferred: the two a new
+ * campaign starts with in Salesforce (Sent, the default, and Responded); the API documents only
+ * that every campaign has a default status and one with `HasResponded`.
+ */
+export const CAMPAIGN_MEMBER_STATUSES = ['Sent', 'Responded'] as const;
 
 const recordError = (statusCode: string, message: string, fields: string[] = []): RecordError => ({
   statusCode,
@@ -488,6 +538,7 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
         ),
       );
     }
+    if (creating && object === objects.CampaignMember) errors.push(...campaignMemberErrors(records, values));
     if (creating) {
       const missing = object.fields
         .filter((f) => !f.nillable && f.createable && !f.defaultedOnCreate && f.type !== 'boolean')
@@ -502,6 +553,51 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     return errors;
   };
 
+  /**
+   * A new CampaignMember: its campaign and its Contact or Lead must exist, and be a member once.
+   * Inferred: the codes and texts of a missing Contact/Lead (`REQUIRED_FIELD_MISSING`), an Id that
+   * names no record (`INVALID_CROSS_REFERENCE_KEY`, as for the other lookups), and a status that is
+   * not one of the campaign's (`INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST`).
+   */
+  const campaignMemberErrors = (members: Map<string, Values>, values: Values): RecordError[] => {
+    const campaignId = values.CampaignId;
+    const contactId = values.ContactId ?? null;
+    const leadId = values.LeadId ?? null;
+    if (contactId === null && leadId === null) {
+      return [
+        recordError('REQUIRED_FIELD_MISSING', 'Required fields are missing: [ContactId, LeadId]', [
+          'ContactId',
+          'LeadId',
+        ]),
+      ];
+    }
+    const errors: RecordError[] = [];
+    const exists = (object: string, id: JsonValue | undefined) => typeof id === 'string' && data.get(object)!.has(id);
+    if (campaignId !== undefined && campaignId !== null && !exists('Campaign', campaignId))
+      errors.push(recordError('INVALID_CROSS_REFERENCE_KEY', 'invalid cross reference id', ['CampaignId']));
+    if (contactId !== null && !exists('Contact', contactId))
+      errors.push(recordError('INVALID_CROSS_REFERENCE_KEY', 'invalid cross reference id', ['ContactId']));
+    if (leadId !== null && !exists('Lead', leadId))
+      errors.push(recordError('INVALID_CROSS_REFERENCE_KEY', 'invalid cross reference id', ['LeadId']));
+    const status = values.Status ?? null;
+    if (status !== null && !CAMPAIGN_MEMBER_STATUSES.some((s) => s.toLowerCase() === String(status).toLowerCase())) {
+      errors.push(
+        recordError(
+          'INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST',
+          `Status: bad value for restricted picklist field: ${String(status)}`,
+          ['Status'],
+        ),
+      );
+    }
+    if (errors.length > 0) return errors;
+    const member = contactId !== null ? { field: 'ContactId', id: contactId } : { field: 'LeadId', id: leadId };
+    for (const other of members.values()) {
+      if (other.CampaignId === campaignId && other[member.field] === member.id)
+        return [recordError('DUPLICATE_VALUE', 'Already a campaign member.')];
+    }
+    return [];
+  };
+
   const canonical = (object: FakeObject, values: Values): Values =>
     Object.fromEntries(Object.entries(values).map(([k, v]) => [fieldOf(object, k)!.name, v]));
 
@@ -514,6 +610,8 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
       const created = newId(object);
       const defaults: Values = { Id: created, CreatedDate: new Date().toISOString() };
       for (const f of object.fields) if (f.type === 'boolean' && f.defaultedOnCreate) defaults[f.name] = false;
+      // A member without a status gets the campaign's default one.
+      if (object === objects.CampaignMember) defaults.Status = CAMPAIGN_MEMBER_STATUSES[0];
       records.set(created, { ...defaults, ...fields });
       return { id: created, success: true, errors: [] };
     }
@@ -763,8 +861,35 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     return values;
   };
 
+  /** A WHERE clause's conditions joined by `AND` (outside quotes and parentheses). */
+  const conjuncts = (where: string): string[] => {
+    const parts: string[] = [];
+    let depth = 0;
+    let quoted = false;
+    let start = 0;
+    for (let i = 0; i < where.length; i++) {
+      const c = where[i]!;
+      if (quoted) {
+        if (c === '\\') i++;
+        else if (c === "'") quoted = false;
+      } else if (c === "'") quoted = true;
+      else if (c === '(') depth++;
+      else if (c === ')') depth--;
+      else if (depth === 0 && /\s/.test(c)) {
+        const and = /^\s+AND\s+/i.exec(where.slice(i));
+        if (and) {
+          parts.push(where.slice(start, i));
+          i += and[0].length - 1;
+          start = i + 1;
+        }
+      }
+    }
+    parts.push(where.slice(start));
+    return parts.map((p) => p.trim());
+  };
+
   const runQuery = (soql: string) => {
-    const m = /^\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(\w+)\s+(?:IN\s*\((.*)\)|=\s*(.+?)))?\s*$/is.exec(soql);
+    const m = /^\s*SELECT\s+(.+?)\s+FROM\s+(\w+)(?:\s+WHERE\s+(.+?))?\s*$/is.exec(soql);
     if (!m) throw new Refusal(400, 'MALFORMED_QUERY', `unexpected token in: ${soql.slice(0, 80)}`);
     const object = objectOf(m[2]!);
     if (!object) throw new Refusal(400, 'INVALID_TYPE', `sObject type '${m[2]}' is not supported.`);
@@ -775,10 +900,12 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
       return field.name;
     });
     let rows = [...data.get(object[0])!.values()];
-    if (m[3]) {
-      const where = fieldOf(object[1], m[3]);
-      if (!where) throw new Refusal(400, 'INVALID_FIELD', `No such column '${m[3]}' on entity '${object[0]}'`);
-      const values = parseLiterals(m[4] ?? m[5] ?? '');
+    for (const condition of m[3] ? conjuncts(m[3]) : []) {
+      const c = /^(\w+)\s+(?:IN\s*\((.*)\)|=\s*(.+))$/is.exec(condition);
+      if (!c) throw new Refusal(400, 'MALFORMED_QUERY', `unexpected token in: ${condition.slice(0, 80)}`);
+      const where = fieldOf(object[1], c[1]!);
+      if (!where) throw new Refusal(400, 'INVALID_FIELD', `No such column '${c[1]}' on entity '${object[0]}'`);
+      const values = parseLiterals(c[2] ?? c[3] ?? '');
       for (const v of values) {
         if (STRING_TYPES.has(where.type) && typeof v === 'number') {
           throw new Refusal(
@@ -1275,6 +1402,22 @@ export async function startSalesforceFake(options: SalesforceFakeOptions = {}): 
     records(object) {
       const found = objectOf(object);
       return found ? data.get(found[0])! : new Map();
+    },
+    members(object) {
+      const m = /^campaign:(\w+)$/.exec(object);
+      if (!m || !data.get('Campaign')!.has(m[1]!)) throw new Error(`no campaign ${object} in the fake`);
+      const emails = new Set<string>();
+      for (const member of data.get('CampaignMember')!.values()) {
+        if (member.CampaignId !== m[1]) continue;
+        const person =
+          typeof member.ContactId === 'string'
+            ? data.get('Contact')!.get(member.ContactId)
+            : typeof member.LeadId === 'string'
+              ? data.get('Lead')!.get(member.LeadId)
+              : undefined;
+        if (typeof person?.Email === 'string') emails.add(person.Email.toLowerCase());
+      }
+      return emails;
     },
     seed(object, fields) {
       const found = objectOf(object);
