@@ -1,4 +1,5 @@
 import type { OutboundRecord } from '#connectors/sdk/destination';
+import { hashIdentifier, type IdentifierKind, type IdentifierVendor } from '#connectors/sdk/identifiers';
 import type { JsonValue } from '#connectors/sdk/types';
 import type { MappingConfig, SyncConfig } from '#core/config/schema';
 import { canonicalJson, digest } from './canonical.ts';
@@ -8,6 +9,8 @@ interface FieldRule {
   readonly column?: string;
   readonly value?: JsonValue;
   readonly nulls: 'skip' | 'sync';
+  /** Send the SHA-256 of the value normalised as this kind of identifier, by these rules. */
+  readonly hash?: { readonly normalize: IdentifierKind; readonly rules: IdentifierVendor };
 }
 
 /** A sync's mapping, compiled once per run. */
@@ -21,11 +24,25 @@ export interface Mapping {
   readonly columns: readonly string[];
 }
 
-export function compileMapping(sync: Pick<SyncConfig, 'object' | 'match' | 'mappings' | 'mode'>): Mapping {
+export function compileMapping(
+  sync: Pick<SyncConfig, 'object' | 'match' | 'mappings' | 'mode'>,
+  /** Whose identifier rules a `hash:` mapping follows when it does not say (the destination's vendor). */
+  defaultRules: IdentifierVendor = 'meta',
+): Mapping {
   const [matchField, matchColumn] = Object.entries(sync.match)[0]!;
   const rules = Object.entries(sync.mappings).map(([field, m]: [string, MappingConfig]): FieldRule => {
     if (typeof m === 'string') return { field, column: m, nulls: 'skip' };
-    if ('column' in m) return { field, column: m.column, nulls: m.nulls };
+    if ('column' in m) {
+      if (m.hash !== undefined && m.normalize !== undefined) {
+        return {
+          field,
+          column: m.column,
+          nulls: m.nulls,
+          hash: { normalize: m.normalize as IdentifierKind, rules: m.rules ?? defaultRules },
+        };
+      }
+      return { field, column: m.column, nulls: m.nulls };
+    }
     return { field, value: m.value, nulls: 'sync' };
   });
   const columns = [...new Set([matchColumn, ...rules.flatMap((r) => (r.column ? [r.column] : []))])];
@@ -108,6 +125,12 @@ export function mapRow(row: Readonly<Record<string, unknown>>, primaryKey: strin
       value = rule.value ?? null;
     }
     if (value === null && rule.nulls === 'skip') continue;
+    if (rule.hash && value !== null) {
+      const hashed = hashIdentifier(rule.hash.normalize, typeof value === 'string' ? value : JSON.stringify(value), rule.hash.rules);
+      // The reason names the field and never the value: raw identifiers stay out of reports.
+      if (!hashed.ok) return { ok: false, key, reason: `${rule.field}: ${hashed.reason}` };
+      value = hashed.hash;
+    }
     fields[rule.field] = value;
   }
   return { ok: true, record: { key, match, fields } };

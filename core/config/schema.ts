@@ -44,7 +44,22 @@ export const nullPolicySchema = z.enum(['skip', 'sync']);
 
 export const mappingSchema = z.union([
   z.string().min(1),
-  z.strictObject({ column: z.string().min(1), nulls: nullPolicySchema.default('skip') }),
+  z.strictObject({
+    column: z.string().min(1),
+    nulls: nullPolicySchema.default('skip'),
+    /**
+     * Send the SHA-256 of the value, normalised first as the destination's vendor requires for
+     * this kind of identifier (connectors/sdk/identifiers.ts): the raw value never leaves.
+     */
+    hash: z.literal('sha256').optional(),
+    normalize: z
+      .enum(['email', 'phone', 'first_name', 'last_name', 'city', 'state', 'zip', 'postal_code', 'country', 'gender', 'external_id'])
+      .optional(),
+    /** Whose normalisation rules: `meta` or `google` (default: the destination's, else meta). */
+    rules: z.enum(['meta', 'google']).optional(),
+  }).refine((m) => (m.hash === undefined) === (m.normalize === undefined), {
+    message: '`hash: sha256` and `normalize: <kind>` go together (e.g. { column: email, hash: sha256, normalize: email })',
+  }),
   z.strictObject({ value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }),
 ]);
 

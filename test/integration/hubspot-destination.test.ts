@@ -105,7 +105,7 @@ describe('hubspot destination: definition', () => {
       ['contacts', ['email', '*unique'], 'archive'],
       ['companies', ['*unique'], 'archive'],
       // Membership of a static list (hubspot-membership.test.ts): leaving removes the membership.
-      ['list:<listId>', ['email', '*unique'], 'delete'],
+      ['list:<listId>', ['email', '*unique'], 'remove'],
     ]);
     expect(hubspotDestination.customObjects).toBe(true);
     expect(hubspotDestination.modes).toEqual(['upsert', 'update', 'insert', 'mirror']);

@@ -92,9 +92,8 @@ export const googleCustomerMatchDestinationManifest = defineDestinationManifest(
       name: 'customer_match:<user_list_id>',
       description: 'A Customer Match user list, by its id (Tools → Audience manager), e.g. customer_match:1234567890',
       matchKeys: [...GOOGLE_MATCH_KEYS],
-      // A member that left is removed from the list. The manifest type has no 'remove' yet (the
-      // lead adds it); 'delete' is the closest existing value.
-      onDelete: 'delete',
+      // A member that left is removed from the list.
+      onDelete: 'remove',
     },
   ],
   customObjects: true,

@@ -49,9 +49,8 @@ const HUBSPOT_OBJECTS: readonly DestinationObject[] = [
     description:
       'Membership of a static (MANUAL) contact list, by its ILS list ID: entering adds the contact (found by email or a unique property), leaving removes it from the list',
     matchKeys: ['email', '*unique'],
-    // Leaving removes the membership; the contact stays. The type has no 'remove' yet (the
-    // lead adds it): 'delete' is the closest value.
-    onDelete: 'delete',
+    // Leaving removes the membership; the contact stays.
+    onDelete: 'remove',
   },
 ];
 

@@ -73,9 +73,8 @@ export const metaAudiencesDestinationManifest = defineDestinationManifest({
       description:
         'A Customer File Custom Audience, by its id (Ads Manager → Audiences), e.g. audience:23851234567890123',
       matchKeys: [...META_MATCH_KEYS],
-      // A member that left the segment is removed from the audience. The manifest type has no
-      // 'remove' yet (the lead adds it); 'delete' is the closest existing value.
-      onDelete: 'delete',
+      // A member that left the segment is removed from the audience.
+      onDelete: 'remove',
     },
   ],
   customObjects: true,

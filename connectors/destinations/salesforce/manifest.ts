@@ -82,9 +82,8 @@ export const salesforceDestinationManifest = defineDestinationManifest({
       description:
         'Membership of a campaign (CampaignMember records): entering adds the Contact (or Lead, option member_object) found by Email or an External ID field, leaving deletes its CampaignMember',
       matchKeys: ['*unique'],
-      // Leaving deletes the CampaignMember; the Contact or Lead stays. The type has no 'remove'
-      // yet (the lead adds it): 'delete' is the closest value.
-      onDelete: 'delete' as const,
+      // Leaving deletes the CampaignMember; the Contact or Lead stays.
+      onDelete: 'remove' as const,
     },
   ],
   customObjects: true,
