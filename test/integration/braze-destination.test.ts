@@ -101,6 +101,11 @@ describe('braze destination: definition', () => {
         matchKeys: ['external_id', 'email'],
         onDelete: 'unsubscribe',
       }),
+      expect.objectContaining({
+        name: 'array:<attribute>:<value>',
+        matchKeys: ['external_id', 'email'],
+        onDelete: 'delete',
+      }),
     ]);
     expect(brazeDestination.formats).toMatchObject({ date: 'iso', timestamp: 'iso', phone: 'e164' });
   });

@@ -221,3 +221,49 @@ describe('braze membership: subscription groups', () => {
     expect(taken).toBe(2);
   });
 });
+
+describe('braze membership: array attribute values', () => {
+  const ARRAY = 'array:segments:vip';
+
+  it('adds and removes the value with add/remove operations, one /users/track request per 75', async () => {
+    const f = await start();
+    f.addUser({ external_id: 'u4', segments: ['beta', 'vip'] });
+    const conn = await connect(f);
+    const outcomes = await conn.write(
+      batch([enter('1', 'u1'), enter('4', 'u4'), leave('2', 'u2'), leave('5', 'nobody')], 'external_id', ARRAY),
+    );
+    expect(outcomes).toEqual([
+      { key: '1', status: 'ok', action: 'created' },
+      { key: '4', status: 'ok', action: 'created' },
+      { key: '2', status: 'ok', action: 'deleted' },
+      { key: '5', status: 'ok', action: 'deleted' },
+    ]);
+    expect(f.members(ARRAY)).toEqual(new Set(['u1', 'u4']));
+    expect(f.user('external_id', 'u4')?.segments).toEqual(['beta', 'vip']);
+    const track = f.requests.filter((r) => r.path === '/users/track');
+    expect(track).toHaveLength(1);
+    expect(track[0]?.body).toEqual({
+      attributes: [
+        { external_id: 'u1', segments: { add: ['vip'] } },
+        { external_id: 'u4', segments: { add: ['vip'] } },
+        { external_id: 'u2', _update_existing_only: true, segments: { remove: ['vip'] } },
+        { external_id: 'nobody', _update_existing_only: true, segments: { remove: ['vip'] } },
+      ],
+    });
+    // Leaving never creates a profile.
+    expect(f.user('external_id', 'nobody')).toBeUndefined();
+    await conn.write(batch([leave('4', 'u4')], 'external_id', ARRAY));
+    expect(f.user('external_id', 'u4')?.segments).toEqual(['beta']);
+    expect(f.members(ARRAY)).toEqual(new Set(['u1']));
+  });
+
+  it('refuses a malformed array object', async () => {
+    const f = await start();
+    const conn = await connect(f);
+    for (const object of ['array:segments', 'array::vip', 'array:braze_id:x']) {
+      expect(await caught(conn.write(batch([enter('1', 'u1')], 'external_id', object)))).toBeInstanceOf(
+        ConnectorConfigError,
+      );
+    }
+  });
+});

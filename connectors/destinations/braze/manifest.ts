@@ -12,6 +12,8 @@ export type MatchKey = (typeof MATCH_KEYS)[number];
 
 /** Membership objects: a subscription group by id (Braze: Audience > Subscriptions). */
 export const SUBSCRIPTION_GROUP_PREFIX = 'subscription_group:';
+/** Membership objects: a value in an array custom attribute (`array:<attribute>:<value>`). */
+export const ARRAY_PREFIX = 'array:';
 
 const options = z.strictObject({
   /**
@@ -76,6 +78,14 @@ export const brazeDestinationManifest = defineDestinationManifest({
       matchKeys: MATCH_KEYS,
       // A user who left is unsubscribed from the group, never deleted ('remove' once the type has it).
       onDelete: 'unsubscribe',
+    },
+    {
+      name: 'array:<attribute>:<value>',
+      description:
+        'Membership: the users whose array custom attribute holds the value (enter = added, leave = removed); mirror mode',
+      matchKeys: MATCH_KEYS,
+      // The value is removed from the user's array; the user stays ('remove' once the type has it).
+      onDelete: 'delete',
     },
   ],
   // Custom attributes take ISO 8601 dates and times, booleans, numbers, arrays and nested objects as

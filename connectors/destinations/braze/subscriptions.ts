@@ -6,10 +6,11 @@ import {
   type WriteBatch,
 } from '#connectors/sdk/destination';
 import { ConnectorConfigError, RateLimitedError, TransientError } from '#connectors/sdk/errors';
-import type { BrazeClient, SubscriptionChange } from './client.ts';
-import { MAX_SUBSCRIPTION_USERS } from './limits.ts';
-import { MATCH_KEYS, type MatchKey, SUBSCRIPTION_GROUP_PREFIX } from './manifest.ts';
-import { chunk, identifierOf } from './users.ts';
+import type { AttributesObject, BrazeClient, SubscriptionChange } from './client.ts';
+import { RESERVED_KEYS } from './fields.ts';
+import { MAX_SUBSCRIPTION_USERS, MAX_TRACK_OBJECTS } from './limits.ts';
+import { ARRAY_PREFIX, MATCH_KEYS, type MatchKey, SUBSCRIPTION_GROUP_PREFIX } from './manifest.ts';
+import { chunk, identifierOf, trackOutcomes } from './users.ts';
 
 /**
  * Membership syncs into a Braze subscription group (`subscription_group:<id>`): a user entering is
@@ -138,4 +139,75 @@ export async function writeSubscriptions(
   );
   for (const o of written) outcomes.set(o.key, o);
   return batch.records.map((r) => outcomes.get(r.key) ?? { key: r.key, status: 'retry', reason: 'not sent to Braze' });
+}
+
+/**
+ * `array:<attribute>:<value>`: membership as a value in an array custom attribute — entering adds
+ * the value (`"<attribute>": {"add": [value]}`), leaving removes it (`{"remove": [value]}`), through
+ * `/users/track` (75 objects a request). Adding a value already there or removing one absent
+ * leaves the array as wanted ("arrays hold unique values"). A user entering who has no profile
+ * gets one, as any `/users/track` upsert; leaving sends `_update_existing_only: true`, so it never
+ * creates one. https://www.braze.com/docs/api/objects_filters/user_attributes_object/#array-of-strings
+ */
+export function arrayMembershipOf(object: string): { attribute: string; value: string } | undefined {
+  if (!object.startsWith(ARRAY_PREFIX)) return undefined;
+  const rest = object.slice(ARRAY_PREFIX.length);
+  const at = rest.indexOf(':');
+  const attribute = at < 0 ? '' : rest.slice(0, at);
+  const value = at < 0 ? '' : rest.slice(at + 1);
+  if (!/^[A-Za-z0-9_.-]{1,255}$/.test(attribute) || value === '' || RESERVED_KEYS.has(attribute)) {
+    throw new ConnectorConfigError(
+      `Braze: "${object}" must be array:<custom attribute>:<value>, e.g. array:segments:vip`,
+    );
+  }
+  return { attribute, value };
+}
+
+export async function writeArrayMembership(
+  client: BrazeClient,
+  batch: WriteBatch,
+  target: { attribute: string; value: string },
+): Promise<RecordOutcome[]> {
+  if (!(MATCH_KEYS as readonly string[]).includes(batch.matchField)) {
+    throw new ConnectorConfigError(
+      `Braze users are matched on ${MATCH_KEYS.join(' or ')}, not "${batch.matchField}": set the sync's match to one of them`,
+    );
+  }
+  const key = batch.matchField as MatchKey;
+  const refused: RecordOutcome[] = [];
+  const sendable: { record: OutboundRecord; object: AttributesObject }[] = [];
+  for (const record of batch.records) {
+    const id = identifierOf(record, key);
+    if (typeof id !== 'string') {
+      refused.push({ key: record.key, status: 'rejected', reason: id.problem, field: key });
+      continue;
+    }
+    const leaving = record.op === 'delete';
+    sendable.push({
+      record,
+      object: {
+        [key]: id,
+        ...(leaving ? { _update_existing_only: true } : {}),
+        [target.attribute]: { [leaving ? 'remove' : 'add']: [target.value] },
+      },
+    });
+  }
+  const sent = await keepProgress(
+    chunk(sendable, MAX_TRACK_OBJECTS),
+    (run) => run.map((s) => s.record.key),
+    async (run) => {
+      const objects = run.map((s) => s.object);
+      const outcomes = trackOutcomes(
+        run.map((s) => s.record),
+        objects,
+        await client.track(objects),
+        client.redact,
+      );
+      return outcomes.map((o, i) =>
+        o.status === 'ok' ? { ...o, action: run[i]!.record.op === 'delete' ? 'deleted' : 'created' } : o,
+      );
+    },
+  );
+  const byKey = new Map([...refused, ...sent].map((o) => [o.key, o]));
+  return batch.records.map((r) => byKey.get(r.key) ?? { key: r.key, status: 'retry', reason: 'not sent to Braze' });
 }

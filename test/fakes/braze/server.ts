@@ -112,8 +112,9 @@ export interface BrazeFake {
   /** Adds a subscription group to the workspace. */
   createSubscriptionGroup(id: string): void;
   /**
-   * Who is subscribed to `subscription_group:<id>` now: each subscribed user's `external_id`, or
-   * its lower-cased email for a user without one.
+   * Who is subscribed to `subscription_group:<id>` now (or whose array custom attribute holds the
+   * value, for `array:<attribute>:<value>`): each user's `external_id`, or its lower-cased email
+   * for a user without one.
    */
   members(object: string): ReadonlySet<string>;
   /** Answers the next `n` write requests 429 with Braze's rate-limit headers. */
@@ -622,6 +623,19 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
     },
     members(object) {
       const out = new Set<string>();
+      const array = /^array:([^:]+):(.+)$/.exec(object);
+      if (array) {
+        // Users whose array custom attribute holds the value (keyed as subscription groups are).
+        for (const user of users) {
+          const values = user.attributes[array[1]!];
+          if (!Array.isArray(values) || !values.includes(array[2]!)) continue;
+          const id = user.attributes.external_id;
+          const email = user.attributes.email;
+          if (typeof id === 'string') out.add(id);
+          else if (typeof email === 'string') out.add(email.toLowerCase());
+        }
+        return out;
+      }
       const group = object.startsWith('subscription_group:')
         ? groups.get(object.slice('subscription_group:'.length))
         : undefined;
