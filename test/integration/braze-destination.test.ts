@@ -96,6 +96,16 @@ describe('braze destination: definition', () => {
     expect(brazeDestination.secretKeys).toEqual(['api_key']);
     expect(brazeDestination.objects).toEqual([
       expect.objectContaining({ name: 'users', matchKeys: ['external_id', 'email'], onDelete: 'delete' }),
+      expect.objectContaining({
+        name: 'subscription_group:<id>',
+        matchKeys: ['external_id', 'email'],
+        onDelete: 'unsubscribe',
+      }),
+      expect.objectContaining({
+        name: 'array:<attribute>:<value>',
+        matchKeys: ['external_id', 'email'],
+        onDelete: 'delete',
+      }),
     ]);
     expect(brazeDestination.formats).toMatchObject({ date: 'iso', timestamp: 'iso', phone: 'e164' });
   });

@@ -1,7 +1,7 @@
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#connectors/sdk/errors';
 import { createHttpClient, HttpError, type HttpRequest, type HttpResponse, retryAfterMs } from '#connectors/sdk/http';
 import type { JsonValue, RequestPace } from '#connectors/sdk/types';
-import { MAX_DELETE_IDS, MAX_TRACK_OBJECTS } from './limits.ts';
+import { MAX_DELETE_IDS, MAX_SUBSCRIPTION_USERS, MAX_TRACK_OBJECTS } from './limits.ts';
 
 /**
  * The Braze REST calls Backflow makes, on the shared HTTP client: every request takes its slot from
@@ -23,7 +23,17 @@ export const PERMISSIONS = {
   track: 'users.track',
   delete: 'users.delete',
   customAttributes: 'custom_attributes.get',
+  subscriptionSet: 'subscription.status.set',
+  subscriptionGet: 'subscription.status.get',
 } as const;
+
+/** One entry of `/v2/subscription/status/set`'s `subscription_groups`: users by one kind of identifier. */
+export interface SubscriptionChange {
+  readonly subscription_group_id: string;
+  readonly subscription_state: 'subscribed' | 'unsubscribed';
+  readonly external_ids?: readonly string[];
+  readonly emails?: readonly string[];
+}
 
 /** One entry of `errors`: a "minor" error names the object it refused by array and index. */
 export interface BrazeObjectError {
@@ -191,6 +201,56 @@ export function createBrazeClient(options: BrazeClientOptions) {
         PERMISSIONS.delete,
       );
       return typeof response.body?.deleted === 'number' ? response.body.deleted : count;
+    },
+
+    /**
+     * `POST /v2/subscription/status/set`: sets the subscription state of up to 50 users, in one or
+     * more subscription groups. It sets a state (sending it twice leaves the same state), so the
+     * client may retry it. Braze answers `{"message": "success"}` without saying which users it
+     * found. A 400 (an unknown group, say) is a configuration error.
+     * https://www.braze.com/docs/api/endpoints/subscription_groups/post_update_user_subscription_group_status_v2/
+     */
+    async setSubscriptions(changes: readonly SubscriptionChange[]): Promise<void> {
+      const users = changes.reduce((n, c) => n + (c.external_ids?.length ?? 0) + (c.emails?.length ?? 0), 0);
+      if (users > MAX_SUBSCRIPTION_USERS) {
+        throw new RangeError(`at most ${MAX_SUBSCRIPTION_USERS} users per /v2/subscription/status/set request`);
+      }
+      await call(
+        {
+          method: 'POST',
+          path: '/v2/subscription/status/set',
+          json: { subscription_groups: changes },
+          idempotent: true,
+        },
+        PERMISSIONS.subscriptionSet,
+      );
+    },
+
+    /**
+     * `GET /subscription/status/get`: the state of up to 50 users (by `external_id`, else `email`)
+     * in one subscription group: `Subscribed`, `Unsubscribed` or `Unknown`, keyed by identifier.
+     * Repeated `external_id[]` / `email[]` parameters, as the documented example sends them.
+     * https://www.braze.com/docs/api/endpoints/subscription_groups/get_list_user_subscription_group_status/
+     */
+    async subscriptionStates(
+      groupId: string,
+      key: 'external_id' | 'email',
+      ids: readonly string[],
+    ): Promise<Map<string, string>> {
+      if (ids.length > MAX_SUBSCRIPTION_USERS) {
+        throw new RangeError(`at most ${MAX_SUBSCRIPTION_USERS} users per /subscription/status/get request`);
+      }
+      const query = new URLSearchParams({ subscription_group_id: groupId });
+      for (const id of ids) query.append(`${key}[]`, id);
+      const response = await call<{ status?: Record<string, unknown> }>(
+        { method: 'GET', path: `/subscription/status/get?${query}` },
+        PERMISSIONS.subscriptionGet,
+      );
+      const states = new Map<string, string>();
+      for (const [id, state] of Object.entries(response.body?.status ?? {})) {
+        states.set(key === 'email' ? id.toLowerCase() : id, String(state));
+      }
+      return states;
     },
 
     /**

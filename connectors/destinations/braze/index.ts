@@ -3,6 +3,7 @@ import { RateLimitedError } from '#connectors/sdk/errors';
 import { createBrazeClient, MissingPermissionError, PERMISSIONS } from './client.ts';
 import { customAttributeFields, objectOf, PROFILE_FIELDS } from './fields.ts';
 import { brazeDestinationManifest } from './manifest.ts';
+import { arrayMembershipOf, subscriptionGroupOf, writeArrayMembership, writeSubscriptions } from './subscriptions.ts';
 import { writeUsers } from './users.ts';
 
 /** Braze's runtime: `/users/track`, `/users/delete` and custom attributes behind brazeDestinationManifest. */
@@ -26,6 +27,10 @@ export const brazeDestination = defineDestination(brazeDestinationManifest, {
       },
 
       async fields(object): Promise<FieldInfo[]> {
+        if (subscriptionGroupOf(object) !== undefined || arrayMembershipOf(object) !== undefined) {
+          // A membership record carries the user's identifier only.
+          return PROFILE_FIELDS.filter((f) => f.matchable);
+        }
         objectOf(object);
         try {
           return [...PROFILE_FIELDS, ...customAttributeFields(await client.customAttributes())];
@@ -37,7 +42,13 @@ export const brazeDestination = defineDestination(brazeDestinationManifest, {
         }
       },
 
-      write: (batch) => writeUsers(client, batch),
+      async write(batch) {
+        const group = subscriptionGroupOf(batch.object);
+        if (group !== undefined) return writeSubscriptions(client, batch, group, opts.verify_subscriptions);
+        const array = arrayMembershipOf(batch.object);
+        if (array) return writeArrayMembership(client, batch, array);
+        return writeUsers(client, batch);
+      },
 
       async close() {},
     };

@@ -4,6 +4,21 @@ import type { DestinationLimits } from '#connectors/sdk/destination';
 export const TRACK_DOC = 'https://www.braze.com/docs/api/endpoints/user_data/post_user_track/';
 /** `/users/delete`: up to 50 identifiers per request. */
 export const DELETE_DOC = 'https://www.braze.com/docs/api/endpoints/user_data/post_user_delete/';
+/**
+ * `/v2/subscription/status/set`: "batch update the subscription state of up to 50 users"; one
+ * request may carry several subscription groups; "5,000 requests per minute shared across the
+ * /subscription/status/set and /v2/subscription/status/set endpoint".
+ */
+export const SUBSCRIPTION_SET_DOC =
+  'https://www.braze.com/docs/api/endpoints/subscription_groups/post_update_user_subscription_group_status_v2/';
+/** `/subscription/status/get`: up to 50 users per request; the default limit (250,000 requests an hour). */
+export const SUBSCRIPTION_GET_DOC =
+  'https://www.braze.com/docs/api/endpoints/subscription_groups/get_list_user_subscription_group_status/';
+/** Users in one `/v2/subscription/status/set` (and one `/subscription/status/get`) request. */
+export const MAX_SUBSCRIPTION_USERS = 50;
+/** The set endpoints' documented limit, in its own window. */
+export const SUBSCRIPTION_RATE_LIMIT = { requests: 5000, windowMs: 60_000 } as const;
+
 /** Rate limits per workspace, and the `X-RateLimit-*` headers every answer carries. */
 export const RATE_LIMITS_DOC = 'https://www.braze.com/docs/api/api_limits/';
 

@@ -10,6 +10,11 @@ export const USERS = 'users';
 export const MATCH_KEYS = ['external_id', 'email'] as const;
 export type MatchKey = (typeof MATCH_KEYS)[number];
 
+/** Membership objects: a subscription group by id (Braze: Audience > Subscriptions). */
+export const SUBSCRIPTION_GROUP_PREFIX = 'subscription_group:';
+/** Membership objects: a value in an array custom attribute (`array:<attribute>:<value>`). */
+export const ARRAY_PREFIX = 'array:';
+
 const options = z.strictObject({
   /**
    * The REST endpoint of the workspace's instance (https://rest.iad-01.braze.com, …): required,
@@ -35,6 +40,12 @@ const options = z.strictObject({
     .regex(/^[\x21-\x7e]+$/, 'expected printable ASCII without spaces or line breaks (check for a trailing newline)'),
   /** Per attempt, including reading the answer. */
   timeout_ms: z.number().int().min(1000).max(120_000).default(30_000),
+  /**
+   * Subscription groups: after subscribing users, read their state back
+   * (`/subscription/status/get`, needs `subscription.status.get`) so that an identifier no Braze
+   * user has is reported rejected instead of ok. Default true; false saves that request.
+   */
+  verify_subscriptions: z.boolean().default(true),
 });
 
 /**
@@ -58,6 +69,22 @@ export const brazeDestinationManifest = defineDestinationManifest({
       name: USERS,
       description: 'User profiles: standard profile fields and custom attributes',
       matchKeys: MATCH_KEYS,
+      onDelete: 'delete',
+    },
+    {
+      name: 'subscription_group:<id>',
+      description:
+        'Membership: the users subscribed to a subscription group (enter = subscribed, leave = unsubscribed); mirror mode',
+      matchKeys: MATCH_KEYS,
+      // A user who left is unsubscribed from the group, never deleted ('remove' once the type has it).
+      onDelete: 'unsubscribe',
+    },
+    {
+      name: 'array:<attribute>:<value>',
+      description:
+        'Membership: the users whose array custom attribute holds the value (enter = added, leave = removed); mirror mode',
+      matchKeys: MATCH_KEYS,
+      // The value is removed from the user's array; the user stays ('remove' once the type has it).
       onDelete: 'delete',
     },
   ],

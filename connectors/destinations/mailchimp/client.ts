@@ -147,6 +147,32 @@ export function classifyRefusal(response: HttpRefusal): Error | undefined {
   return undefined;
 }
 
+/**
+ * A segment of an audience (`GET /lists/{list_id}/segments`): `static` segments are tags — the
+ * collection's `exclude_type=static` "excludes tags from the response" (ListSegmentsListsRequest in
+ * github.com/mailchimp/mailchimp-marketing-typescript-sdk); `saved` and `fuzzy` ones are computed
+ * from conditions and take no members by API.
+ * https://mailchimp.com/developer/marketing/api/list-segments/list-segments/
+ */
+export interface Segment {
+  readonly id: number;
+  readonly name: string;
+  readonly type: string;
+  readonly member_count?: number;
+}
+
+/**
+ * The answer of `POST /lists/{list_id}/segments/{segment_id}` (BatchAddOrRemoveMembersListsResponse
+ * in the TypeScript SDK): the members added and removed, and `errors[]` of `{ email_addresses,
+ * error }` — "email addresses that could not be added to the segment or removed".
+ * https://mailchimp.com/developer/marketing/api/list-segments/batch-add-or-remove-members/
+ */
+export interface SegmentBatchResult {
+  readonly members_added: readonly { readonly email_address: string }[];
+  readonly members_removed: readonly { readonly email_address: string }[];
+  readonly errors: readonly { readonly email_addresses: readonly string[]; readonly error: string }[];
+}
+
 export type ArchiveResult = 'archived' | 'absent' | { readonly status: number; readonly reason: string };
 
 export function createMailchimpClient(options: MailchimpClientOptions) {
@@ -251,6 +277,103 @@ export function createMailchimpClient(options: MailchimpClientOptions) {
         .request<Member>({ path: `${audience(listId)}/members/${hash}`, accept: [404] })
         .catch((e) => refused(`a member of audience ${listId}`, e));
       return response.status === 404 ? undefined : response.body;
+    },
+
+    /**
+     * Every static segment (tag) of an audience, 1,000 a page (`type=static`, `count`/`offset`,
+     * `total_items`). https://mailchimp.com/developer/marketing/api/list-segments/list-segments/
+     */
+    async staticSegments(listId: string): Promise<Segment[]> {
+      const found: Segment[] = [];
+      for (let offset = 0; ; offset += MAX_PAGE_SIZE) {
+        const response = await http
+          .request<{ segments?: Segment[]; total_items?: number }>({
+            path: `${audience(listId)}/segments`,
+            query: {
+              type: 'static',
+              count: MAX_PAGE_SIZE,
+              offset,
+              fields: 'segments.id,segments.name,segments.type,total_items',
+            },
+            accept: [404],
+          })
+          .catch((e) => refused(`the tags of audience ${listId}`, e));
+        if (response.status === 404) throw notFound(listId);
+        const page = response.body.segments ?? [];
+        found.push(...page);
+        const total = response.body.total_items ?? found.length;
+        if (page.length === 0 || found.length >= total) return found;
+      }
+    },
+
+    /**
+     * `GET /lists/{list_id}/segments/{segment_id}`, or undefined when the audience has no such
+     * segment (404). https://mailchimp.com/developer/marketing/api/list-segments/get-segment-info/
+     */
+    async segment(listId: string, segmentId: number): Promise<Segment | undefined> {
+      const response = await http
+        .request<Segment>({
+          path: `${audience(listId)}/segments/${segmentId}`,
+          query: { fields: 'id,name,type,member_count' },
+          accept: [404],
+        })
+        .catch((e) => refused(`segment ${segmentId} of audience ${listId}`, e));
+      return response.status === 404 ? undefined : response.body;
+    },
+
+    /**
+     * `POST /lists/{list_id}/segments` with `static_segment: []`: "Passing an empty array will
+     * create a static segment without any subscribers" (CreateSegmentListsRequest in the TypeScript
+     * SDK) — a new, empty tag. A create: not retried after a lost answer (UnconfirmedWriteError),
+     * the caller looks the tag up by name instead.
+     * https://mailchimp.com/developer/marketing/api/list-segments/add-segment/
+     */
+    async createStaticSegment(listId: string, name: string): Promise<Segment> {
+      const response = await http
+        .request<Segment>({
+          method: 'POST',
+          path: `${audience(listId)}/segments`,
+          json: { name, static_segment: [] },
+          accept: [404],
+        })
+        .catch((e) => refused(`creating tag "${name}" in audience ${listId}`, e));
+      if (response.status === 404) throw notFound(listId);
+      return response.body;
+    },
+
+    /**
+     * `POST /lists/{list_id}/segments/{segment_id}`: adds and removes members of a static segment
+     * by email address, at most 500 in each of `members_to_add` and `members_to_remove`. Sent twice
+     * it leaves the segment as sent once (a segment is a set of members: adding a member already
+     * in it or removing one already out changes nothing), so the client may retry it after a
+     * timeout. A 400 (a segment that is not static) is returned for the caller to explain.
+     * https://mailchimp.com/developer/marketing/api/list-segments/batch-add-or-remove-members/
+     */
+    async batchSegmentMembers(
+      listId: string,
+      segmentId: number,
+      change: { readonly add: readonly string[]; readonly remove: readonly string[] },
+    ): Promise<SegmentBatchResult | { readonly refused: number; readonly reason: string }> {
+      const response = await http
+        .request<Partial<SegmentBatchResult>>({
+          method: 'POST',
+          path: `${audience(listId)}/segments/${segmentId}`,
+          json: {
+            ...(change.add.length > 0 ? { members_to_add: change.add } : {}),
+            ...(change.remove.length > 0 ? { members_to_remove: change.remove } : {}),
+          },
+          accept: [400, 404],
+          idempotent: true,
+        })
+        .catch((e) => refused(`the member changes of segment ${segmentId} in audience ${listId}`, e));
+      if (response.status === 400 || response.status === 404) {
+        return { refused: response.status, reason: http.redact(describeProblem(response.body)) };
+      }
+      return {
+        members_added: response.body.members_added ?? [],
+        members_removed: response.body.members_removed ?? [],
+        errors: response.body.errors ?? [],
+      };
     },
 
     /**

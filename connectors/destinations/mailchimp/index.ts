@@ -1,9 +1,10 @@
 import { defineDestination } from '#connectors/sdk/destination';
 import { ConnectorConfigError } from '#connectors/sdk/errors';
-import { apiBaseUrl, createMailchimpClient, type MergeField } from './client.ts';
+import { apiBaseUrl, createMailchimpClient, type MergeField, type Segment } from './client.ts';
 import { memberFields, resolveTarget } from './fields.ts';
 import { MATCH_FIELD, mailchimpDestinationManifest } from './manifest.ts';
 import { writeAudience } from './members.ts';
+import { type MembershipObject, membershipObject, resolveSegment, writeMembership } from './membership.ts';
 
 /** Audience ids are short alphanumeric strings (`a1b2c3d4e5`). */
 const LIST_ID = /^[A-Za-z0-9]{1,32}$/;
@@ -38,15 +39,63 @@ export const mailchimpDestination = defineDestination(mailchimpDestinationManife
       return fields;
     };
 
+    // Membership objects: the static segment behind each, resolved once per connection (a tag is
+    // created at most once). A refusal drops it, so a deleted tag is looked up (or created) again.
+    const segmentsOf = new Map<string, Promise<Segment>>();
+    const membershipList = (object: string): string => {
+      if (!opts.list_id) {
+        throw new ConnectorConfigError(
+          `mailchimp: "${object}" is a tag or segment of an audience: set the destination's list_id option to the audience id`,
+        );
+      }
+      return opts.list_id;
+    };
+    const segmentOf = (object: string, target: MembershipObject): Promise<Segment> => {
+      let segment = segmentsOf.get(object);
+      if (!segment) {
+        segment = resolveSegment(client, membershipList(object), target, opts.create_tags);
+        segmentsOf.set(object, segment);
+        const loading = segment;
+        loading.catch(() => {
+          if (segmentsOf.get(object) === loading) segmentsOf.delete(object);
+        });
+      }
+      return segment;
+    };
+
     return {
       async check() {
         await client.ping();
       },
       async fields(object) {
+        if (membershipObject(object)) {
+          membershipList(object);
+          // A membership record carries the member's email address only.
+          return [{ name: MATCH_FIELD, type: 'string', required: true, kind: 'known', matchable: true }];
+        }
         return memberFields(await load(audienceId(object), true));
       },
       async write(batch) {
         if (batch.records.length === 0) return [];
+        const target = membershipObject(batch.object);
+        if (target) {
+          if (batch.matchField !== MATCH_FIELD) {
+            throw new ConnectorConfigError(
+              `mailchimp tags and segments hold members by email address: set \`match: { ${MATCH_FIELD}: <email column> }\` (not ${batch.matchField})`,
+            );
+          }
+          const listId = membershipList(batch.object);
+          const segment = await segmentOf(batch.object, target);
+          try {
+            return await writeMembership(
+              { client, listId, segment, addMissing: opts.add_missing_members, status: opts.status },
+              batch.records,
+            );
+          } catch (error) {
+            if (error instanceof ConnectorConfigError) segmentsOf.delete(batch.object);
+            throw error;
+          }
+        }
         const listId = audienceId(batch.object);
         if (batch.matchField !== MATCH_FIELD) {
           throw new ConnectorConfigError(

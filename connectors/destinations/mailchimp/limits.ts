@@ -14,6 +14,15 @@ export const ERRORS_DOC = 'https://mailchimp.com/developer/marketing/docs/errors
 /** Merge fields: `count` pages go up to 1,000 items. */
 export const MERGE_FIELDS_DOC = 'https://mailchimp.com/developer/marketing/api/list-merges/list-merge-fields/';
 
+/**
+ * `members_to_add` and `members_to_remove` of one `POST /lists/{list_id}/segments/{segment_id}`:
+ * "A maximum of 500 members can be sent" in each (BatchAddOrRemoveMembersListsRequest in
+ * github.com/mailchimp/mailchimp-marketing-typescript-sdk).
+ */
+export const SEGMENT_MEMBERS_DOC =
+  'https://mailchimp.com/developer/marketing/api/list-segments/batch-add-or-remove-members/';
+export const MAX_SEGMENT_CHANGES = 500;
+
 /** Members per `POST /lists/{list_id}` call. */
 export const MAX_BATCH_MEMBERS = 500;
 /** Largest `count` of a collection page (merge fields, tags). */

@@ -5,6 +5,10 @@ import { mailchimpLimits } from './limits.ts';
 /** The only match key: Mailchimp identifies a member by email address (its MD5 is the member id). */
 export const MATCH_FIELD = 'email_address';
 
+/** Membership objects: a tag of the `list_id` audience by name, or one of its static segments by id. */
+export const TAG_PREFIX = 'tag:';
+export const SEGMENT_PREFIX = 'segment:';
+
 const options = z.strictObject({
   /**
    * API root. Default: the data centre of the key (`…-us21` → https://us21.api.mailchimp.com/3.0);
@@ -42,6 +46,21 @@ const options = z.strictObject({
    * audience whose consent the warehouse owns. Default false.
    */
   overwrite_status: z.boolean().default(false),
+  /**
+   * The audience of membership objects (`tag:<name>`, `segment:<id>`): required for them, unused
+   * by audience syncs (their object is the audience id).
+   */
+  list_id: z
+    .string()
+    .regex(/^[A-Za-z0-9]{1,32}$/, 'expected an audience id, e.g. a1b2c3d4e5')
+    .optional(),
+  /** `tag:<name>` of a tag the audience does not have yet: create it (default), or refuse the sync. */
+  create_tags: z.boolean().default(true),
+  /**
+   * A member entering a tag or segment who is not in the audience: refused (default), or added to
+   * the audience first (with `status` as the status of new members) and then tagged.
+   */
+  add_missing_members: z.boolean().default(false),
   /** Per attempt: a 500-member batch can take tens of seconds. */
   timeout_ms: z.number().int().min(1000).max(120_000).default(60_000),
 });
@@ -68,6 +87,22 @@ export const mailchimpDestinationManifest = defineDestinationManifest({
       description: 'An audience, named by its id (Audience → Settings → Audience name and defaults), e.g. a1b2c3d4e5',
       matchKeys: [MATCH_FIELD],
       onDelete: 'archive',
+    },
+    {
+      name: 'tag:<name>',
+      description:
+        'Membership: the members of a tag of the list_id audience (enter = tagged, leave = untagged); mirror mode',
+      matchKeys: [MATCH_FIELD],
+      // The member leaves the tag and stays in the audience. Closest value until the type has
+      // 'remove' (the lead adds it): 'delete' here deletes the membership, never the contact.
+      onDelete: 'delete',
+    },
+    {
+      name: 'segment:<id>',
+      description: 'Membership: the members of a static segment of the list_id audience, by segment id; mirror mode',
+      matchKeys: [MATCH_FIELD],
+      // As for tags: removed from the segment, never from the audience ('remove' once the type has it).
+      onDelete: 'delete',
     },
   ],
   customObjects: true,

@@ -16,6 +16,20 @@ import type { JsonValue } from '#connectors/sdk/types';
  * - `POST /users/delete` (https://www.braze.com/docs/api/endpoints/user_data/post_user_delete/):
  *   one kind of identifier per request, at most 50, `prioritization` for emails.
  * - `GET /custom_attributes`: 50 per page, sorted by name, `Link: <…>; rel="next"` pagination.
+ * - Subscription groups: `POST /v2/subscription/status/set`
+ *   (https://www.braze.com/docs/api/endpoints/subscription_groups/post_update_user_subscription_group_status_v2/):
+ *   `subscription_groups[]` of `{ subscription_group_id, subscription_state: subscribed |
+ *   unsubscribed, external_ids | emails | phones }`, never both `emails` and `phones`, up to 50 ids
+ *   per array and "up to 50 users" per request; users sharing an email are all updated; 5,000
+ *   requests a minute shared with `/subscription/status/set`; permission `subscription.status.set`.
+ *   Answer 201 `{"message": "success"}` (the v1 page's example response). `GET
+ *   /subscription/status/get` (https://www.braze.com/docs/api/endpoints/subscription_groups/get_list_user_subscription_group_status/):
+ *   `subscription_group_id`, up to 50 `external_id` (or `email`) values, repeated as
+ *   `external_id[]=…`; `{"status": {id: "Subscribed" | "Unsubscribed" | "Unknown"}, "message":
+ *   "success"}`; the default limit (250,000 an hour); permission `subscription.status.get`.
+ *   Inferred: identifiers no user has are ignored by the set (no user is created); an unknown
+ *   group id is a 400 `{"message": "Invalid subscription_group_id"}`; more than 50 users a 400; an
+ *   email answer is keyed by the email as sent.
  * - Braze's other documented 403, "Forbidden: Rate plan doesn't support or account is otherwise
  *   inactivated" (https://www.braze.com/docs/api/errors/#fatal-errors), is injected with
  *   `failNext(n, 403, { message: 'Forbidden' })`. Inferred: its body's `message` is "Forbidden".
@@ -24,8 +38,13 @@ import type { JsonValue } from '#connectors/sdk/types';
  *   in epoch seconds) and 429 over the limit (https://www.braze.com/docs/api/api_limits/).
  */
 
-export type BrazePermission = 'users.track' | 'users.delete' | 'custom_attributes.get';
-type Endpoint = 'track' | 'delete' | 'customAttributes';
+export type BrazePermission =
+  | 'users.track'
+  | 'users.delete'
+  | 'custom_attributes.get'
+  | 'subscription.status.set'
+  | 'subscription.status.get';
+type Endpoint = 'track' | 'delete' | 'customAttributes' | 'subscriptionSet' | 'subscriptionGet';
 
 export interface RateLimit {
   readonly limit: number;
@@ -48,6 +67,8 @@ export interface BrazeFakeOptions {
   readonly rateLimits?: Partial<Record<Endpoint, RateLimit>>;
   /** Objects per `/users/track` request; 75 by default (50 on the Monthly Active Users plans). */
   readonly maxTrackObjects?: number;
+  /** Subscription group ids the workspace has (Audience > Subscriptions). */
+  readonly subscriptionGroups?: readonly string[];
   /** Custom attributes the workspace already has (besides those `/users/track` creates). */
   readonly customAttributes?: readonly FakeCustomAttribute[];
 }
@@ -88,6 +109,14 @@ export interface BrazeFake {
    * against its endpoint's limit (https://www.braze.com/docs/api/api_limits/).
    */
   requestTimes(): number[];
+  /** Adds a subscription group to the workspace. */
+  createSubscriptionGroup(id: string): void;
+  /**
+   * Who is subscribed to `subscription_group:<id>` now (or whose array custom attribute holds the
+   * value, for `array:<attribute>:<value>`): each user's `external_id`, or its lower-cased email
+   * for a user without one.
+   */
+  members(object: string): ReadonlySet<string>;
   /** Answers the next `n` write requests 429 with Braze's rate-limit headers. */
   throttleNext(n: number): void;
   /** Answers the next `n` requests with this status and body (5xx, say). */
@@ -110,12 +139,19 @@ const DEFAULT_LIMITS: Record<Endpoint, RateLimit> = {
   // 1,000 requests per hour, shared with /events, /events/list and /purchases/product_list
   // (https://www.braze.com/docs/api/endpoints/export/custom_attributes/get_custom_attributes/).
   customAttributes: { limit: 1000, windowMs: 3_600_000 },
+  // 5,000 requests per minute, shared by /subscription/status/set and /v2/subscription/status/set.
+  subscriptionSet: { limit: 5000, windowMs: 60_000 },
+  // The default rate limit: 250,000 requests per hour.
+  subscriptionGet: { limit: 250_000, windowMs: 3_600_000 },
 };
 const PERMISSION: Record<Endpoint, BrazePermission> = {
   track: 'users.track',
   delete: 'users.delete',
   customAttributes: 'custom_attributes.get',
+  subscriptionSet: 'subscription.status.set',
+  subscriptionGet: 'subscription.status.get',
 };
+const MAX_SUBSCRIPTION_USERS = 50;
 const MAX_DELETE_IDS = 50;
 const PAGE_SIZE = 50;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -159,7 +195,13 @@ type ObjectError = { type: string; input_array: string; index: number };
 
 export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFake> {
   const permissions = new Set<BrazePermission>(
-    options.permissions ?? ['users.track', 'users.delete', 'custom_attributes.get'],
+    options.permissions ?? [
+      'users.track',
+      'users.delete',
+      'custom_attributes.get',
+      'subscription.status.set',
+      'subscription.status.get',
+    ],
   );
   const limits = { ...DEFAULT_LIMITS, ...options.rateLimits };
   const maxTrackObjects = options.maxTrackObjects ?? 75;
@@ -169,6 +211,10 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
     (options.customAttributes ?? []).map((a) => [a.name, { status: 'Active', ...a }]),
   );
   const windows = new Map<Endpoint, { start: number; count: number }>();
+  /** Subscription group id → Braze user id → state. */
+  const groups = new Map<string, Map<string, 'subscribed' | 'unsubscribed'>>(
+    (options.subscriptionGroups ?? []).map((id) => [id, new Map()]),
+  );
   const failures: Answer[] = [];
   let throttles = 0;
   let revoked = false;
@@ -331,6 +377,97 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
     return { status: 201, body: { deleted: doomed.size, message: 'success' } };
   };
 
+  const setSubscriptions = (body: Record<string, unknown>): Answer => {
+    const entries = body.subscription_groups;
+    if (!Array.isArray(entries) || entries.length === 0) {
+      return { status: 400, body: { message: "'subscription_groups' must be a non-empty array" } };
+    }
+    let total = 0;
+    const planned: {
+      group: Map<string, 'subscribed' | 'unsubscribed'>;
+      state: 'subscribed' | 'unsubscribed';
+      targets: FakeUser[];
+    }[] = [];
+    for (const entry of entries) {
+      if (!isObject(entry)) return { status: 400, body: { message: 'Each subscription group must be an object' } };
+      const id = entry.subscription_group_id;
+      const state = entry.subscription_state;
+      if (typeof id !== 'string') return { status: 400, body: { message: "'subscription_group_id' is required" } };
+      if (state !== 'subscribed' && state !== 'unsubscribed') {
+        return { status: 400, body: { message: "'subscription_state' must be 'subscribed' or 'unsubscribed'" } };
+      }
+      const group = groups.get(id);
+      if (!group) return { status: 400, body: { message: 'Invalid subscription_group_id' } };
+      if (entry.emails !== undefined && entry.phones !== undefined) {
+        return {
+          status: 400,
+          body: { message: 'Either an email address or a phone number should be provided, but not both.' },
+        };
+      }
+      const targets: FakeUser[] = [];
+      let given = false;
+      for (const [key, field] of [
+        ['external_ids', 'external_id'],
+        ['emails', 'email'],
+        ['phones', 'phone'],
+      ] as const) {
+        const raw = entry[key];
+        if (raw === undefined) continue;
+        given = true;
+        const ids = typeof raw === 'string' ? [raw] : raw;
+        if (!Array.isArray(ids) || ids.length === 0 || !ids.every((v) => typeof v === 'string')) {
+          return { status: 400, body: { message: `'${key}' must be an array of strings` } };
+        }
+        if (ids.length > MAX_SUBSCRIPTION_USERS) {
+          return { status: 400, body: { message: `'${key}' may include up to ${MAX_SUBSCRIPTION_USERS} ids` } };
+        }
+        total += ids.length;
+        for (const value of ids as string[]) {
+          // "all users that share the email address are updated"; unknown identifiers are ignored.
+          if (field === 'external_id') {
+            const user = users.find((u) => u.attributes.external_id === value);
+            if (user) targets.push(user);
+          } else targets.push(...users.filter((u) => sameText(u.attributes[field], value)));
+        }
+      }
+      if (!given) return { status: 400, body: { message: "One of 'external_ids', 'emails' or 'phones' is required" } };
+      planned.push({ group, state, targets });
+    }
+    if (total > MAX_SUBSCRIPTION_USERS) {
+      return { status: 400, body: { message: `Up to ${MAX_SUBSCRIPTION_USERS} users can be updated per request` } };
+    }
+    for (const { group, state, targets } of planned) for (const user of targets) group.set(user.brazeId, state);
+    return { status: 201, body: { message: 'success' } };
+  };
+
+  const subscriptionStates = (query: URLSearchParams): Answer => {
+    const id = query.get('subscription_group_id');
+    const group = id === null ? undefined : groups.get(id);
+    if (!group) return { status: 400, body: { message: 'Invalid subscription_group_id' } };
+    const externalIds = [...query.getAll('external_id'), ...query.getAll('external_id[]')];
+    const emails = [...query.getAll('email'), ...query.getAll('email[]')];
+    const ids = externalIds.length > 0 ? externalIds : emails;
+    if (ids.length === 0)
+      return { status: 400, body: { message: "One of 'external_id', 'email' or 'phone' is required" } };
+    if (ids.length > MAX_SUBSCRIPTION_USERS) {
+      return { status: 400, body: { message: `Up to ${MAX_SUBSCRIPTION_USERS} users can be queried per request` } };
+    }
+    const status: Record<string, string> = {};
+    for (const value of ids) {
+      const matched =
+        externalIds.length > 0
+          ? users.filter((u) => u.attributes.external_id === value)
+          : users.filter((u) => sameText(u.attributes.email, value));
+      const states = matched.map((u) => group.get(u.brazeId));
+      status[value] = states.includes('subscribed')
+        ? 'Subscribed'
+        : states.includes('unsubscribed')
+          ? 'Unsubscribed'
+          : 'Unknown';
+    }
+    return { status: 200, body: { status, message: 'success' } };
+  };
+
   const listAttributes = (query: URLSearchParams): Answer => {
     const cursor = query.get('cursor');
     let skip = 0;
@@ -378,12 +515,16 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
           ? 'delete'
           : method === 'GET' && path === '/custom_attributes'
             ? 'customAttributes'
-            : undefined;
+            : method === 'POST' && path === '/v2/subscription/status/set'
+              ? 'subscriptionSet'
+              : method === 'GET' && path === '/subscription/status/get'
+                ? 'subscriptionGet'
+                : undefined;
     if (!endpoint) return { status: 404, body: { message: 'Not Found' } };
     const given = /^Bearer (.*)$/.exec(headers.authorization ?? '')?.[1] ?? '';
     if (revoked || given !== options.apiKey) return { status: 401, body: { message: `Invalid API key: ${given}` } };
     if (!permissions.has(PERMISSION[endpoint])) return { status: 403, body: { message: 'Access Denied' } };
-    if (endpoint !== 'customAttributes' && throttles > 0) {
+    if (endpoint !== 'customAttributes' && endpoint !== 'subscriptionGet' && throttles > 0) {
       throttles--;
       return {
         status: 429,
@@ -400,6 +541,7 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
     if (endpoint === 'customAttributes') {
       return withHeaders(listAttributes(query));
     }
+    if (endpoint === 'subscriptionGet') return withHeaders(subscriptionStates(query));
     if (!(headers['content-type'] ?? '').startsWith('application/json')) {
       return withHeaders({ status: 400, body: { message: 'Content-Type must be application/json' } });
     }
@@ -411,7 +553,9 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
     }
     if (!isObject(body))
       return withHeaders({ status: 400, body: { message: 'Bad Request: the body must be a JSON object' } });
-    return withHeaders(endpoint === 'track' ? track(body) : remove(body));
+    return withHeaders(
+      endpoint === 'track' ? track(body) : endpoint === 'delete' ? remove(body) : setSubscriptions(body),
+    );
   };
 
   const server = createServer((req, res) => {
@@ -468,7 +612,43 @@ export async function startBrazeFake(options: BrazeFakeOptions): Promise<BrazeFa
       users.push(user);
       return user;
     },
-    writeTimes: () => requests.filter((r) => r.path === '/users/track' || r.path === '/users/delete').map((r) => r.at),
+    writeTimes: () =>
+      requests
+        .filter(
+          (r) => r.path === '/users/track' || r.path === '/users/delete' || r.path === '/v2/subscription/status/set',
+        )
+        .map((r) => r.at),
+    createSubscriptionGroup(id) {
+      if (!groups.has(id)) groups.set(id, new Map());
+    },
+    members(object) {
+      const out = new Set<string>();
+      const array = /^array:([^:]+):(.+)$/.exec(object);
+      if (array) {
+        // Users whose array custom attribute holds the value (keyed as subscription groups are).
+        for (const user of users) {
+          const values = user.attributes[array[1]!];
+          if (!Array.isArray(values) || !values.includes(array[2]!)) continue;
+          const id = user.attributes.external_id;
+          const email = user.attributes.email;
+          if (typeof id === 'string') out.add(id);
+          else if (typeof email === 'string') out.add(email.toLowerCase());
+        }
+        return out;
+      }
+      const group = object.startsWith('subscription_group:')
+        ? groups.get(object.slice('subscription_group:'.length))
+        : undefined;
+      if (!group) return out;
+      for (const user of users) {
+        if (group.get(user.brazeId) !== 'subscribed') continue;
+        const id = user.attributes.external_id;
+        const email = user.attributes.email;
+        if (typeof id === 'string') out.add(id);
+        else if (typeof email === 'string') out.add(email.toLowerCase());
+      }
+      return out;
+    },
     requestTimes: () => requests.map((r) => r.at),
     throttleNext(n) {
       throttles += n;

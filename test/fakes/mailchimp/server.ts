@@ -37,6 +37,25 @@ import type { VendorFake } from '../../conformance/suite.ts';
  *   (`POST …/members/{subscriber_hash}/tags`, 204) and archiving
  *   (`DELETE …/members/{subscriber_hash}`, 204), the subscriber hash being the MD5 of the
  *   lowercased address;
+ * - segments (https://mailchimp.com/developer/marketing/api/list-segments/): tags ARE static
+ *   segments — the segments collection's `exclude_type=static` "excludes tags from the response"
+ *   (ListSegmentsListsRequest in github.com/mailchimp/mailchimp-marketing-typescript-sdk), so a
+ *   static segment here is a tag: its name is the tag's name, its id the tag's id in a member's
+ *   `tags`, its members the members carrying the tag. `GET …/segments` (`type`, `count` ≤ 1,000,
+ *   `offset`), `GET …/segments/{id}`, `POST …/segments` with `static_segment` (emails; "Passing an
+ *   empty array will create a static segment without any subscribers"; not together with
+ *   `options`: 400 'Must provide either an "options" field or a "static_segment" field', as quoted
+ *   in github.com/brandonseydel/MailChimp.Net issue 160) or `options` (a saved segment), and
+ *   `POST …/segments/{id}` with `members_to_add` / `members_to_remove` ("A maximum of 500 members
+ *   can be sent" in each; "Any emails provided that are not present on the list will be ignored")
+ *   answering `members_added`, `members_removed`, `errors[]` of `{ email_addresses, error }`,
+ *   `total_added`, `total_removed`, `error_count` (BatchAddOrRemoveMembersListsRequest/Response in
+ *   the TypeScript SDK). A saved segment takes no members: 400 "A Static Segment with an id of …
+ *   does not exist for this list." (as reported in MailChimp.Net issue 377 and thorning/node-mailchimp
+ *   issue 32). Inferred: addresses not in the audience (or archived, or invalid) come back in
+ *   `errors[]` ("could not be added to the segment or removed"); a member already in the segment
+ *   (or one to remove who is not in it) is in neither list; a second static segment with a name
+ *   already taken is refused 400;
  * - every refusal as problem details; a 403 `Forbidden` with such a body for a key that may not
  *   reach a resource (https://mailchimp.com/developer/marketing/docs/errors/), and under load a
  *   bare 403 with no JSON body (the throttle; API limits in
@@ -105,6 +124,18 @@ export interface MailchimpFake extends VendorFake {
    * body), `problem` as a real refusal (`Forbidden` problem details).
    */
   forbidNext(n: number, kind: 'bare' | 'problem'): void;
+  /** Creates a segment: `static` (a tag; `emails` of members get it) or `saved` (conditions); returns its id. */
+  createSegment(
+    listId: string,
+    segment: { name: string; type: 'static' | 'saved'; emails?: readonly string[] },
+  ): number;
+  /** Deletes a segment (a tag: removed from every member), as done in Mailchimp's UI. */
+  deleteSegment(listId: string, id: number): void;
+  /**
+   * Who is in a membership object now, lower-cased emails of live members: `tag:<name>` or
+   * `segment:<id>` (static), across the fake's audiences.
+   */
+  members(object: string): ReadonlySet<string>;
   /** Adds or changes a member directly (e.g. someone who unsubscribed through a campaign). */
   seedMember(
     listId: string,
@@ -131,10 +162,14 @@ interface Audience {
   readonly mergeFields: MergeField[];
   readonly members: Map<string, FakeMember>;
   readonly tagIds: Map<string, number>;
+  /** Saved (condition) segments by id: they take no members by API. */
+  readonly savedSegments: Map<number, string>;
 }
 
 const STATUSES = ['subscribed', 'unsubscribed', 'cleaned', 'pending', 'transactional'];
 const MAX_MEMBERS = 500;
+/** Each of `members_to_add` and `members_to_remove`. */
+const MAX_SEGMENT_CHANGES = 500;
 const MAX_COUNT = 1000;
 const MAX_TEXT = 255;
 const ERRORS_DOC = 'https://mailchimp.com/developer/marketing/docs/errors/';
@@ -185,6 +220,7 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
       mergeFields: [],
       members: new Map(),
       tagIds: new Map(),
+      savedSegments: new Map(),
     };
     const defaults: FakeMergeFieldInput[] = [
       { tag: 'FNAME', name: 'First Name', type: 'text' },
@@ -461,6 +497,177 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
     }
   };
 
+  const live = (audience: Audience, email: string): FakeMember | undefined => {
+    const m = audience.members.get(email.toLowerCase());
+    return m && m.status !== 'archived' ? m : undefined;
+  };
+
+  const tagNameOf = (audience: Audience, id: number): string | undefined => {
+    for (const [name, tagId] of audience.tagIds) if (tagId === id) return name;
+    return undefined;
+  };
+
+  const segmentJson = (audience: Audience, id: number) => {
+    const tag = tagNameOf(audience, id);
+    const name = tag ?? audience.savedSegments.get(id) ?? '';
+    return {
+      id,
+      name,
+      member_count: tag
+        ? [...audience.members.values()].filter((m) => m.status !== 'archived' && m.tags.includes(tag)).length
+        : 0,
+      type: tag !== undefined ? 'static' : 'saved',
+      created_at: '2024-01-01T00:00:00+00:00',
+      updated_at: '2024-01-01T00:00:00+00:00',
+      ...(tag === undefined ? { options: { match: 'all', conditions: [] } } : {}),
+      list_id: audience.id,
+    };
+  };
+
+  const segmentIds = (audience: Audience, type?: string | null): number[] => {
+    const ids = [
+      ...(type === 'saved' || type === 'fuzzy' ? [] : [...audience.tagIds.values()]),
+      ...(type === 'static' || type === 'fuzzy' ? [] : [...audience.savedSegments.keys()]),
+    ];
+    return ids.sort((a, b) => a - b);
+  };
+
+  const invalid = (field: string, message: string) =>
+    new Problem(400, 'Invalid Resource', 'The resource submitted could not be validated.', [{ field, message }]);
+
+  const createSegmentFromBody = (audience: Audience, body: unknown) => {
+    const b = (body ?? {}) as { name?: unknown; static_segment?: unknown; options?: unknown };
+    if (typeof b.name !== 'string' || b.name.trim() === '')
+      throw invalid('name', 'Required fields were not provided: name');
+    if ((b.static_segment === undefined) === (b.options === undefined)) {
+      throw new Problem(400, 'Invalid Resource', 'Must provide either an "options" field or a "static_segment" field');
+    }
+    if (b.options !== undefined) {
+      const id = nextId++;
+      audience.savedSegments.set(id, b.name);
+      return segmentJson(audience, id);
+    }
+    if (!Array.isArray(b.static_segment) || !b.static_segment.every((e) => typeof e === 'string')) {
+      throw invalid('static_segment', 'Schema describes array of strings, something else found instead');
+    }
+    // Inferred: a tag name is unique within an audience.
+    if (audience.tagIds.has(b.name)) {
+      throw new Problem(400, 'Invalid Resource', `A tag named "${b.name}" already exists in this list.`);
+    }
+    const id = nextId++;
+    audience.tagIds.set(b.name, id);
+    for (const email of b.static_segment as string[]) {
+      const m = live(audience, email);
+      if (m && !m.tags.includes(b.name)) m.tags.push(b.name);
+    }
+    return segmentJson(audience, id);
+  };
+
+  const changeSegmentMembers = (audience: Audience, id: number, body: unknown) => {
+    const tag = tagNameOf(audience, id);
+    if (tag === undefined) {
+      if (audience.savedSegments.has(id)) {
+        throw new Problem(
+          400,
+          'Invalid Resource',
+          `A Static Segment with an id of ${id} does not exist for this list.`,
+        );
+      }
+      throw notFound();
+    }
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw invalid('', 'Schema describes object, something else found instead');
+    }
+    const b = body as { members_to_add?: unknown; members_to_remove?: unknown };
+    const lists: Record<'members_to_add' | 'members_to_remove', string[]> = {
+      members_to_add: [],
+      members_to_remove: [],
+    };
+    for (const key of ['members_to_add', 'members_to_remove'] as const) {
+      const value = b[key];
+      if (value === undefined) continue;
+      if (!Array.isArray(value) || !value.every((e) => typeof e === 'string')) {
+        throw invalid(key, 'Schema describes array of strings, something else found instead');
+      }
+      if (value.length > MAX_SEGMENT_CHANGES) {
+        throw invalid(key, `A maximum of ${MAX_SEGMENT_CHANGES} members can be sent.`);
+      }
+      lists[key] = value as string[];
+    }
+    if (b.members_to_add === undefined && b.members_to_remove === undefined) {
+      throw invalid('', 'Required fields were not provided: members_to_add or members_to_remove');
+    }
+    const added: unknown[] = [];
+    const removed: unknown[] = [];
+    const notInList: string[] = [];
+    for (const email of lists.members_to_add) {
+      const m = live(audience, email);
+      if (!m) notInList.push(email);
+      else if (!m.tags.includes(tag)) {
+        m.tags.push(tag);
+        added.push(memberJson(audience, m));
+      }
+    }
+    for (const email of lists.members_to_remove) {
+      const m = live(audience, email);
+      if (!m) notInList.push(email);
+      else if (m.tags.includes(tag)) {
+        m.tags = m.tags.filter((t) => t !== tag);
+        removed.push(memberJson(audience, m));
+      }
+    }
+    // Inferred wording; the shape is the API definition's.
+    const errors =
+      notInList.length > 0 ? [{ email_addresses: notInList, error: 'Email addresses are not list members' }] : [];
+    return {
+      members_added: added,
+      members_removed: removed,
+      errors,
+      total_added: added.length,
+      total_removed: removed.length,
+      error_count: notInList.length,
+      _links: [],
+    };
+  };
+
+  const segmentsRoute = (
+    method: string,
+    audience: Audience,
+    id: string | undefined,
+    rest: string[],
+    query: URLSearchParams,
+    body: unknown,
+  ): [number, unknown] => {
+    if (id === undefined) {
+      if (method === 'POST') return [200, createSegmentFromBody(audience, body)];
+      if (method !== 'GET') throw methodNotAllowed();
+      const count = Number(query.get('count') ?? 10);
+      const offset = Number(query.get('offset') ?? 0);
+      if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT || !Number.isInteger(offset) || offset < 0) {
+        throw new Problem(400, 'Invalid Resource', `count must be between 1 and ${MAX_COUNT}, offset 0 or more.`);
+      }
+      const ids = segmentIds(audience, query.get('type'));
+      return [
+        200,
+        {
+          segments: ids.slice(offset, offset + count).map((i) => segmentJson(audience, i)),
+          list_id: audience.id,
+          total_items: ids.length,
+          _links: [],
+        },
+      ];
+    }
+    const segmentId = Number(id);
+    if (!Number.isInteger(segmentId) || rest.length > 0) throw notFound();
+    const exists = tagNameOf(audience, segmentId) !== undefined || audience.savedSegments.has(segmentId);
+    if (method === 'GET') {
+      if (!exists) throw notFound();
+      return [200, segmentJson(audience, segmentId)];
+    }
+    if (method === 'POST') return [200, changeSegmentMembers(audience, segmentId, body)];
+    throw methodNotAllowed();
+  };
+
   const route = (method: string, segments: string[], query: URLSearchParams, body: unknown): [number, unknown] => {
     const [resource, listId, sub, memberId, action] = segments;
     if (resource === 'ping' && segments.length === 1) {
@@ -475,6 +682,7 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
       if (method === 'POST') return [200, batchSubscribe(audience, body, query)];
       throw methodNotAllowed();
     }
+    if (sub === 'segments') return segmentsRoute(method, audience, memberId, segments.slice(4), query, body);
     if (sub === 'merge-fields' && memberId === undefined) {
       if (method !== 'GET') throw methodNotAllowed();
       const count = Number(query.get('count') ?? 10);
@@ -644,6 +852,32 @@ export async function startMailchimpFake(options: MailchimpFakeOptions): Promise
     },
     createList,
     member: (listId, email) => audiences.get(listId)?.members.get(email.toLowerCase()),
+    createSegment(listId, segment) {
+      const audience = audienceOf(listId);
+      if (segment.type === 'saved') return createSegmentFromBody(audience, { name: segment.name, options: {} }).id;
+      return createSegmentFromBody(audience, { name: segment.name, static_segment: [...(segment.emails ?? [])] }).id;
+    },
+    deleteSegment(listId, id) {
+      const audience = audienceOf(listId);
+      const tag = tagNameOf(audience, id);
+      audience.savedSegments.delete(id);
+      if (tag === undefined) return;
+      audience.tagIds.delete(tag);
+      for (const m of audience.members.values()) m.tags = m.tags.filter((t) => t !== tag);
+    },
+    members(object) {
+      const out = new Set<string>();
+      for (const audience of audiences.values()) {
+        let tag: string | undefined;
+        if (object.startsWith('tag:')) tag = audience.tagIds.has(object.slice(4)) ? object.slice(4) : undefined;
+        else if (object.startsWith('segment:')) tag = tagNameOf(audience, Number(object.slice(8)));
+        if (tag === undefined) continue;
+        for (const m of audience.members.values()) {
+          if (m.status !== 'archived' && m.tags.includes(tag)) out.add(m.email_address.toLowerCase());
+        }
+      }
+      return out;
+    },
     seedMember(listId, m) {
       const audience = audienceOf(listId);
       const member: FakeMember = {
