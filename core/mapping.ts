@@ -17,6 +17,8 @@ interface FieldRule {
 export interface Mapping {
   readonly matchField: string;
   readonly matchColumn: string;
+  /** The match value is sent hashed (an audience matched on an identifier). */
+  readonly matchHash?: FieldRule['hash'];
   readonly rules: readonly FieldRule[];
   /** Digest of everything that shapes the payload: a change re-sends every record. */
   readonly version: string;
@@ -29,7 +31,12 @@ export function compileMapping(
   /** Whose identifier rules a `hash:` mapping follows when it does not say (the destination's vendor). */
   defaultRules: IdentifierVendor = 'meta',
 ): Mapping {
-  const [matchField, matchColumn] = Object.entries(sync.match)[0]!;
+  const [matchField, matchSpec] = Object.entries(sync.match)[0]!;
+  const matchColumn = typeof matchSpec === 'string' ? matchSpec : matchSpec.column;
+  const matchHash =
+    typeof matchSpec === 'string'
+      ? undefined
+      : { normalize: matchSpec.normalize as IdentifierKind, rules: matchSpec.rules ?? defaultRules };
   const rules = Object.entries(sync.mappings).map(([field, m]: [string, MappingConfig]): FieldRule => {
     if (typeof m === 'string') return { field, column: m, nulls: 'skip' };
     if ('column' in m) {
@@ -49,7 +56,7 @@ export function compileMapping(
   // The mode is not part of it: switching upsert ↔ mirror (or update, insert) changes which records
   // are written, not their payloads, so it must not re-send every unchanged record.
   const version = digest(canonicalJson({ object: sync.object, match: sync.match, rules: rules as never }));
-  return { matchField, matchColumn, rules, version, columns };
+  return { matchField, matchColumn, matchHash, rules, version, columns };
 }
 
 export type MapResult =
@@ -113,6 +120,15 @@ export function mapRow(row: Readonly<Record<string, unknown>>, primaryKey: strin
   if (match === null || match === '') {
     return { ok: false, key, reason: `match value "${mapping.matchColumn}" is missing` };
   }
+  if (mapping.matchHash) {
+    const hashed = hashIdentifier(
+      mapping.matchHash.normalize,
+      typeof match === 'string' ? match : JSON.stringify(match),
+      mapping.matchHash.rules,
+    );
+    if (!hashed.ok) return { ok: false, key, reason: `${mapping.matchField}: ${hashed.reason}` };
+    match = hashed.hash;
+  }
   for (const rule of mapping.rules) {
     let value: JsonValue;
     if (rule.column !== undefined) {
@@ -126,7 +142,11 @@ export function mapRow(row: Readonly<Record<string, unknown>>, primaryKey: strin
     }
     if (value === null && rule.nulls === 'skip') continue;
     if (rule.hash && value !== null) {
-      const hashed = hashIdentifier(rule.hash.normalize, typeof value === 'string' ? value : JSON.stringify(value), rule.hash.rules);
+      const hashed = hashIdentifier(
+        rule.hash.normalize,
+        typeof value === 'string' ? value : JSON.stringify(value),
+        rule.hash.rules,
+      );
       // The reason names the field and never the value: raw identifiers stay out of reports.
       if (!hashed.ok) return { ok: false, key, reason: `${rule.field}: ${hashed.reason}` };
       value = hashed.hash;

@@ -5,13 +5,7 @@ import type * as z from 'zod';
 import type { ConnectorManifests } from '#connectors/sdk/catalogue';
 import { SYNC_MODES, type SyncMode } from '#connectors/sdk/types';
 import { ConfigFileError, type ConfigIssue } from '#core/errors';
-import {
-  compileRules,
-  dialectOf,
-  type SegmentConfig,
-  segmentModelName,
-  segmentSql,
-} from '../segments.ts';
+import { compileRules, dialectOf, type SegmentConfig, segmentModelName, segmentSql } from '../segments.ts';
 import { locate } from './locate.ts';
 import {
   configSchema,
@@ -222,7 +216,13 @@ export function parseConfig(
   const syncs = Object.fromEntries(
     Object.entries(config.syncs).map(([id, sync]) => [
       id,
-      { ...sync, id, model: sync.segment !== undefined ? segmentModelName(sync.segment) : sync.model! },
+      {
+        ...sync,
+        id,
+        model: sync.segment !== undefined ? segmentModelName(sync.segment) : sync.model!,
+        match: withHashRules(sync.match, destinations[sync.destination]?.type),
+        mappings: withHashRules(sync.mappings, destinations[sync.destination]?.type),
+      },
     ]),
   );
   const projectDir = path.dirname(path.resolve(file));
@@ -236,6 +236,22 @@ export function parseConfig(
     syncs,
     monitoring: config.monitoring ?? {},
   };
+}
+
+/**
+ * A `hash:` mapping normalises by its destination vendor's rules unless it names them: Google's
+ * for Customer Match (it also drops dots in Gmail addresses), Meta's (trim, lower case) elsewhere.
+ */
+function withHashRules<T extends Record<string, unknown>>(mappings: T, destinationType: string | undefined): T {
+  const rules = destinationType === 'google_customer_match' ? 'google' : 'meta';
+  return Object.fromEntries(
+    Object.entries(mappings).map(([field, m]) => [
+      field,
+      typeof m === 'object' && m !== null && 'hash' in m && m.hash !== undefined && !('rules' in m && m.rules)
+        ? { ...m, rules }
+        : m,
+    ]),
+  ) as T;
 }
 
 /**

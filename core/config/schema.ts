@@ -42,24 +42,47 @@ export const modelSchema = z.strictObject({
 
 export const nullPolicySchema = z.enum(['skip', 'sync']);
 
+const IDENTIFIER_KINDS = [
+  'email',
+  'phone',
+  'first_name',
+  'last_name',
+  'city',
+  'state',
+  'zip',
+  'postal_code',
+  'country',
+  'gender',
+  'external_id',
+] as const;
+
+/**
+ * A column sent as the SHA-256 of its value, normalised first as the destination's vendor requires
+ * for this kind of identifier (connectors/sdk/identifiers.ts): the raw value never leaves the
+ * planner — not in queues, state, reports or requests.
+ */
+export const hashedColumnSchema = z.strictObject({
+  column: z.string().min(1),
+  hash: z.literal('sha256'),
+  normalize: z.enum(IDENTIFIER_KINDS),
+  /** Whose normalisation rules: `meta` or `google` (default: the destination's, else meta). */
+  rules: z.enum(['meta', 'google']).optional(),
+});
+
 export const mappingSchema = z.union([
   z.string().min(1),
-  z.strictObject({
-    column: z.string().min(1),
-    nulls: nullPolicySchema.default('skip'),
-    /**
-     * Send the SHA-256 of the value, normalised first as the destination's vendor requires for
-     * this kind of identifier (connectors/sdk/identifiers.ts): the raw value never leaves.
-     */
-    hash: z.literal('sha256').optional(),
-    normalize: z
-      .enum(['email', 'phone', 'first_name', 'last_name', 'city', 'state', 'zip', 'postal_code', 'country', 'gender', 'external_id'])
-      .optional(),
-    /** Whose normalisation rules: `meta` or `google` (default: the destination's, else meta). */
-    rules: z.enum(['meta', 'google']).optional(),
-  }).refine((m) => (m.hash === undefined) === (m.normalize === undefined), {
-    message: '`hash: sha256` and `normalize: <kind>` go together (e.g. { column: email, hash: sha256, normalize: email })',
-  }),
+  z
+    .strictObject({
+      column: z.string().min(1),
+      nulls: nullPolicySchema.default('skip'),
+      hash: z.literal('sha256').optional(),
+      normalize: z.enum(IDENTIFIER_KINDS).optional(),
+      rules: z.enum(['meta', 'google']).optional(),
+    })
+    .refine((m) => (m.hash === undefined) === (m.normalize === undefined), {
+      message:
+        '`hash: sha256` and `normalize: <kind>` go together (e.g. { column: email, hash: sha256, normalize: email })',
+    }),
   z.strictObject({ value: z.union([z.string(), z.number(), z.boolean(), z.null()]) }),
 ]);
 
@@ -80,7 +103,7 @@ export const syncSchema = z.strictObject({
   object: z.string().min(1),
   mode: z.enum(SYNC_MODES as [string, ...string[]]).default('upsert'),
   match: z
-    .record(z.string(), z.string())
+    .record(z.string(), z.union([z.string(), hashedColumnSchema]))
     .refine((m) => Object.keys(m).length === 1, 'expected exactly one `destination_field: model_column` pair'),
   mappings: z.record(z.string(), mappingSchema).default({}),
   schedule: scheduleSchema.optional(),

@@ -99,12 +99,12 @@ describe('braze destination: definition', () => {
       expect.objectContaining({
         name: 'subscription_group:<id>',
         matchKeys: ['external_id', 'email'],
-        onDelete: 'unsubscribe',
+        onDelete: 'remove',
       }),
       expect.objectContaining({
         name: 'array:<attribute>:<value>',
         matchKeys: ['external_id', 'email'],
-        onDelete: 'delete',
+        onDelete: 'remove',
       }),
     ]);
     expect(brazeDestination.formats).toMatchObject({ date: 'iso', timestamp: 'iso', phone: 'e164' });

@@ -85,7 +85,7 @@ describe('salesforce membership: definition', () => {
   it('declares campaign:<CampaignId>, members as Contacts by default', () => {
     expect(salesforceDestination.objects?.find((o) => o.name === 'campaign:<CampaignId>')).toMatchObject({
       matchKeys: ['*unique'],
-      onDelete: 'delete',
+      onDelete: 'remove',
     });
     const parsed = salesforceDestination.optionsSchema.parse({ client_id: CLIENT_ID });
     expect(parsed.member_object).toBe('Contact');

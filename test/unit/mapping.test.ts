@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { JsonValue } from '#connectors/sdk/types';
@@ -99,5 +100,50 @@ describe('hashing', () => {
     expect(canonicalJson({ b: 1, a: { d: [2, { f: 1, e: 0 }], c: null } })).toBe(
       '{"a":{"c":null,"d":[2,{"e":0,"f":1}]},"b":1}',
     );
+  });
+});
+
+describe('hashed identifiers (hash: sha256)', () => {
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  const sync = (rules?: 'meta' | 'google') => ({
+    object: 'audience:1',
+    mode: 'mirror' as const,
+    match: { email: { column: 'email', hash: 'sha256' as const, normalize: 'email' as const, rules } },
+    mappings: {
+      email_sha256: {
+        column: 'email',
+        nulls: 'skip' as const,
+        hash: 'sha256' as const,
+        normalize: 'email' as const,
+        rules,
+      },
+      phone_sha256: {
+        column: 'phone',
+        nulls: 'skip' as const,
+        hash: 'sha256' as const,
+        normalize: 'phone' as const,
+        rules,
+      },
+    },
+  });
+
+  it('sends the SHA-256 of the value normalised by the vendor’s rules, never the value', () => {
+    const row = { id: 1, email: '  Jane.Doe+promo@Gmail.com ', phone: '+1 (800) 555-0100' };
+    const meta = mapRow(row, 'id', compileMapping(sync('meta')));
+    const google = mapRow(row, 'id', compileMapping(sync('google')));
+    expect(meta.ok && meta.record.fields.email_sha256).toBe(sha('jane.doe+promo@gmail.com'));
+    // Google drops dots and +suffixes from gmail.com addresses before hashing.
+    expect(google.ok && google.record.fields.email_sha256).toBe(sha('janedoe@gmail.com'));
+    expect(google.ok && google.record.fields.phone_sha256).toBe(sha('+18005550100'));
+    // The match value too: what is queued, stored and sent holds hashes only.
+    expect(meta.ok && meta.record.match).toBe(sha('jane.doe+promo@gmail.com'));
+    expect(JSON.stringify(meta)).not.toMatch(/Jane|555-0100/);
+  });
+
+  it('reports an identifier that cannot be normalised with the field, never the value', () => {
+    const result = mapRow({ id: 2, email: 'not-an-address', phone: null }, 'id', compileMapping(sync('meta')));
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.reason).toBe('email: email is not an email address');
+    expect(JSON.stringify(result)).not.toMatch(/not-an-address/);
   });
 });

@@ -76,16 +76,16 @@ export const brazeDestinationManifest = defineDestinationManifest({
       description:
         'Membership: the users subscribed to a subscription group (enter = subscribed, leave = unsubscribed); mirror mode',
       matchKeys: MATCH_KEYS,
-      // A user who left is unsubscribed from the group, never deleted ('remove' once the type has it).
-      onDelete: 'unsubscribe',
+      // A user who left is unsubscribed from the group, never deleted.
+      onDelete: 'remove',
     },
     {
       name: 'array:<attribute>:<value>',
       description:
         'Membership: the users whose array custom attribute holds the value (enter = added, leave = removed); mirror mode',
       matchKeys: MATCH_KEYS,
-      // The value is removed from the user's array; the user stays ('remove' once the type has it).
-      onDelete: 'delete',
+      // The value is removed from the user's array; the user stays.
+      onDelete: 'remove',
     },
   ],
   // Custom attributes take ISO 8601 dates and times, booleans, numbers, arrays and nested objects as

@@ -93,16 +93,15 @@ export const mailchimpDestinationManifest = defineDestinationManifest({
       description:
         'Membership: the members of a tag of the list_id audience (enter = tagged, leave = untagged); mirror mode',
       matchKeys: [MATCH_FIELD],
-      // The member leaves the tag and stays in the audience. Closest value until the type has
-      // 'remove' (the lead adds it): 'delete' here deletes the membership, never the contact.
-      onDelete: 'delete',
+      // The member leaves the tag and stays in the audience.
+      onDelete: 'remove',
     },
     {
       name: 'segment:<id>',
       description: 'Membership: the members of a static segment of the list_id audience, by segment id; mirror mode',
       matchKeys: [MATCH_FIELD],
-      // As for tags: removed from the segment, never from the audience ('remove' once the type has it).
-      onDelete: 'delete',
+      // As for tags: removed from the segment, never from the audience.
+      onDelete: 'remove',
     },
   ],
   customObjects: true,
