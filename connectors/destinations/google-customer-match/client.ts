@@ -48,6 +48,12 @@ const CONFIG_ERRORS = new Set([
 ]);
 
 /**
+ * 401 UNAUTHENTICATED: the access token (or the developer token) was refused, and nothing was done.
+ * An AuthError to the engine; to the client, the sign to drop a kept access token and get a new one.
+ */
+class UnauthenticatedError extends AuthError {}
+
+/**
  * Google Ads API errors (https://developers.google.com/google-ads/api/docs/best-practices/error-types
  * and https://developers.google.com/google-ads/api/rest/common/error): `{"error": {code, message,
  * status, details: [GoogleAdsFailure {errors: [{errorCode, message, details}]}]}}`.
@@ -65,7 +71,10 @@ export function googleRefusal(refusal: HttpRefusal): Error | undefined {
       .filter((d) => d !== undefined);
     return new RateLimitedError(what, delays.length ? Math.max(...delays) : undefined);
   }
-  if (error.status === 'UNAUTHENTICATED' || error.status === 'PERMISSION_DENIED') {
+  if (error.status === 'UNAUTHENTICATED') {
+    return new UnauthenticatedError(`${what} — check the refresh token, the developer token and login_customer_id`);
+  }
+  if (error.status === 'PERMISSION_DENIED') {
     return new AuthError(`${what} — check the refresh token, the developer token and login_customer_id`);
   }
   if (errors.some((e) => Object.values(e.errorCode ?? {}).some((v) => CONFIG_ERRORS.has(v)))) {
@@ -149,7 +158,28 @@ export function createGoogleClient(options: GoogleClientOptions) {
     refusal: googleRefusal,
   });
 
+  /**
+   * One API call. A kept access token can stop working before its `expires_in` (the grant revoked,
+   * https://developers.google.com/identity/protocols/oauth2 "Refresh token expiration"); Google's
+   * client libraries refresh tokens for their callers
+   * (https://developers.google.com/google-ads/api/docs/oauth/internals). So a 401 UNAUTHENTICATED on
+   * a kept token drops it and the call is sent once more with a fresh one, as the Salesforce client
+   * renews its session once on 401. Inferred: a 401 did nothing, so even a create may be resent.
+   * Without this, a token kept from before a revocation failed every write for up to an hour after
+   * the access was restored (the membership conformance suite's redrive).
+   */
   async function call<T>(path: string, json: unknown, idempotent: boolean): Promise<T> {
+    const kept = token !== undefined && Date.now() < token.until;
+    try {
+      return await send<T>(path, json, idempotent);
+    } catch (error) {
+      if (!kept || !(error instanceof UnauthenticatedError)) throw error;
+      token = undefined;
+      return await send<T>(path, json, idempotent);
+    }
+  }
+
+  async function send<T>(path: string, json: unknown, idempotent: boolean): Promise<T> {
     const access = await accessToken();
     const headers: Record<string, string> = {
       authorization: `Bearer ${access}`,
