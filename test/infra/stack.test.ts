@@ -18,6 +18,14 @@ models:
     source: warehouse
     sql: select 1 as id, 'a@example.com' as email
     primary_key: id
+segments:
+  vip:
+    model: people
+    where: id > 0
+    alarm_swing_percent: 35
+  unused:
+    model: people
+    where: id < 0
 destinations:
   hooks:
     type: webhook
@@ -56,6 +64,12 @@ syncs:
     destination: tuned
     object: people
     match: { id: id }
+  vip-to-hooks:
+    segment: vip
+    destination: hooks
+    object: vip
+    mode: mirror
+    match: { email: email }
   people-to-archive:
     model: people
     destination: archive
@@ -551,6 +565,16 @@ describe('alarms', () => {
       Endpoint: 'data-oncall@example.com',
       TopicArn: { Ref: topicId },
     });
+  });
+});
+
+describe('segment alarms', () => {
+  it('watch the swing of each segment a sync reads, at its own threshold; a segment no sync reads has none', () => {
+    const swing = alarmsOn('SegmentSwingPercent', 'segment', 'vip');
+    expect(swing).toHaveLength(1);
+    expect(swing[0]).toMatchObject({ Threshold: 35, ComparisonOperator: 'GreaterThanThreshold' });
+    expect(String(swing[0]!.AlarmDescription)).toMatch(/Segment vip: its size moved more than 35%/);
+    expect(alarmsOn('SegmentSwingPercent', 'segment', 'unused')).toHaveLength(0);
   });
 });
 
