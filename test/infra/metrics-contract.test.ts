@@ -1,4 +1,8 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { manifests } from '#connectors/manifests';
+import { loadConfig } from '#core/config/load';
 import { METRIC_DIMENSION, METRICS, type MetricName } from '#core/metrics';
 import { LocalSecrets } from '#core/secrets';
 import { laneDimensions, METRICS_NAMESPACE, syncDimensions } from '../../infra/constructs/BackflowMonitoring.ts';
@@ -96,6 +100,25 @@ describe('metrics contract between the functions and the alarms', () => {
       const stopped = await failing.runtime({ secrets, metrics: powertoolsMetrics(metrics) });
       await stopped.run(['customers-to-crm']);
       await stopped.stop();
+      // A membership sync of a segment, twice: its size, then how far it swung (10 → 15 members: 50%).
+      const segmented = await TestProject.create({ customers: 30, destination });
+      projects.push(segmented);
+      const file = path.join(segmented.dir, 'backflow.yml');
+      writeFileSync(
+        file,
+        readFileSync(file, 'utf8')
+          .replace('destinations:', 'segments:\n  top:\n    model: customers\n    where: id <= 10\ndestinations:')
+          .replace('    model: customers\n    destination: crm', '    segment: top\n    destination: crm'),
+      );
+      segmented.config = loadConfig(file, manifests);
+      const seg = await segmented.runtime({ secrets, metrics: powertoolsMetrics(metrics), maxDelaySeconds: 0 });
+      await seg.run(['customers-to-crm']);
+      writeFileSync(file, readFileSync(file, 'utf8').replace('where: id <= 10', 'where: id <= 15'));
+      await seg.stop();
+      segmented.config = loadConfig(file, manifests);
+      const seg2 = await segmented.runtime({ secrets, metrics: powertoolsMetrics(metrics), maxDelaySeconds: 0 });
+      await seg2.run(['customers-to-crm']);
+      await seg2.stop();
     });
   }, 180_000);
   afterAll(async () => {
@@ -125,6 +148,20 @@ describe('metrics contract between the functions and the alarms', () => {
     expect(directive?.Namespace).toBe(METRICS_NAMESPACE);
     expect(directive?.Dimensions.map((set) => [...set].sort())).toEqual([Object.keys(expected).sort()]);
     for (const [key, value] of Object.entries(expected)) expect(line![key], key).toBe(value);
+  });
+
+  it('the plan of a segment sync emits the segment’s size and its swing since the last run, by segment', () => {
+    const values = (name: string) =>
+      emf
+        .filter((e) => e._aws.CloudWatchMetrics[0]?.Metrics.some((m) => m.Name === name))
+        .map((e) => {
+          const [directive] = e._aws.CloudWatchMetrics;
+          expect(directive?.Dimensions.map((set) => [...set].sort())).toEqual([['segment', 'service']]);
+          expect(e.segment).toBe('top');
+          return e[name];
+        });
+    expect(values(METRICS.segmentSize)).toEqual([10, 15]);
+    expect(values(METRICS.segmentSwing)).toEqual([50]);
   });
 
   it('every alarm and dashboard metric of the Backflow namespace is one the functions emit (one list)', () => {
