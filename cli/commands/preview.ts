@@ -339,8 +339,13 @@ function formatPreview(
   jsonColumns: ReadonlySet<string>,
   style: Style,
 ): string {
+  // A membership sync (a segment in mirror mode): a record created is a member entering.
+  const membership = sync.segment !== undefined && sync.mode === 'mirror';
+  const label = (action: PreviewAction) => (membership && action === 'create' ? 'enters' : action);
   const lines = [
-    `${style.bold(`Preview of ${sync.id}`)}: ${records.length} record(s) of model ${sync.model} → ${sync.destination}.${sync.object} (${sync.mode})`,
+    sync.segment !== undefined
+      ? `${style.bold(`Preview of ${sync.id}`)}: ${records.length} member(s) of segment ${sync.segment} → ${sync.destination}.${sync.object} (${sync.mode})`
+      : `${style.bold(`Preview of ${sync.id}`)}: ${records.length} record(s) of model ${sync.model} → ${sync.destination}.${sync.object} (${sync.mode})`,
   ];
   const paint: Record<PreviewAction, (s: string) => string> = {
     create: style.green,
@@ -351,7 +356,7 @@ function formatPreview(
   for (const record of records) {
     lines.push(
       '',
-      `${paint[record.action](`● ${record.key}  ${record.action}`)}${record.reason ? `  ${style.dim(record.reason)}` : ''}`,
+      `${paint[record.action](`● ${record.key}  ${label(record.action)}`)}${record.reason ? `  ${style.dim(record.reason)}` : ''}`,
     );
     if (record.action === 'invalid' && !record.payload) {
       lines.push(
@@ -400,8 +405,15 @@ function formatPreview(
   const counts = (['create', 'update', 'unchanged', 'invalid'] as const)
     .map((a) => [a, records.filter((r) => r.action === a).length] as const)
     .filter(([, count]) => count > 0)
-    .map(([a, count]) => `${a} ${n(count)}`);
+    .map(([a, count]) => `${label(a)} ${n(count)}`);
   if (counts.length > 0) lines.push('', `  ${counts.join(' · ')}`);
+  if (membership) {
+    lines.push(
+      style.dim(
+        `  who would leave, and the guardrail's verdict: backflow plan ${sync.id} (leaving is found by reading the whole segment)`,
+      ),
+    );
+  }
   return lines.join('\n');
 }
 

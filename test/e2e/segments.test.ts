@@ -186,6 +186,9 @@ describe('a membership sync of a segment', () => {
       expect(plan.stdout).toMatch(/entering +2/);
       expect(plan.stdout).toMatch(/leaving +0/);
       expect(plan.stdout).toMatch(/guardrail +✔ pass: removes 0 of \d+ synced/);
+      const preview = await backflow(['preview', 'high-value-list', '--limit', '3'], copy);
+      expect(preview.code, preview.stderr).toBe(0);
+      expect(preview.stdout).toMatch(/member\(s\) of segment high_value → crm\.high_value_members \(mirror\)/);
     } finally {
       if (!process.env.KEEP) rmSync(copy, { recursive: true, force: true });
     }
