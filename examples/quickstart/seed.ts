@@ -44,6 +44,12 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const force = args.includes('--force');
   const touch = args.includes('--touch') ? Number(args[args.indexOf('--touch') + 1] ?? 100) : 0;
+  await ensureWarehouse({ force, touch });
+}
+
+/** Builds the demo warehouse unless it exists (`force` rebuilds it); `touch` bumps N customers. */
+export async function ensureWarehouse(options: { force?: boolean; touch?: number } = {}): Promise<void> {
+  const { force = false, touch = 0 } = options;
   if (force) rmSync(file, { force: true });
   if (existsSync(file) && touch === 0) return;
   mkdirSync(path.dirname(file), { recursive: true });
