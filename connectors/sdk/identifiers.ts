@@ -37,6 +37,21 @@ export type IdentifierKind =
 
 export type IdentifierVendor = 'meta' | 'google';
 
+/** The kinds `hash:` can normalise in a mapping (date_of_birth goes unhashed, as three keys). */
+export const HASHABLE_IDENTIFIER_KINDS = [
+  'email',
+  'phone',
+  'first_name',
+  'last_name',
+  'city',
+  'state',
+  'zip',
+  'postal_code',
+  'country',
+  'gender',
+  'external_id',
+] as const satisfies readonly IdentifierKind[];
+
 /** The identifier kinds each vendor documents for its hashed audiences. */
 export const VENDOR_IDENTIFIER_KINDS: Readonly<Record<IdentifierVendor, readonly IdentifierKind[]>> = {
   // Meta's multi-key schema: EMAIL, PHONE, FN, LN, CT, ST, ZIP, COUNTRY, DOBY/DOBM/DOBD, GEN, EXTERN_ID.

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { HASHABLE_IDENTIFIER_KINDS } from '#connectors/sdk/identifiers';
 import { SYNC_MODES } from '#connectors/sdk/types';
 import { segmentSchema } from '../segments.ts';
 import { parseSchedule } from './schedule.ts';
@@ -42,19 +43,8 @@ export const modelSchema = z.strictObject({
 
 export const nullPolicySchema = z.enum(['skip', 'sync']);
 
-const IDENTIFIER_KINDS = [
-  'email',
-  'phone',
-  'first_name',
-  'last_name',
-  'city',
-  'state',
-  'zip',
-  'postal_code',
-  'country',
-  'gender',
-  'external_id',
-] as const;
+/** The identifier kinds a `hash:` mapping normalises (Meta's and Google's, connectors/sdk/identifiers.ts). */
+const IDENTIFIER_KINDS = HASHABLE_IDENTIFIER_KINDS;
 
 /**
  * A column sent as the SHA-256 of its value, normalised first as the destination's vendor requires

@@ -14,6 +14,7 @@ import {
   NO_VALID_DATA,
   startBrazeFake,
 } from '#test/fakes/braze/server';
+import { countingPace } from '../fakes/counting-pace.ts';
 
 const API_KEY = 'braze-rest-7f3a9c21-5d4e-4b8a-9e6f-0c1d2b3a4e5f';
 
@@ -44,21 +45,6 @@ async function connect(
   });
   connections.push(connection);
   return connection;
-}
-
-/** A lane's pace that counts the slots taken and the throttles. */
-function countingPace(): RequestPace & { taken: number; throttles: number } {
-  const pace = {
-    taken: 0,
-    throttles: 0,
-    async take() {
-      pace.taken++;
-    },
-    async throttled() {
-      pace.throttles++;
-    },
-  };
-  return pace;
 }
 
 function batch(records: OutboundRecord[], matchField = 'external_id', object = 'users'): WriteBatch {

@@ -6,6 +6,7 @@ import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connect
 import type { RequestPace } from '#connectors/sdk/types';
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { type GoogleCustomerMatchFake, startGoogleCustomerMatchFake } from '#test/fakes/google-customer-match/server';
+import { countingPace } from '../fakes/counting-pace.ts';
 
 const CREDS = {
   customerId: '1234567890',
@@ -63,20 +64,6 @@ const batch = (records: OutboundRecord[], object = OBJECT): WriteBatch => ({
   fieldTypes: {},
   records,
 });
-
-function countingPace(): RequestPace & { taken: number; throttles: number } {
-  const pace = {
-    taken: 0,
-    throttles: 0,
-    async take() {
-      pace.taken++;
-    },
-    async throttled() {
-      pace.throttles++;
-    },
-  };
-  return pace;
-}
 
 async function caught(promise: Promise<unknown>): Promise<Error> {
   try {

@@ -8,6 +8,7 @@ import { withFormats } from '#connectors/sdk/formats';
 import type { FieldType, RequestPace } from '#connectors/sdk/types';
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { type HubSpotFake, type HubSpotFakeOptions, startHubspotFake } from '#test/fakes/hubspot/server';
+import { countingPace } from '../fakes/counting-pace.ts';
 
 const TOKEN = 'pat-na1-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
 
@@ -63,21 +64,6 @@ async function caught(promise: Promise<unknown>): Promise<Error> {
     return error as Error;
   }
   throw new Error('expected a rejection');
-}
-
-/** A lane's pace that counts the slots taken and the slow-downs asked for. */
-function countingPace(): RequestPace & { taken: number; throttles: number } {
-  const pace = {
-    taken: 0,
-    throttles: 0,
-    async take() {
-      pace.taken++;
-    },
-    async throttled() {
-      pace.throttles++;
-    },
-  };
-  return pace;
 }
 
 const batchCalls = (f: HubSpotFake) => f.requests.filter((r) => r.method === 'POST');

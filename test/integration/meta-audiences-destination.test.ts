@@ -6,6 +6,7 @@ import type { DestinationConnection, OutboundRecord, WriteBatch } from '#connect
 import type { RequestPace } from '#connectors/sdk/types';
 import { AuthError, ConnectorConfigError, RateLimitedError } from '#core/errors';
 import { type MetaAudiencesFake, startMetaAudiencesFake } from '#test/fakes/meta-audiences/server';
+import { countingPace } from '../fakes/counting-pace.ts';
 
 const TOKEN = 'EAAGm0PX4ZCpsBAKZBfake0system0user0token0ZDZD';
 const AUDIENCE = '23851234567890123';
@@ -55,20 +56,6 @@ const batch = (records: OutboundRecord[], object = OBJECT, matchField = 'email')
   fieldTypes: {},
   records,
 });
-
-function countingPace(): RequestPace & { taken: number; throttles: number } {
-  const pace = {
-    taken: 0,
-    throttles: 0,
-    async take() {
-      pace.taken++;
-    },
-    async throttled() {
-      pace.throttles++;
-    },
-  };
-  return pace;
-}
 
 async function caught(promise: Promise<unknown>): Promise<Error> {
   try {
