@@ -138,6 +138,7 @@ export async function deadLetterUnfinished(
     message.syncId,
     message.records.map((r) => r.key),
     message.version,
+    new Map(message.records.map((r) => [r.key, r.match])),
   );
   await deps.state.updateRun(message.syncId, message.runId, {
     error: `${message.records.length} record(s) dead-lettered on lane ${options.lane}: ${reason}`,
@@ -272,6 +273,7 @@ async function retryOrDeadLetter(
       message.syncId,
       records.map((r) => r.key),
       message.version,
+      new Map(records.map((r) => [r.key, r.match])),
     );
     counters.deadLettered = (counters.deadLettered ?? 0) + records.length;
     counters.messagesDeadLettered = (counters.messagesDeadLettered ?? 0) + 1;

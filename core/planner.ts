@@ -384,9 +384,18 @@ async function queueMirrorDeletes(
   }
   let synced = 0;
   const gone: RecordState[] = [];
+  /**
+   * Left the model while a version of theirs waits in the dead-letter queue (not delivered, or
+   * delivered before and dead-lettered since): a delete at this run's version makes a redrive of
+   * that version stale, so it never brings back a record that left. Records never delivered do
+   * not count towards the guardrail: removing what is not there deletes nothing.
+   */
+  const undelivered: RecordState[] = [];
   for await (const record of deps.state.listRecords(sync.id)) {
     if (record.status === 'ok') synced++;
-    if (record.status === 'ok' && !present.has(record.key)) gone.push(record);
+    if (present.has(record.key)) continue;
+    if (record.status === 'ok') gone.push(record);
+    else if (record.pending !== undefined && record.pending > record.version) undelivered.push(record);
   }
   present.clear();
   const ratio = synced === 0 ? 0 : gone.length / synced;
@@ -397,7 +406,7 @@ async function queueMirrorDeletes(
       `guardrail: sync ${sync.id} would delete ${gone.length} of ${synced} synced records (${(ratio * 100).toFixed(1)}%), above guardrails.max_delete_ratio ${limit}; nothing was sent. If the model is right, rerun with --force.`,
     );
   }
-  for (const record of gone) {
+  for (const record of [...gone, ...undelivered]) {
     if (record.match === undefined) continue;
     counters.deletesQueued++;
     await sender.add(

@@ -186,7 +186,18 @@ export interface StateStore {
   ): Promise<ClaimResult>;
   releaseClaims(syncId: string, keys: readonly string[], version: number): Promise<void>;
   /** Notes that `version` of these records (those that have a state) went to the dead-letter queue. */
-  markDeadLettered(syncId: string, keys: readonly string[], version: number): Promise<void>;
+  /**
+   * The records of `version` went to the dead-letter queue: `pending` is set on their states. A key
+   * with no state yet (never delivered) gets a placeholder — status `deleted` at version 0, with
+   * its match value from `matches` — so that a mirror run that finds the key gone from the model
+   * queues a delete at a newer version, and the redriven add is then skipped as stale.
+   */
+  markDeadLettered(
+    syncId: string,
+    keys: readonly string[],
+    version: number,
+    matches?: ReadonlyMap<string, JsonValue>,
+  ): Promise<void>;
   /** Every record state of a sync (all buckets). */
   listRecords(syncId: string): AsyncIterable<RecordState>;
 

@@ -231,7 +231,12 @@ export class DynamoStateStore implements StateStore {
     await this.updateEach(syncId, keys, { UpdateExpression: 'REMOVE c, cu', ConditionExpression: 'c = :v' }, version);
   }
 
-  async markDeadLettered(syncId: string, keys: readonly string[], version: number): Promise<void> {
+  async markDeadLettered(
+    syncId: string,
+    keys: readonly string[],
+    version: number,
+    matches?: ReadonlyMap<string, JsonValue>,
+  ): Promise<void> {
     await this.updateEach(
       syncId,
       keys,
@@ -241,6 +246,34 @@ export class DynamoStateStore implements StateStore {
         ExpressionAttributeNames: { '#v': 'v' },
       },
       version,
+    );
+    // Never delivered: a placeholder (status deleted at version 0) a mirror run can delete if the
+    // key leaves the model. Written only where no state exists; a state written since wins.
+    const now = new Date().toISOString();
+    await forEachLimited(
+      [...new Set(keys)].filter((key) => matches?.has(key)),
+      WRITE_CONCURRENCY,
+      async (key) => {
+        try {
+          await this.client.send(
+            new PutItemCommand({
+              TableName: this.table,
+              Item: {
+                pk: s(recordPk(syncId, key)),
+                sk: s(key),
+                v: n(0),
+                s: s('deleted'),
+                u: s(now),
+                m: s(JSON.stringify(matches!.get(key))),
+                p: n(version),
+              },
+              ConditionExpression: 'attribute_not_exists(pk)',
+            }),
+          );
+        } catch (error) {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        }
+      },
     );
   }
 

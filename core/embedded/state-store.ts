@@ -151,12 +151,25 @@ export class EmbeddedStateStore implements StateStore {
     }
   }
 
-  async markDeadLettered(syncId: string, keys: readonly string[], version: number): Promise<void> {
+  async markDeadLettered(
+    syncId: string,
+    keys: readonly string[],
+    version: number,
+    matches?: ReadonlyMap<string, JsonValue>,
+  ): Promise<void> {
+    const now = new Date().toISOString();
     await this.txn(() => {
       for (const key of new Set(keys)) {
         const id = recordKey(syncId, key);
         const stored = this.db.get(id) as StoredRecord | undefined;
-        if (stored?.v === undefined || (stored.p !== undefined && stored.p >= version)) continue;
+        if (stored?.v === undefined) {
+          // Never delivered: a placeholder a mirror run can delete if the key leaves the model.
+          const match = matches?.get(key);
+          if (match !== undefined)
+            this.db.put(id, { v: 0, s: 'deleted', u: now, m: JSON.stringify(match), p: version });
+          continue;
+        }
+        if (stored.p !== undefined && stored.p >= version) continue;
         this.db.put(id, { ...stored, p: version });
       }
     });

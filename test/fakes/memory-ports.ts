@@ -1,4 +1,5 @@
 import type { Checkpoint } from '#connectors/sdk/source';
+import type { JsonValue } from '#connectors/sdk/types';
 import type { LaneMessage } from '#core/lane-message';
 import type {
   ClaimResult,
@@ -91,11 +92,19 @@ export class MemoryStateStore implements StateStore {
       if (this.claims.get(`${syncId}/${key}`)?.version === version) this.claims.delete(`${syncId}/${key}`);
     }
   }
-  async markDeadLettered(syncId: string, keys: readonly string[], version: number) {
+  async markDeadLettered(
+    syncId: string,
+    keys: readonly string[],
+    version: number,
+    matches?: ReadonlyMap<string, JsonValue>,
+  ) {
     const records = this.syncRecords(syncId);
     for (const key of keys) {
       const state = records.get(key);
-      if (state && (state.pending ?? 0) < version) records.set(key, { ...state, pending: version });
+      const match = matches?.get(key);
+      if (!state && match !== undefined) {
+        records.set(key, { key, version: 0, status: 'deleted', match, updatedAt: '', pending: version });
+      } else if (state && (state.pending ?? 0) < version) records.set(key, { ...state, pending: version });
     }
   }
   async putRecords(syncId: string, states: readonly RecordStateWrite[], now = Date.now()) {
