@@ -45,7 +45,7 @@ describe('the fault checker', () => {
       });
       const { tally } = report;
       console.log(
-        `fault checker: seed ${SEED}, ${report.schedules} schedule(s), ${tally.steps} steps run, shrinking included (${tally.heals} heals, ${tally.crashes} crashes) in ${(report.durationMs / 1000).toFixed(0)} s`,
+        `fault checker: seed ${SEED}, ${report.schedules} schedule(s), ${tally.steps} steps run, shrinking included (${tally.heals} heals, ${tally.crashes} crashes, ${tally.memberChecks} membership runs checked as they ended, ${tally.guardrailStops} guardrail stops) in ${(report.durationMs / 1000).toFixed(0)} s`,
       );
       expect(report.ok, report.text).toBe(true);
     },
