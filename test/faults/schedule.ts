@@ -232,14 +232,16 @@ export function scheduleArbitrary(options: ScheduleOptions = {}): fc.Arbitrary<S
   const guardrail: fc.Arbitrary<Step[]> = fc
     .tuple(
       fc.uniqueArray(id, { minLength: 2, maxLength: KEYS }),
+      // Everyone, or some: a share of the members on either side of the guardrail's ratio.
+      fc.oneof(fc.constant('all' as const), fc.uniqueArray(id, { minLength: 1, maxLength: 3 })),
       fc.constantFrom<Tier>('basic', null),
       fc.constantFrom<Syncs>('members', 'all'),
       fc.boolean(),
     )
-    .map(([entering, left, run, full]) => [
+    .map(([entering, leaving, left, run, full]) => [
       { t: 'tier', ids: entering, tier: 'gold' },
       { t: 'run', full, syncs: run },
-      { t: 'tier', ids: 'all', tier: left },
+      { t: 'tier', ids: leaving, tier: left },
       { t: 'run', full, syncs: run },
       { t: 'run', full, syncs: run, force: true },
     ]);

@@ -155,6 +155,11 @@ export class World {
    */
   private settled = true;
   readonly notes: string[] = [];
+  /**
+   * The membership table as checked after the last membership run that succeeded (or the last
+   * heal), while no later membership run failed or crashed: a redrive must leave it so.
+   */
+  private lastVerified: { readonly table: Map<number, Member>; readonly after: string } | undefined;
   /** What the last step's membership run did, for the verbose log. */
   detail: string | undefined;
 
@@ -252,13 +257,17 @@ export class World {
         if (differences.length > 0) throw new Violation(this.step, differences);
         return;
       }
-      case 'redrive':
+      case 'redrive': {
+        const verified = this.settled ? this.lastVerified : undefined;
         await this.withFaults(step.faults, async () => {
           for (const lane of LANES) await this.runtime!.redrive(lane);
         });
         this.settled = true;
-        await this.afterStep();
+        const differences = await this.observe();
+        if (verified) differences.push(...(await this.afterMemberRedrive(verified)));
+        if (differences.length > 0) throw new Violation(this.step, differences);
         return;
+      }
       case 'tier':
         await this.setTier(step.ids, step.tier);
         return;
@@ -271,6 +280,7 @@ export class World {
       case 'crash':
         await this.crash(step);
         this.settled = false;
+        this.lastVerified = undefined;
         await this.afterStep();
         return;
       case 'heal':
@@ -575,6 +585,9 @@ ${
     const { guardrail } = before;
     // A run that threw (a fault reached the planner) or did not finish says nothing yet: the heal will.
     this.detail = `${MEMBER_SYNC}: ${summary ? `${summary.status}${summary.reason ? ` (${summary.reason})` : ''}` : 'threw'}${guardrail ? '' : ', not checked: a crashed run may still deliver'}`;
+    // A run that sent nothing leaves what the last one verified; any other run that is not checked
+    // here leaves the table unknown until the next check.
+    if (summary?.status !== 'stopped') this.lastVerified = undefined;
     if (!summary || !guardrail) return out;
     const verdict = `would remove ${guardrail.gone} of ${guardrail.synced} member(s) delivered, limit ${MEMBER_MAX_DELETE_RATIO}${force ? ', forced' : ''}`;
     if (summary.status === 'stopped') {
@@ -612,7 +625,36 @@ ${
       `after run ${summary.run?.sequence ?? '?'} of ${MEMBER_SYNC} succeeded`,
       out,
     );
-    if (out.length === 0) for (const id of this.model.keys()) this.model.memberVerified(id, memberKey(held.get(id)));
+    if (out.length === 0) {
+      for (const id of this.model.keys()) this.model.memberVerified(id, memberKey(held.get(id)));
+      this.lastVerified = { table: held, after: `run ${summary.run?.sequence ?? '?'} of ${MEMBER_SYNC} succeeded` };
+    }
+    return out;
+  }
+
+  /**
+   * A redrive after a membership run that succeeded changes nothing in the membership table: that
+   * run re-sent whatever the state said was not delivered, so every dead letter is older than what
+   * it delivered (docs/segments.md: the record guarantees hold; cli/local-runtime.ts redrive:
+   * "newer versions already delivered are not overwritten") — above all, it never re-adds a member
+   * who left.
+   */
+  private async afterMemberRedrive(verified: NonNullable<World['lastVerified']>): Promise<Difference[]> {
+    const out: Difference[] = [];
+    const held = await this.membersHeld();
+    for (const id of this.model.keys()) {
+      const before = verified.table.get(id);
+      const after = held.get(id);
+      if (memberKey(before) === memberKey(after)) continue;
+      const now = this.model.segment(id);
+      const what =
+        before === undefined
+          ? `a redrive added id ${id} to the membership table after ${verified.after} without it (${now.kind === 'one' ? 'it is a member again now, but that run had it out' : 'a member who left'})`
+          : after === undefined
+            ? `a redrive removed id ${id} from the membership table after ${verified.after} with it`
+            : `a redrive changed id ${id} in the membership table after ${verified.after} (an older value over a newer one)`;
+      out.push({ what, key: id, lane: 'pg', expected: showMember(before), actual: showMember(after) });
+    }
     return out;
   }
 
@@ -901,7 +943,10 @@ ${
         this.model.verified(lane, id, actual === undefined ? ABSENT : JSON.stringify(actual));
       }
     }
-    if (members) for (const id of this.model.keys()) this.model.memberVerified(id, memberKey(members.get(id)));
+    if (members) {
+      for (const id of this.model.keys()) this.model.memberVerified(id, memberKey(members.get(id)));
+      this.lastVerified = { table: members, after: `the heal of step ${index + 1}` };
+    }
   }
 
   /**
