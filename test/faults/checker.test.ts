@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runChecker } from './checker.ts';
-import { parseFeatures } from './schedule.ts';
+import { parseFeatures, type Schedule } from './schedule.ts';
 import { canonicalDecimal, canonicalDouble, canonicalFields, canonicalJsonText, parseLossless } from './values.ts';
 
 /**
@@ -45,10 +45,64 @@ describe('the fault checker', () => {
       });
       const { tally } = report;
       console.log(
-        `fault checker: seed ${SEED}, ${report.schedules} schedule(s), ${tally.steps} steps run, shrinking included (${tally.heals} heals, ${tally.crashes} crashes) in ${(report.durationMs / 1000).toFixed(0)} s`,
+        `fault checker: seed ${SEED}, ${report.schedules} schedule(s), ${tally.steps} steps run, shrinking included (${tally.heals} heals, ${tally.crashes} crashes, ${tally.memberChecks} membership runs checked as they ended, ${tally.guardrailStops} guardrail stops) in ${(report.durationMs / 1000).toFixed(0)} s`,
       );
       expect(report.ok, report.text).toBe(true);
     },
     (SECONDS + SHRINK_SECONDS + 120) * 1000,
   );
+});
+
+/**
+ * Engine defects the checker found, as the shrunk schedules it printed. Each test fails until the
+ * engine is fixed (then it passes, and stays as a regression test). Replay one with
+ * `npm run check:faults -- --replay '<JSON>' --verbose`.
+ */
+describe('known defects: a redrive of an upsert dead-lettered before the key left the model', () => {
+  const plain = { email: 'user1@example.com', txt: 'plain', amount: '1', doc: null, dbl: null };
+
+  // Run 1 dead-letters the member's add (PostgreSQL down); the member leaves; run 2 succeeds and,
+  // the member never having been delivered (no state `ok`), removes nothing — and records nothing
+  // either. The redrive then delivers run 1's add: the list holds a member who left, over the
+  // newer decision of run 2 ("never older over newer", README). The next run is even stopped by the
+  // guardrail (it would remove 1 of the 1 member delivered), so only --force takes them out.
+  it('a redrive never re-adds a member who left (membership sync, mirror)', async () => {
+    const schedule: Schedule = {
+      pageSize: 3,
+      batchSize: 2,
+      maxReceives: 2,
+      concurrency: 1,
+      mode: 'upsert',
+      membership: true,
+      steps: [
+        { t: 'tier', ids: [1], tier: 'gold' },
+        { t: 'run', full: false, syncs: 'members', faults: { pgDown: 30 } },
+        { t: 'tier', ids: [1], tier: 'basic' },
+        { t: 'run', full: false, syncs: 'members' },
+        { t: 'redrive' },
+      ],
+    };
+    const report = await runChecker({ schedules: 1, seed: 0, replay: schedule });
+    expect(report.ok, report.text).toBe(true);
+  }, 60_000);
+
+  // The same for records: the row's upsert is dead-lettered, the row is deleted from the source,
+  // and the heal's full run deletes nothing (never delivered); its redrive brings the row back and
+  // its last (incremental) run sends no mirror deletes: the table keeps a row the source deleted.
+  it('a redrive never brings back a row deleted from the source (record sync, mirror)', async () => {
+    const schedule: Schedule = {
+      pageSize: 3,
+      batchSize: 2,
+      maxReceives: 2,
+      concurrency: 1,
+      mode: 'mirror',
+      steps: [
+        { t: 'edit', changes: [{ op: 'set', id: 1, copy: 0, row: plain }] },
+        { t: 'run', full: false, syncs: 'pg', faults: { pgDown: 30 } },
+        { t: 'edit', changes: [{ op: 'delete', id: 1, copy: 0 }] },
+      ],
+    };
+    const report = await runChecker({ schedules: 1, seed: 0, replay: schedule });
+    expect(report.ok, report.text).toBe(true);
+  }, 60_000);
 });

@@ -55,7 +55,15 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
   const started = Date.now();
   const log = options.log ?? (() => {});
   const verbose = options.verbose ? log : undefined;
-  const tally: Tally = { steps: 0, heals: 0, crashes: 0, childErrors: 0, stepErrors: 0 };
+  const tally: Tally = {
+    steps: 0,
+    heals: 0,
+    crashes: 0,
+    childErrors: 0,
+    stepErrors: 0,
+    memberChecks: 0,
+    guardrailStops: 0,
+  };
   const db = await CheckerDatabase.create();
   const report = (ok: boolean, schedules: number, text: string): CheckerReport => ({
     ok,
@@ -113,7 +121,7 @@ export async function runChecker(options: CheckerOptions): Promise<CheckerReport
       return report(
         true,
         searched,
-        `✔ fault checker: ${searched} schedule(s), ${tally.steps} steps (${tally.heals} heals, ${tally.crashes} crashes, ${tally.stepErrors} steps that threw under faults, ${tally.childErrors} crash children that failed without being killed), seed ${options.seed}: no broken guarantee (${seconds} s)`,
+        `✔ fault checker: ${searched} schedule(s), ${tally.steps} steps (${tally.heals} heals, ${tally.crashes} crashes, ${tally.stepErrors} steps that threw under faults, ${tally.childErrors} crash children that failed without being killed, ${tally.memberChecks} membership runs checked as they ended, ${tally.guardrailStops} of them stopped by the guardrail), seed ${options.seed}: no broken guarantee (${seconds} s)`,
       );
     }
     const found = details.counterexample?.[0];
@@ -156,7 +164,8 @@ export async function runSchedule(
       const t0 = Date.now();
       try {
         await world.run(step, i);
-        verbose?.(`  ${String(i + 1).padStart(3)}. ${describeStep(step)} (${Date.now() - t0} ms)`);
+        const detail = world.detail ? ` → ${world.detail}` : '';
+        verbose?.(`  ${String(i + 1).padStart(3)}. ${describeStep(step)} (${Date.now() - t0} ms)${detail}`);
       } catch (error) {
         if (error instanceof Violation) return error;
         // Anything else the step threw (the checker's own SQL, a runtime that would not start) is a
@@ -185,6 +194,15 @@ function* simpler(schedule: Schedule): Generator<Schedule> {
         yield withStep(i, { ...step, changes: step.changes.filter((_, k) => k !== j) });
       }
     }
+    if (step.t === 'tier' && step.ids !== 'all' && step.ids.length > 1) {
+      for (let j = step.ids.length - 1; j >= 0; j--) {
+        yield withStep(i, { ...step, ids: step.ids.filter((_, k) => k !== j) });
+      }
+    }
+    if (step.t === 'run' && step.force) {
+      const { force: _, ...rest } = step;
+      yield withStep(i, rest);
+    }
     if ((step.t === 'run' || step.t === 'redrive') && step.faults) {
       const { faults, ...rest } = step;
       yield withStep(i, rest);
@@ -209,6 +227,14 @@ function* simpler(schedule: Schedule): Generator<Schedule> {
     }
   }
   if (schedule.concurrency > 1) yield { ...schedule, concurrency: 1 };
+  // Without the membership sync (and its steps): a failure of the record syncs alone.
+  if (schedule.membership) {
+    yield {
+      ...schedule,
+      membership: false,
+      steps: steps.filter((s) => s.t !== 'tier' && !(s.t === 'run' && s.syncs === 'members')),
+    };
+  }
 }
 
 /** Greedy: keeps any simplification that still fails, until none does or the deadline passes. */

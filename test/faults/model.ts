@@ -1,8 +1,12 @@
-import { type Change, KEYS, LANES, type Lane } from './schedule.ts';
+import { type Change, KEYS, LANES, type Lane, SEGMENT_TIERS, type Tier } from './schedule.ts';
 import { type Canonical, canonicalRow, type RowValues } from './values.ts';
 
 /** The sync writing to each lane. */
 export const SYNC_OF: Readonly<Record<Lane, string>> = { pg: 'to-pg', hook: 'to-hook' };
+/** The membership sync: the segment, in mirror mode, onto a PostgreSQL table on the `pg` lane. */
+export const MEMBER_SYNC = 'to-members';
+/** Its guardrail: a run that would remove more than this share of the members it delivered stops. */
+export const MEMBER_MAX_DELETE_RATIO = 0.5;
 
 /** The rule both destinations apply: what they refuse per record (a CHECK constraint, the receiver). */
 export const VALID_EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
@@ -12,6 +16,35 @@ export interface SourceRow {
   readonly rid: number;
   readonly id: number;
   readonly values: RowValues;
+  /** Read by the segment's rules; not mapped by the record syncs. Inserted rows have none. */
+  readonly tier: Tier;
+}
+
+/** What the membership table holds for a member: its row's email and tier. */
+export interface Member {
+  readonly email: string;
+  readonly tier: string | null;
+}
+
+/** What a key is in the segment right now: no row, one row (a member), or a key repeated in it. */
+export type SegmentState =
+  | { readonly kind: 'absent' }
+  | { readonly kind: 'repeated'; readonly copies: number }
+  | { readonly kind: 'one'; readonly member: Member; readonly key: string };
+
+/**
+ * The segment's rules (backflow.yml, World.writeConfig): tier in (gold, platinum) and the email
+ * contains `@`. A key is a member when exactly one of its rows is in the segment: the segment is
+ * read as a model of its own, so a second row of the key outside the segment does not make it
+ * repeated (docs/segments.md: "the model's rows where the rules hold"; test/e2e/segments.test.ts
+ * computes the members the same way).
+ */
+export function inSegment(row: SourceRow): boolean {
+  return SEGMENT_TIERS.includes(row.tier) && row.values.email.includes('@');
+}
+
+export function memberKey(member: Member | undefined): string {
+  return member === undefined ? 'absent' : JSON.stringify([member.email, member.tier]);
 }
 
 /** What a key is in the source right now. */
@@ -53,6 +86,12 @@ export class Model {
   private readonly plannedBy = new Map<string, Map<number, Map<number, Planned>>>();
   /** lane → key → the canonical text of the key when the lane's connection refused it. */
   private readonly refused = new Map<Lane, Map<number, string>>();
+  /**
+   * key → what the membership table may hold for it: the value verified at the last check, plus
+   * every value the key had in the segment (or its absence) when a run of the membership sync
+   * planned. Only a key repeated in the segment is checked against it ("keeps what it had").
+   */
+  private readonly memberCandidates = new Map<number, Set<string>>();
 
   constructor() {
     for (const lane of LANES) {
@@ -98,7 +137,7 @@ export class Model {
   }
 
   insert(id: number, values: RowValues): SourceRow {
-    const row = { rid: this.nextRid++, id, values };
+    const row = { rid: this.nextRid++, id, values, tier: null };
     this.rows.set(row.rid, row);
     return row;
   }
@@ -110,6 +149,64 @@ export class Model {
 
   delete(rid: number): void {
     this.rows.delete(rid);
+  }
+
+  /**
+   * Sets the tier of every row of the keys (`all`: of every row); a listed key with no row gets
+   * one (a new customer, straight into its tier). Resolves the rows changed and the rows inserted.
+   */
+  setTier(ids: readonly number[] | 'all', tier: Tier): { updated: number[]; inserted: SourceRow[] } {
+    const updated: number[] = [];
+    for (const row of this.rows.values()) {
+      if (ids !== 'all' && !ids.includes(row.id)) continue;
+      this.rows.set(row.rid, { ...row, tier });
+      updated.push(row.rid);
+    }
+    const inserted: SourceRow[] = [];
+    for (const id of ids === 'all' ? [] : ids) {
+      if (this.copies(id).length > 0) continue;
+      const row = { ...this.insert(id, newcomer(id)), tier };
+      this.rows.set(row.rid, row);
+      inserted.push(row);
+    }
+    return { updated, inserted };
+  }
+
+  /** The key in the segment: no row in it, one (a member), or several (repeated: invalid, never sent). */
+  segment(id: number): SegmentState {
+    const rows = this.copies(id).filter(inSegment);
+    if (rows.length === 0) return { kind: 'absent' };
+    if (rows.length > 1) return { kind: 'repeated', copies: rows.length };
+    const member = { email: rows[0]!.values.email, tier: rows[0]!.tier };
+    return { kind: 'one', member, key: memberKey(member) };
+  }
+
+  /** Keys with at least one row in the segment: what the membership sync's mirror read sees as present. */
+  segmentKeys(): Set<number> {
+    return new Set(this.keys().filter((id) => this.segment(id).kind !== 'absent'));
+  }
+
+  /** A run of the membership sync planned now: it may add each member as it is, and remove who is out. */
+  membersPlanned(): void {
+    for (const id of this.keys()) {
+      const state = this.segment(id);
+      if (state.kind === 'one') this.memberCandidatesOf(id).add(state.key);
+      else if (state.kind === 'absent') this.memberCandidatesOf(id).add(ABSENT);
+    }
+  }
+
+  memberCandidatesOf(id: number): Set<string> {
+    let set = this.memberCandidates.get(id);
+    if (!set) {
+      set = new Set([ABSENT]);
+      this.memberCandidates.set(id, set);
+    }
+    return set;
+  }
+
+  /** After a membership check passed: what the table holds is the only candidate. */
+  memberVerified(id: number, held: string): void {
+    this.memberCandidates.set(id, new Set([held]));
   }
 
   /** The key's value if a destination must accept it (one row, an email the destinations take). */
@@ -196,6 +293,11 @@ export class Model {
   verified(lane: Lane, id: number, held: string): void {
     this.candidates.get(lane)!.set(id, new Set([held]));
   }
+}
+
+/** The row of a key a tier step creates. */
+export function newcomer(id: number): RowValues {
+  return { email: `user${id}@example.com`, txt: 'plain', amount: '1', doc: null, dbl: null };
 }
 
 function plannedOf(state: KeyState): Planned {

@@ -32,17 +32,41 @@ export interface Faults {
 export type CrashPoint = 'after-write' | 'mid-plan' | 'between-messages' | 'redrive';
 export const CRASH_POINTS: readonly CrashPoint[] = ['after-write', 'mid-plan', 'between-messages', 'redrive'];
 
-export type Syncs = 'both' | 'pg' | 'hook';
+/**
+ * Which syncs a run step runs: `both` is the two record syncs (PostgreSQL and webhook), `members`
+ * the membership sync alone, `all` the three.
+ */
+export type Syncs = 'both' | 'pg' | 'hook' | 'members' | 'all';
+
+/**
+ * A row's tier: the segment's rules read it. `gold` and `platinum` are in the segment (with an
+ * email holding `@`), `basic` and null are not (a null is not `in` the list).
+ */
+export type Tier = 'gold' | 'platinum' | 'basic' | null;
+export const SEGMENT_TIERS: readonly Tier[] = ['gold', 'platinum'];
 
 export type Step =
   /** Source changes, committed together with one shared `updated_at`. */
   | { readonly t: 'edit'; readonly changes: readonly Change[] }
-  | { readonly t: 'run'; readonly full: boolean; readonly syncs: Syncs; readonly faults?: Faults }
+  /** `force`: `--force` (the membership sync's guardrail lets the run through). */
+  | {
+      readonly t: 'run';
+      readonly full: boolean;
+      readonly syncs: Syncs;
+      readonly force?: boolean;
+      readonly faults?: Faults;
+    }
+  /**
+   * Sets the tier of every row of the keys (`all`: of every row): members enter (gold, platinum)
+   * or leave (basic, null) the segment, or move within it (gold ⇄ platinum, a changed field). A
+   * listed key with no row gets one (`user<id>@example.com`, plain values) with that tier.
+   */
+  | { readonly t: 'tier'; readonly ids: readonly number[] | 'all'; readonly tier: Tier }
   /** Dead letters of both lanes back onto their lanes, and drained. */
   | { readonly t: 'redrive'; readonly faults?: Faults }
   /** Rewrites backflow.yml with this mode for the PostgreSQL sync. */
   | { readonly t: 'mode'; readonly mode: 'upsert' | 'mirror' }
-  /** A run of both syncs (`redrive`: a redrive of both lanes) in a child process killed at the nth point. */
+  /** A run of every sync (`redrive`: a redrive of both lanes) in a child process killed at the nth point. */
   | { readonly t: 'crash'; readonly at: CrashPoint; readonly nth: number; readonly full: boolean }
   /** A healthy full run, a redrive, a healthy run; then every invariant is checked. */
   | { readonly t: 'heal' };
@@ -55,6 +79,11 @@ export interface Schedule {
   readonly concurrency: number;
   /** Mode of the PostgreSQL sync at the start (the webhook sync is always upsert). */
   readonly mode: 'upsert' | 'mirror';
+  /**
+   * The world has the segment and its membership sync (mirror, onto a PostgreSQL table on the
+   * `pg` lane), run by crash steps and heals too. Absent in schedules from before membership steps.
+   */
+  readonly membership?: boolean;
   readonly steps: readonly Step[];
 }
 
@@ -84,6 +113,8 @@ export const FEATURES = {
   redrive: 'redrives of the dead letters',
   mirror: 'switching the PostgreSQL sync between upsert and mirror',
   concurrency: 'more than one exporter per lane',
+  membership:
+    'a segment of the model and its membership sync (mirror): members entering, leaving, re-entering, a mass leave stopped by the guardrail and forced',
 } as const;
 export type Feature = keyof typeof FEATURES;
 
@@ -119,7 +150,13 @@ export function scheduleArbitrary(options: ScheduleOptions = {}): fc.Arbitrary<S
     ...(on('delete') ? [{ weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), id, copy }) }] : []),
   );
   const faults = faultsArbitrary(on, id);
-  const syncs = fc.constantFrom<Syncs>('both', 'pg', 'hook');
+  const membership = on('membership');
+  const syncs = membership
+    ? fc.constantFrom<Syncs>('both', 'pg', 'hook', 'members', 'all', 'all')
+    : fc.constantFrom<Syncs>('both', 'pg', 'hook');
+  // One run in four of the membership sync is forced (past its guardrail).
+  const force = fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) });
+  const tier = fc.constantFrom<Tier>('gold', 'platinum', 'gold', 'basic', null);
   const weighted: fc.WeightedArbitrary<Step>[] = [
     {
       weight: 8,
@@ -130,11 +167,36 @@ export function scheduleArbitrary(options: ScheduleOptions = {}): fc.Arbitrary<S
     },
     {
       weight: 6,
-      arbitrary: fc.record(
-        { t: fc.constant('run' as const), full: fc.boolean(), syncs, faults },
-        { requiredKeys: ['t', 'full', 'syncs'] },
-      ),
+      arbitrary: fc
+        .tuple(
+          fc.record(
+            { t: fc.constant('run' as const), full: fc.boolean(), syncs, faults },
+            { requiredKeys: ['t', 'full', 'syncs'] },
+          ),
+          force,
+        )
+        .map(([run, forced]): Step => (forced && runsMembers(run.syncs) ? { ...run, force: true } : run)),
     },
+    ...(membership
+      ? [
+          {
+            weight: 5,
+            arbitrary: fc.record({
+              t: fc.constant('tier' as const),
+              ids: fc.uniqueArray(id, { minLength: 1, maxLength: 3 }),
+              tier,
+            }),
+          },
+          {
+            weight: 1,
+            arbitrary: fc.record({
+              t: fc.constant('tier' as const),
+              ids: fc.constant('all' as const),
+              tier: fc.constantFrom<Tier>('basic', null, 'gold'),
+            }),
+          },
+        ]
+      : []),
     ...(on('redrive')
       ? [{ weight: 2, arbitrary: fc.record({ t: fc.constant('redrive' as const), faults }, { requiredKeys: ['t'] }) }]
       : []),
@@ -164,15 +226,41 @@ export function scheduleArbitrary(options: ScheduleOptions = {}): fc.Arbitrary<S
       : []),
     { weight: 1, arbitrary: fc.constant({ t: 'heal' as const }) },
   ];
-  const steps = fc.oneof(...weighted);
+  const steps = fc.oneof(...weighted).map((step) => [step]);
+  // Members enter and are delivered, then a mass leave, the run the guardrail stops, and the forced
+  // run that lets it through; fast-check and the minimizer may drop any of them.
+  const guardrail: fc.Arbitrary<Step[]> = fc
+    .tuple(
+      fc.uniqueArray(id, { minLength: 2, maxLength: KEYS }),
+      // Everyone, or some: a share of the members on either side of the guardrail's ratio.
+      fc.oneof(fc.constant('all' as const), fc.uniqueArray(id, { minLength: 1, maxLength: 3 })),
+      fc.constantFrom<Tier>('basic', null),
+      fc.constantFrom<Syncs>('members', 'all'),
+      fc.boolean(),
+    )
+    .map(([entering, leaving, left, run, full]) => [
+      { t: 'tier', ids: entering, tier: 'gold' },
+      { t: 'run', full, syncs: run },
+      { t: 'tier', ids: leaving, tier: left },
+      { t: 'run', full, syncs: run },
+      { t: 'run', full, syncs: run, force: true },
+    ]);
+  const groups = membership ? fc.oneof({ weight: 10, arbitrary: steps }, { weight: 1, arbitrary: guardrail }) : steps;
+  const maxSteps = options.maxSteps ?? 12;
   return fc.record({
     pageSize: fc.integer({ min: 3, max: 7 }),
     batchSize: fc.integer({ min: 1, max: 5 }),
     maxReceives: fc.integer({ min: 2, max: 4 }),
     concurrency: on('concurrency') ? fc.integer({ min: 1, max: 4 }) : fc.constant(1),
     mode: on('mirror') ? fc.constantFrom<'upsert' | 'mirror'>('upsert', 'mirror') : fc.constant('upsert' as const),
-    steps: fc.array(steps, { minLength: 1, maxLength: options.maxSteps ?? 12 }),
+    membership: fc.constant(membership),
+    steps: fc.array(groups, { minLength: 1, maxLength: maxSteps }).map((g) => g.flat().slice(0, Math.max(maxSteps, 1))),
   });
+}
+
+/** Whether a run step runs the membership sync. */
+export function runsMembers(syncs: Syncs): boolean {
+  return syncs === 'members' || syncs === 'all';
 }
 
 function faultsArbitrary(on: (f: Feature) => boolean, id: fc.Arbitrary<number>): fc.Arbitrary<Faults | undefined> {
@@ -267,7 +355,7 @@ function rowArbitrary(on: (f: Feature) => boolean): fc.Arbitrary<RowValues> {
 
 /** A schedule as numbered lines a person can read (strings escaped, long ones shortened). */
 export function describeSchedule(schedule: Schedule): string[] {
-  const head = `page_size ${schedule.pageSize} · batch_size ${schedule.batchSize} · max_receives ${schedule.maxReceives} · exporters per lane ${schedule.concurrency} · postgres sync mode ${schedule.mode}`;
+  const head = `page_size ${schedule.pageSize} · batch_size ${schedule.batchSize} · max_receives ${schedule.maxReceives} · exporters per lane ${schedule.concurrency} · postgres sync mode ${schedule.mode}${schedule.membership ? ' · with the membership sync' : ''}`;
   return [head, ...schedule.steps.map((step, i) => `${String(i + 1).padStart(3)}. ${describeStep(step)}`)];
 }
 
@@ -276,7 +364,18 @@ export function describeStep(step: Step): string {
     case 'edit':
       return `edit source: ${step.changes.map(describeChange).join('; ')}`;
     case 'run':
-      return `run ${step.full ? 'full' : 'incremental'} ${step.syncs === 'both' ? 'both syncs' : `${step.syncs} sync`}${describeFaults(step.faults)}`;
+      return `run ${step.full ? 'full' : 'incremental'} ${SYNCS_TEXT[step.syncs]}${step.force ? ' --force' : ''}${describeFaults(step.faults)}`;
+    case 'tier': {
+      const who = step.ids === 'all' ? 'every row' : `ids ${step.ids.join(', ')}`;
+      const move = SEGMENT_TIERS.includes(step.tier)
+        ? step.ids === 'all'
+          ? 'mass enter'
+          : 'enter (or stay in)'
+        : step.ids === 'all'
+          ? 'mass leave'
+          : 'leave (or stay out of)';
+      return `${move} the segment: tier of ${who} = ${step.tier === null ? 'null' : step.tier}`;
+    }
     case 'redrive':
       return `redrive both lanes${describeFaults(step.faults)}`;
     case 'mode':
@@ -284,11 +383,19 @@ export function describeStep(step: Step): string {
     case 'crash':
       return step.at === 'redrive'
         ? `crash during a redrive (child process killed after destination write #${step.nth})`
-        : `crash ${step.at} #${step.nth} during ${step.full ? 'a full' : 'an incremental'} run of both syncs (child process, SIGKILL)`;
+        : `crash ${step.at} #${step.nth} during ${step.full ? 'a full' : 'an incremental'} run of every sync (child process, SIGKILL)`;
     case 'heal':
       return 'heal (healthy full run, redrive, healthy run) and check every invariant';
   }
 }
+
+const SYNCS_TEXT: Readonly<Record<Syncs, string>> = {
+  both: 'both record syncs',
+  pg: 'pg sync',
+  hook: 'hook sync',
+  members: 'membership sync',
+  all: 'every sync',
+};
 
 function describeChange(change: Change): string {
   switch (change.op) {

@@ -13,8 +13,17 @@ import { TransientError } from '#core/errors';
 import type { RecordState } from '#core/ports';
 import { type ResultEntry, startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.ts';
 import type { DriverArgs } from './driver.ts';
-import { ABSENT, Model, SYNC_OF } from './model.ts';
-import { type Change, type Faults, LANES, type Lane, type Schedule, type Step } from './schedule.ts';
+import { ABSENT, MEMBER_MAX_DELETE_RATIO, MEMBER_SYNC, type Member, Model, memberKey, SYNC_OF } from './model.ts';
+import {
+  type Change,
+  type Faults,
+  LANES,
+  type Lane,
+  type Schedule,
+  type Step,
+  type Syncs,
+  type Tier,
+} from './schedule.ts';
 import {
   type Canonical,
   canonicalDecimal,
@@ -24,6 +33,7 @@ import {
   canonicalRow,
   parseLossless,
   type RowValues,
+  show,
   showCanonical,
 } from './values.ts';
 
@@ -33,6 +43,8 @@ const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 /** A step that takes longer than this is a hang: the schedule fails. */
 const STEP_TIMEOUT_MS = 120_000;
 const BOTH = [SYNC_OF.pg, SYNC_OF.hook];
+/** The segment of the checker's project (see Model.segment for its rules). */
+const SEGMENT = 'tiered';
 
 /** The first difference found, with what the checker expected and what the destination held. */
 export interface Difference {
@@ -97,6 +109,10 @@ export interface Tally {
   crashes: number;
   childErrors: number;
   stepErrors: number;
+  /** Runs of the membership sync checked right after they ended (succeeded, or stopped by the guardrail). */
+  memberChecks?: number;
+  /** Of those, runs the guardrail stopped. */
+  guardrailStops?: number;
 }
 
 /**
@@ -132,13 +148,26 @@ export class World {
   /** Every batch the receiver applied, with its per-record results, in arrival order. */
   private readonly hookLog: { step: number; rawBody: string; results: ResultEntry[] }[] = [];
   private hookChecked = 0;
+  /**
+   * No message of a crashed child can still be on a lane: false after a crash step, true again
+   * once a run or a redrive in this process drained the lanes. Right-after-a-run membership checks
+   * need it (a crashed run's last messages are delivered while the next run plans).
+   */
+  private settled = true;
   readonly notes: string[] = [];
+  /**
+   * The membership table as checked after the last membership run that succeeded (or the last
+   * heal), while no later membership run failed or crashed: a redrive must leave it so.
+   */
+  private lastVerified: { readonly table: Map<number, Member>; readonly after: string } | undefined;
+  /** What the last step's membership run did, for the verbose log. */
+  detail: string | undefined;
 
   private constructor(
     private readonly db: CheckerDatabase,
     private readonly schedule: Schedule,
     private readonly dir: string,
-    private readonly tables: { readonly source: string; readonly destination: string },
+    private readonly tables: { readonly source: string; readonly destination: string; readonly members: string },
     private readonly receiver: WebhookReceiver,
     readonly tally: Tally,
   ) {
@@ -151,11 +180,15 @@ export class World {
 
   static async create(db: CheckerDatabase, schedule: Schedule, tally: Tally): Promise<World> {
     const suffix = randomBytes(4).toString('hex');
-    const tables = { source: `src_${suffix}`, destination: `dst_${suffix}` };
+    const tables = { source: `src_${suffix}`, destination: `dst_${suffix}`, members: `mem_${suffix}` };
     await db.pool.query(
       `CREATE TABLE ${tables.source} (rid bigint PRIMARY KEY, id bigint, email text, txt text, amount numeric,
-         doc jsonb, dbl double precision, updated_at timestamptz)`,
+         doc jsonb, dbl double precision, tier text, updated_at timestamptz)`,
     );
+    // The membership "list": one row per member, kept equal to the segment by the mirror sync.
+    if (schedule.membership) {
+      await db.pool.query(`CREATE TABLE ${tables.members} (id bigint PRIMARY KEY, email text, tier text)`);
+    }
     // Created by the checker rather than the connector: a double column keeps -0 apart from 0, and
     // the CHECK makes PostgreSQL itself refuse what the webhook receiver refuses (a bad email).
     await db.pool.query(
@@ -176,13 +209,16 @@ export class World {
     await this.runtime?.stop().catch(() => {});
     this.runtime = undefined;
     await this.receiver.stop();
-    await this.db.pool.query(`DROP TABLE IF EXISTS ${this.tables.source}, ${this.tables.destination}`).catch(() => {});
+    await this.db.pool
+      .query(`DROP TABLE IF EXISTS ${this.tables.source}, ${this.tables.destination}, ${this.tables.members}`)
+      .catch(() => {});
     rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** Runs step `index`; throws a Violation when a guarantee broke. */
   async run(step: Step, index: number): Promise<void> {
     this.step = index;
+    this.detail = undefined;
     this.tally.steps++;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -204,19 +240,36 @@ export class World {
         await this.edit(step.changes);
         return;
       case 'run': {
-        const syncs = step.syncs === 'both' ? BOTH : [SYNC_OF[step.syncs]];
+        const syncs = this.syncsOf(step.syncs);
+        if (syncs.length === 0) return;
         this.model.planned(lanesOf(syncs), this.mode === 'mirror');
+        const members = syncs.includes(MEMBER_SYNC) ? await this.beforeMemberRun(step.force === true) : undefined;
+        let summaries: SyncSummary[] | undefined;
         await this.withFaults(step.faults, async () => {
-          await this.runtime!.run(syncs, { full: step.full });
+          summaries = await this.runtime!.run(syncs, { full: step.full, ...(step.force ? { force: true } : {}) });
         });
-        await this.afterStep();
+        this.settled = true;
+        const differences = await this.observe();
+        if (members) {
+          const summary = summaries?.find((s) => s.syncId === MEMBER_SYNC);
+          differences.push(...(await this.afterMemberRun(members, summary, step.force === true)));
+        }
+        if (differences.length > 0) throw new Violation(this.step, differences);
         return;
       }
-      case 'redrive':
+      case 'redrive': {
+        const verified = this.settled ? this.lastVerified : undefined;
         await this.withFaults(step.faults, async () => {
           for (const lane of LANES) await this.runtime!.redrive(lane);
         });
-        await this.afterStep();
+        this.settled = true;
+        const differences = await this.observe();
+        if (verified) differences.push(...(await this.afterMemberRedrive(verified)));
+        if (differences.length > 0) throw new Violation(this.step, differences);
+        return;
+      }
+      case 'tier':
+        await this.setTier(step.ids, step.tier);
         return;
       case 'mode':
         this.mode = step.mode;
@@ -226,6 +279,8 @@ export class World {
         return;
       case 'crash':
         await this.crash(step);
+        this.settled = false;
+        this.lastVerified = undefined;
         await this.afterStep();
         return;
       case 'heal':
@@ -252,11 +307,22 @@ sources:
 models:
   people:
     source: warehouse
-    sql: select id, email, txt, amount, doc, dbl, updated_at from ${tables.source}
+    sql: select id, email, txt, amount, doc, dbl, tier, updated_at from ${tables.source}
     primary_key: id
     cursor: updated_at
     page_size: ${schedule.pageSize}
-destinations:
+${
+  schedule.membership
+    ? `segments:
+  ${SEGMENT}:
+    model: people
+    rules:
+      all:
+        - { column: tier, op: in, value: [gold, platinum] }
+        - { column: email, op: contains, value: "@" }
+`
+    : ''
+}destinations:
   pg:
     type: postgres
     connection: { host: ${PG.host}, port: ${PG.port}, database: ${db.name}, user: ${PG.user} }
@@ -282,7 +348,22 @@ ${mappings}
     mode: upsert
     lock_lease_seconds: 10
 ${mappings}
-`;
+${
+  schedule.membership
+    ? `  ${MEMBER_SYNC}:
+    segment: ${SEGMENT}
+    destination: pg
+    object: ${tables.members}
+    mode: mirror
+    lock_lease_seconds: 10
+    match: { id: id }
+    mappings:
+      email: email
+      tier: { column: tier, nulls: sync }
+    guardrails: { max_delete_ratio: ${MEMBER_MAX_DELETE_RATIO} }
+`
+    : ''
+}`;
     writeFileSync(path.join(this.dir, 'backflow.yml'), yml);
   }
 
@@ -334,7 +415,12 @@ ${mappings}
           : `webhook ${new URL(this.receiver.url).origin}`;
       throw new TransientError(`${where}: connect ECONNREFUSED (fault injected by the checker)`);
     }
-    const refuse = this.faults.refuse?.lane === lane ? new Set(this.faults.refuse.ids.map(String)) : undefined;
+    // Refusals are the record syncs' (their model tracks them); the membership sync's writes on the
+    // same lane go through, outages and crashes included.
+    const refuse =
+      this.faults.refuse?.lane === lane && batch.object !== this.tables.members
+        ? new Set(this.faults.refuse.ids.map(String))
+        : undefined;
     if (!refuse || !batch.records.some((r) => refuse.has(r.key))) return connection.write(batch);
     const outcomes: RecordOutcome[] = [];
     for (const record of batch.records) {
@@ -412,10 +498,241 @@ ${mappings}
     }
   }
 
+  /** The syncs a run step names (the membership ones only when the schedule has the membership sync). */
+  private syncsOf(syncs: Syncs): string[] {
+    const members = this.schedule.membership ? [MEMBER_SYNC] : [];
+    switch (syncs) {
+      case 'both':
+        return BOTH;
+      case 'all':
+        return [...BOTH, ...members];
+      case 'members':
+        return members;
+      default:
+        return [SYNC_OF[syncs]];
+    }
+  }
+
+  private allSyncs(): string[] {
+    return this.syncsOf('all');
+  }
+
+  /** Members enter or leave: the tier of every row of the keys, one shared `updated_at`, as an edit. */
+  private async setTier(ids: readonly number[] | 'all', tier: Tier): Promise<void> {
+    this.tick++;
+    const at = new Date(Date.UTC(2030, 0, 1) + this.tick * 1000).toISOString();
+    const { updated, inserted } = this.model.setTier(ids, tier);
+    const client = await this.db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      if (updated.length > 0) {
+        await client.query(`UPDATE ${this.tables.source} SET tier = $1, updated_at = $2 WHERE rid = ANY($3)`, [
+          tier,
+          at,
+          updated,
+        ]);
+      }
+      for (const row of inserted) {
+        await client.query(
+          `INSERT INTO ${this.tables.source} (rid, id, email, txt, amount, doc, dbl, tier, updated_at)
+           VALUES ($1, $2, $3, $4, $5::numeric, $6::jsonb, $7::float8, $8, $9)`,
+          [row.rid, row.id, ...values(row.values), row.tier, at],
+        );
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * Before a run of the membership sync: what the table holds, and — when no crashed run's message
+   * can still be delivered meanwhile — whether the guardrail must stop it (docs/segments.md: "A run
+   * that would remove more than that share of the members it delivered stops before sending
+   * anything"; the members it delivered are the sync's records in state `ok`, those who would be
+   * removed the ones among them with no row in the segment).
+   */
+  private async beforeMemberRun(force: boolean): Promise<MemberRunContext> {
+    this.model.membersPlanned();
+    const held = await this.membersHeld();
+    if (!this.settled) return { held };
+    const present = this.model.segmentKeys();
+    let synced = 0;
+    let gone = 0;
+    for await (const record of this.runtime!.state.listRecords(MEMBER_SYNC)) {
+      if (record.status !== 'ok') continue;
+      synced++;
+      if (!present.has(Number(record.key))) gone++;
+    }
+    const stops = !force && gone > 0 && gone / synced > MEMBER_MAX_DELETE_RATIO;
+    return { held, guardrail: { synced, gone, stops } };
+  }
+
+  /**
+   * After a run of the membership sync, when no crashed run's message could interfere (`settled`
+   * before it): a run the guardrail stopped sent nothing, and only when it had to stop; a run that
+   * succeeded left the table equal to the segment.
+   */
+  private async afterMemberRun(
+    before: MemberRunContext,
+    summary: SyncSummary | undefined,
+    force: boolean,
+  ): Promise<Difference[]> {
+    const out: Difference[] = [];
+    const { guardrail } = before;
+    // A run that threw (a fault reached the planner) or did not finish says nothing yet: the heal will.
+    this.detail = `${MEMBER_SYNC}: ${summary ? `${summary.status}${summary.reason ? ` (${summary.reason})` : ''}` : 'threw'}${guardrail ? '' : ', not checked: a crashed run may still deliver'}`;
+    // A run that sent nothing leaves what the last one verified; any other run that is not checked
+    // here leaves the table unknown until the next check.
+    if (summary?.status !== 'stopped') this.lastVerified = undefined;
+    if (!summary || !guardrail) return out;
+    const verdict = `would remove ${guardrail.gone} of ${guardrail.synced} member(s) delivered, limit ${MEMBER_MAX_DELETE_RATIO}${force ? ', forced' : ''}`;
+    if (summary.status === 'stopped') {
+      // Stopped for a lock a crashed plan left: documented, the heal takes it.
+      if (!/^guardrail/.test(summary.reason ?? '')) return out;
+      this.tally.guardrailStops = (this.tally.guardrailStops ?? 0) + 1;
+      this.tally.memberChecks = (this.tally.memberChecks ?? 0) + 1;
+      if (!guardrail.stops) {
+        out.push({
+          what: `the guardrail stopped a run of ${MEMBER_SYNC} it should have let through`,
+          expected: `run (${verdict})`,
+          actual: `stopped: ${summary.reason}`,
+        });
+      }
+      const held = await this.membersHeld();
+      if (showMembers(held) !== showMembers(before.held)) {
+        out.push({
+          what: `a run of ${MEMBER_SYNC} stopped by the guardrail changed the membership table (a stopped run sends nothing)`,
+          expected: showMembers(before.held),
+          actual: showMembers(held),
+        });
+      }
+      return out;
+    }
+    if (summary.status !== 'succeeded') return out;
+    this.tally.memberChecks = (this.tally.memberChecks ?? 0) + 1;
+    if (guardrail.stops) {
+      out.push({
+        what: `the guardrail let through a run of ${MEMBER_SYNC} that removes more than max_delete_ratio of the members it delivered`,
+        expected: `stopped (${verdict})`,
+        actual: `succeeded: ${JSON.stringify(summary.run?.counters ?? {})}`,
+      });
+    }
+    const held = await this.checkMembership(
+      `after run ${summary.run?.sequence ?? '?'} of ${MEMBER_SYNC} succeeded`,
+      out,
+    );
+    if (out.length === 0) {
+      for (const id of this.model.keys()) this.model.memberVerified(id, memberKey(held.get(id)));
+      this.lastVerified = { table: held, after: `run ${summary.run?.sequence ?? '?'} of ${MEMBER_SYNC} succeeded` };
+    }
+    return out;
+  }
+
+  /**
+   * A redrive after a membership run that succeeded changes nothing in the membership table: that
+   * run re-sent whatever the state said was not delivered, so every dead letter is older than what
+   * it delivered (docs/segments.md: the record guarantees hold; cli/local-runtime.ts redrive:
+   * "newer versions already delivered are not overwritten") — above all, it never re-adds a member
+   * who left.
+   */
+  private async afterMemberRedrive(verified: NonNullable<World['lastVerified']>): Promise<Difference[]> {
+    const out: Difference[] = [];
+    const held = await this.membersHeld();
+    for (const id of this.model.keys()) {
+      const before = verified.table.get(id);
+      const after = held.get(id);
+      if (memberKey(before) === memberKey(after)) continue;
+      const now = this.model.segment(id);
+      const what =
+        before === undefined
+          ? `a redrive added id ${id} to the membership table after ${verified.after} without it (${now.kind === 'one' ? 'it is a member again now, but that run had it out' : 'a member who left'})`
+          : after === undefined
+            ? `a redrive removed id ${id} from the membership table after ${verified.after} with it`
+            : `a redrive changed id ${id} in the membership table after ${verified.after} (an older value over a newer one)`;
+      out.push({ what, key: id, lane: 'pg', expected: showMember(before), actual: showMember(after) });
+    }
+    return out;
+  }
+
+  /**
+   * The membership table equals the segment's members as the warehouse computes them (checked
+   * against the model first): every member present with its row's email and tier, nobody else; a
+   * key repeated in the segment is invalid and never sent, so the table keeps what it had.
+   */
+  private async checkMembership(when: string, out: Difference[]): Promise<Map<number, Member>> {
+    const held = await this.membersHeld();
+    const warehouse = await this.warehouseMembers();
+    for (const id of this.model.keys()) {
+      const state = this.model.segment(id);
+      const computed = warehouse.get(id);
+      const modelSays = state.kind === 'one' ? state.key : state.kind;
+      const sqlSays = computed === undefined ? 'absent' : computed === 'repeated' ? 'repeated' : memberKey(computed);
+      if (modelSays !== sqlSays) {
+        throw new Violation(this.step, [
+          {
+            what: `checker bug: the warehouse computes the segment differently than the model for id ${id}`,
+            key: id,
+            expected: modelSays,
+            actual: sqlSays,
+          },
+        ]);
+      }
+      const actual = held.get(id);
+      const actualKey = memberKey(actual);
+      const fail = (what: string, expected: string) =>
+        out.push({ what: `${what} (${when})`, key: id, lane: 'pg', expected, actual: showMember(actual) });
+      if (state.kind === 'one' && actualKey !== state.key) {
+        fail(
+          actual === undefined
+            ? `the membership table misses id ${id}, a member of the segment`
+            : `the membership table holds id ${id} with other values than its row in the segment`,
+          showMember(state.member),
+        );
+      } else if (state.kind === 'absent' && actual !== undefined) {
+        fail(
+          `the membership table holds id ${id}, which is not in the segment (a member who left, or never entered)`,
+          'absent',
+        );
+      } else if (state.kind === 'repeated' && !this.model.memberCandidatesOf(id).has(actualKey)) {
+        const earlier = [...this.model.memberCandidatesOf(id)].map((c) => (c === ABSENT ? 'absent' : c)).join(' or ');
+        fail(
+          `the membership table holds a value for id ${id}, repeated in the segment (${state.copies} rows), that it never held nor was sent while the key was a member`,
+          earlier,
+        );
+      }
+    }
+    return held;
+  }
+
+  /** The membership table, read back with SQL. */
+  private async membersHeld(): Promise<Map<number, Member>> {
+    const { rows } = await this.db.pool.query<{ id: string; email: string; tier: string | null }>(
+      `SELECT id::text, email, tier FROM ${this.tables.members}`,
+    );
+    return new Map(rows.map((r) => [Number(r.id), { email: r.email, tier: r.tier }]));
+  }
+
+  /** The segment's members as the warehouse computes them: one row of the key in the segment, or repeated. */
+  private async warehouseMembers(): Promise<Map<number, Member | 'repeated'>> {
+    const { rows } = await this.db.pool.query<{ id: string; email: string; tier: string | null; n: number }>(
+      `SELECT id::text, email, tier, count(*) OVER (PARTITION BY id)::int AS n
+         FROM ${this.tables.source}
+        WHERE tier IN ('gold', 'platinum') AND strpos(email, '@') > 0`,
+    );
+    return new Map(rows.map((r) => [Number(r.id), r.n > 1 ? 'repeated' : { email: r.email, tier: r.tier }]));
+  }
+
   /** The step in a child process that kills itself at the named point; the runtime is stopped meanwhile. */
   private async crash(step: Step & { t: 'crash' }): Promise<void> {
     this.tally.crashes++;
-    if (step.at !== 'redrive') this.model.planned(LANES, this.mode === 'mirror');
+    if (step.at !== 'redrive') {
+      this.model.planned(LANES, this.mode === 'mirror');
+      if (this.schedule.membership) this.model.membersPlanned();
+    }
     await this.stopRuntime();
     const args: DriverArgs = {
       projectDir: this.dir,
@@ -423,7 +740,7 @@ ${mappings}
       nth: step.nth,
       full: step.full,
       concurrency: this.schedule.concurrency,
-      syncs: BOTH,
+      syncs: this.allSyncs(),
       lanes: LANES,
     };
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'driver.ts'), JSON.stringify(args)], {
@@ -502,11 +819,15 @@ ${mappings}
         differences.push({ what: `${what} threw: ${(error as Error).message}` });
       }
     };
+    const all = this.allSyncs();
+    const membership = this.schedule.membership === true;
     this.model.planned(LANES, this.mode === 'mirror');
+    if (membership) this.model.membersPlanned();
     let fullRuns: SyncSummary[] = [];
     await healthy('healthy full run', async () => {
-      // Forced: a plan killed by a crash step leaves its lock until its 10 s lease lapses.
-      fullRuns = await this.runtime!.run(BOTH, { full: true, force: true });
+      // Forced: a plan killed by a crash step leaves its lock until its 10 s lease lapses (and
+      // the membership sync's guardrail lets the run through, as `backflow run --force` does).
+      fullRuns = await this.runtime!.run(all, { full: true, force: true });
       return fullRuns;
     });
     differences.push(...(await this.observe()));
@@ -516,8 +837,16 @@ ${mappings}
     });
     differences.push(...(await this.observe()));
     this.model.planned(LANES, this.mode === 'mirror');
-    await healthy('healthy run after the redrive', () => this.runtime!.run(BOTH));
+    if (membership) this.model.membersPlanned();
+    await healthy('healthy run after the redrive', async () => [
+      ...(await this.runtime!.run(BOTH)),
+      // Forced: the redrive may have re-added members who left since, whose removal the
+      // guardrail could stop.
+      ...(membership ? await this.runtime!.run([MEMBER_SYNC], { force: true }) : []),
+    ]);
+    this.settled = true;
     differences.push(...(await this.observe()));
+    const members = membership ? await this.checkMembership('after the heal', differences) : undefined;
 
     this.checkInvalidReported(fullRuns, differences);
     await this.checkSourceMatchesModel(index);
@@ -593,7 +922,7 @@ ${mappings}
       }
       this.checkState(lane, states.get(lane)!, held[lane], differences);
     }
-    for (const sync of BOTH) {
+    for (const sync of all) {
       for (const run of await this.runtime!.state.listRuns(sync, 1000)) {
         if (run.status === 'planning' || run.status === 'exporting') {
           differences.push({ what: `run ${run.runId} of ${sync} is left ${run.status} (no run may stay open)` });
@@ -613,6 +942,10 @@ ${mappings}
         const actual = held[lane].get(id);
         this.model.verified(lane, id, actual === undefined ? ABSENT : JSON.stringify(actual));
       }
+    }
+    if (members) {
+      for (const id of this.model.keys()) this.model.memberVerified(id, memberKey(members.get(id)));
+      this.lastVerified = { table: members, after: `the heal of step ${index + 1}` };
     }
   }
 
@@ -666,14 +999,21 @@ ${mappings}
 
   /** Every copy of a repeated key is invalid and reported, in the heal's full run of each sync. */
   private checkInvalidReported(fullRuns: readonly SyncSummary[], out: Difference[]): void {
-    const repeated = this.model.keys().filter((id) => this.model.key(id).kind === 'repeated');
-    const rows = repeated.reduce((n, id) => n + this.model.copies(id).length, 0);
+    const inModel = this.model.keys().filter((id) => this.model.key(id).kind === 'repeated');
+    const inSegment = this.model.keys().filter((id) => this.model.segment(id).kind === 'repeated');
     for (const summary of fullRuns) {
+      // The membership sync reads the segment: a key is repeated there when several of its rows are in it.
+      const segment = summary.syncId === MEMBER_SYNC;
+      const repeated = segment ? inSegment : inModel;
+      const rows = repeated.reduce((n, id) => {
+        const state = segment ? this.model.segment(id) : this.model.key(id);
+        return n + (state.kind === 'repeated' ? state.copies : 0);
+      }, 0);
       const run = summary.run;
       if (!run) continue;
       if (run.counters.invalid !== rows) {
         out.push({
-          what: `the full run of ${summary.syncId} counted ${run.counters.invalid} invalid row(s); the source holds ${rows} row(s) of repeated ids (${repeated.join(', ') || 'none'}), each one invalid`,
+          what: `the full run of ${summary.syncId} counted ${run.counters.invalid} invalid row(s); the ${segment ? 'segment' : 'source'} holds ${rows} row(s) of repeated ids (${repeated.join(', ') || 'none'}), each one invalid`,
           expected: `invalid ${rows}`,
           actual: `invalid ${run.counters.invalid}`,
         });
@@ -696,7 +1036,7 @@ ${mappings}
   /** Sanity check of the checker itself: the source table holds what the model says. */
   private async checkSourceMatchesModel(index: number): Promise<void> {
     const { rows } = await this.db.pool.query<Record<string, string | null>>(
-      `SELECT rid::text, id::text, email, txt, amount::text AS amount, doc::text AS doc, dbl::text AS dbl
+      `SELECT rid::text, id::text, email, txt, amount::text AS amount, doc::text AS doc, dbl::text AS dbl, tier
          FROM ${this.tables.source}`,
     );
     rows.sort((a, b) => Number(a.rid) - Number(b.rid));
@@ -710,6 +1050,7 @@ ${mappings}
               const same =
                 String(m.rid) === r.rid &&
                 String(m.id) === r.id &&
+                (r.tier ?? null) === m.tier &&
                 JSON.stringify(fromSql(r)) === JSON.stringify(canonicalRow(m.values));
               return same ? undefined : `row ${r.rid}: ${JSON.stringify(r)}`;
             })
@@ -738,6 +1079,22 @@ ${mappings}
     }
     return held;
   }
+}
+
+interface MemberRunContext {
+  /** The membership table before the run. */
+  readonly held: Map<number, Member>;
+  /** What the guardrail must say; absent when a crashed run's messages may still be delivered. */
+  readonly guardrail?: { readonly synced: number; readonly gone: number; readonly stops: boolean };
+}
+
+function showMember(member: Member | undefined): string {
+  return member === undefined ? 'absent' : `{ email: ${show(member.email)}, tier: ${member.tier ?? 'null'} }`;
+}
+
+function showMembers(members: Map<number, Member>): string {
+  const ids = [...members.keys()].sort((a, b) => a - b);
+  return ids.length === 0 ? 'no member' : ids.map((id) => `id ${id} ${showMember(members.get(id))}`).join(', ');
 }
 
 function lanesOf(syncs: readonly string[]): Lane[] {
