@@ -58,7 +58,7 @@ describe('the fault checker', () => {
  * engine is fixed (then it passes, and stays as a regression test). Replay one with
  * `npm run check:faults -- --replay '<JSON>' --verbose`.
  */
-describe('known defects: a redrive of an upsert dead-lettered before the key left the model', () => {
+describe('regressions: a redrive of an upsert dead-lettered before the key left the model', () => {
   const plain = { email: 'user1@example.com', txt: 'plain', amount: '1', doc: null, dbl: null };
 
   // Run 1 dead-letters the member's add (PostgreSQL down); the member leaves; run 2 succeeds and,
