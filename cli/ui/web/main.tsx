@@ -583,7 +583,12 @@ function Diff({ text }: { text: string }) {
       <figcaption>Diff of backflow.yml</figcaption>
       <pre class="diff">
         {text.split('\n').map((line, i) => (
-          <span key={i} class={line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : ''}>
+          <span
+            key={i}
+            class={
+              /^(\+\+\+|---) /.test(line) ? 'head' : line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : ''
+            }
+          >
             {line}
             {'\n'}
           </span>
@@ -1006,7 +1011,7 @@ function Chart({
   const width = 640;
   const height = 140;
   const max = Math.max(1, ...runs.flatMap((r) => series.map(([, f]) => f(r))));
-  const band = width / Math.max(1, runs.length);
+  const band = Math.min(16 * series.length + 8, width / Math.max(1, runs.length));
   const bar = Math.max(2, (band - 4) / series.length);
   return (
     <figure class="chart">
@@ -1139,6 +1144,9 @@ function RunsPage({ project, sync }: { project: Project; sync?: string }) {
   );
 }
 
+/** Rejections listed at once; the filter reaches the rest. */
+const LISTED = 25;
+
 function Rejections({ sync }: { sync: string }) {
   const rejections = useApi<{ total: number; records: number; rejections: Rejection[] }>(
     `syncs/${enc(sync)}/rejections?limit=200`,
@@ -1165,24 +1173,6 @@ function Rejections({ sync }: { sync: string }) {
                 Filter by key, reason or run
                 <input type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
               </label>
-              <Table
-                caption={`${shown.length} shown`}
-                head={['key', 'rejected at', 'run', 'reason']}
-                rows={shown.map((x) => [
-                  <button
-                    key="k"
-                    type="button"
-                    class="link"
-                    onClick={() => setOpen(x.key)}
-                    aria-expanded={open === x.key}
-                  >
-                    {x.key}
-                  </button>,
-                  time(x.rejectedAt),
-                  x.runId,
-                  x.reason,
-                ])}
-              />
               {current && (
                 <section class="detail" aria-label={`Rejection of ${current.key}`}>
                   <h3>Record {current.key}</h3>
@@ -1205,6 +1195,24 @@ function Rejections({ sync }: { sync: string }) {
                   <p class="dim">It is sent again when its payload changes: fix the data or the mapping.</p>
                 </section>
               )}
+              <Table
+                caption={`${Math.min(LISTED, shown.length)} of ${shown.length} shown${shown.length > LISTED ? ': filter to narrow' : ''}`}
+                head={['key', 'rejected at', 'run', 'reason']}
+                rows={shown.slice(0, LISTED).map((x) => [
+                  <button
+                    key="k"
+                    type="button"
+                    class="link"
+                    onClick={() => setOpen(x.key)}
+                    aria-expanded={open === x.key}
+                  >
+                    {x.key}
+                  </button>,
+                  time(x.rejectedAt),
+                  x.runId,
+                  x.reason,
+                ])}
+              />
             </>
           );
         }}
