@@ -1,4 +1,4 @@
-import { type CommandContext, flag, intOption, positionals, stringOption, UsageError } from '../context.ts';
+import { type CommandContext, flag, positionals, stringOption, UsageError } from '../context.ts';
 
 /**
  * `backflow ui [--port N] [--remote] [--allow-actions]`: the project's web app on 127.0.0.1,
@@ -6,7 +6,11 @@ import { type CommandContext, flag, intOption, positionals, stringOption, UsageE
  */
 export async function ui(ctx: CommandContext): Promise<number> {
   positionals(ctx, 0, 0, '');
-  const port = stringOption(ctx, 'port') === undefined ? 0 : intOption(ctx, 'port', 0);
+  const rawPort = stringOption(ctx, 'port') ?? '0';
+  const port = Number(rawPort);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UsageError(`--port expects a port number (0 or none: a free one), got "${rawPort}"`, ctx.usage);
+  }
   const remote = flag(ctx, 'remote');
   const allowActions = flag(ctx, 'allow-actions');
   if (allowActions && !remote)

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
@@ -11,7 +12,7 @@ import { startServer, uiProject } from './helpers.ts';
  * `backflow ui` in a real headless browser: Debian's chromium driven by playwright-core (nothing
  * downloads a browser). `.ci/run` installs chromium when it is missing; without it these tests
  * skip with a message, unless BACKFLOW_REQUIRE_BROWSER is set (then they fail).
- * They also take the screenshots of docs/ui.md (docs/ui/*.png).
+ * They also take the screenshots of docs/ui.md: BACKFLOW_UI_SCREENSHOTS=docs writes them to docs/ui/*.png.
  */
 const CHROMIUM = process.env.BACKFLOW_CHROMIUM ?? '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
@@ -20,7 +21,11 @@ if (!present) {
   if (process.env.BACKFLOW_REQUIRE_BROWSER) throw new Error(`${message}, and BACKFLOW_REQUIRE_BROWSER is set`);
   console.warn(`SKIPPED ${message}`);
 }
-const SHOTS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/ui');
+// The screenshots go to docs/ui/ with BACKFLOW_UI_SCREENSHOTS=docs (to refresh docs/ui.md's), else to a temporary folder.
+const SHOTS =
+  process.env.BACKFLOW_UI_SCREENSHOTS === 'docs'
+    ? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/ui')
+    : mkdtempSync(path.join(os.tmpdir(), 'backflow-ui-shots-'));
 
 describe.skipIf(!present)('backflow ui in headless chromium', () => {
   let dir: string;
