@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UiServer } from '#cli/ui/server';
-import { call, startServer, uiProject } from './helpers.ts';
+import { call, deadLetter, startServer, uiProject } from './helpers.ts';
 
 /** Every endpoint of `backflow ui`'s JSON API, on one project, in order (the run comes after the reads of an empty state). */
 describe('backflow ui: the JSON API', () => {
@@ -161,10 +161,23 @@ describe('backflow ui: the JSON API', () => {
     expect(body.rejections[0].reason).toMatch(/no matching record/);
     expect((await call(server, '/api/syncs/nope/rejections')).status).toBe(404);
 
+    expect((await call(server, '/api/deadletters')).body).toEqual({
+      where: 'local',
+      lanes: [{ destination: 'crm', count: 0, messages: [] }],
+    });
+    deadLetter(dir, '77');
     const dead = await call(server, '/api/deadletters');
-    expect(dead.body).toEqual({ where: 'local', lanes: [{ destination: 'crm', count: 0, messages: [] }] });
+    expect(dead.body.lanes).toEqual([
+      {
+        destination: 'crm',
+        count: 1,
+        messages: [{ syncId: 'customers-to-crm', runId: '0000000001', records: 1, keys: ['77'] }],
+      },
+    ]);
     const redrive = await call(server, '/api/deadletters/crm/redrive', { body: {} });
-    expect(redrive.body).toMatchObject({ destination: 'crm', moved: 0 });
+    expect(redrive.status).toBe(200);
+    expect(redrive.body).toMatchObject({ destination: 'crm', moved: 1, deadLettered: 0, delta: { created: 1 } });
+    expect((await call(server, '/api/deadletters')).body.lanes[0].count).toBe(0);
     expect((await call(server, '/api/deadletters/nope/redrive', { body: {} })).status).toBe(404);
   });
 

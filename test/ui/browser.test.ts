@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { frontEnd } from '#cli/ui/bundle';
 import type { UiServer } from '#cli/ui/server';
-import { startServer, uiProject } from './helpers.ts';
+import { deadLetter, startServer, uiProject } from './helpers.ts';
 
 /**
  * `backflow ui` in a real headless browser: Debian's chromium driven by playwright-core (nothing
@@ -175,8 +175,13 @@ describe.skipIf(!present)('backflow ui in headless chromium', () => {
       /0000000001.*Zsucceeded505$/,
     );
     await shot('segments');
+    deadLetter(dir, '77', '0000000002');
     await go('deadletters');
-    await page.getByRole('button', { name: 'Redrive crm' }).waitFor();
+    await page.getByRole('cell', { name: 'customers-to-crm run 0000000002: 77' }).waitFor();
+    await shot('deadletters');
+    await page.getByRole('button', { name: 'Redrive crm' }).click();
+    await page.getByText('Redrove 1 message(s) of crm; 0 failed again.').waitFor();
+    await page.getByRole('button', { name: 'Redrive crm' }).and(page.locator(':disabled')).waitFor();
     for (const hash of ['syncs/customers-to-crm/edit', 'models/customers', 'runs/customers-to-vip']) {
       await go(hash);
       await page.waitForLoadState('networkidle');

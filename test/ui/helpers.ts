@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { startUiServer, type UiServer, type UiServerOptions } from '#cli/ui/server';
 import { catalogue } from '#connectors/registry';
@@ -76,4 +77,24 @@ export async function call(
     body = JSON.parse(text);
   } catch {}
   return { status: response.status, body };
+}
+
+/**
+ * Puts one message on the local dead-letter queue of `crm`, as an older version saved them
+ * (`.backflow/dead-letters/<lane>.jsonl`, carried into the embedded store on the next open).
+ */
+export function deadLetter(dir: string, key: string, runId = '0000000001'): void {
+  const message = {
+    v: 1,
+    syncId: 'customers-to-crm',
+    runId,
+    version: Number(runId),
+    object: 'contacts',
+    matchField: 'customer_id',
+    fieldTypes: { customer_id: 'integer', plan: 'string' },
+    attempt: 9,
+    records: [{ key, op: 'upsert', match: Number(key), fields: { plan: 'redriven' }, hash: `h${key}`, isNew: true }],
+  };
+  mkdirSync(path.join(dir, '.backflow', 'dead-letters'), { recursive: true });
+  writeFileSync(path.join(dir, '.backflow', 'dead-letters', 'crm.jsonl'), `${JSON.stringify(message)}\n`);
 }
