@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { type CommandContext, flag, positionals, stringOption, UsageError } from '../context.ts';
 
 /**
@@ -15,11 +16,11 @@ export async function ui(ctx: CommandContext): Promise<number> {
   const allowActions = flag(ctx, 'allow-actions');
   if (allowActions && !remote)
     throw new UsageError('--allow-actions goes with --remote (local actions are always allowed)');
-  await ctx.config();
+  const config = await ctx.config();
   const { frontEnd } = await import('../ui/bundle.ts');
   const { startUiServer } = await import('../ui/server.ts');
   ctx.progress.update('building the front end…');
-  const built = await frontEnd();
+  const built = await frontEnd(path.join(config.projectDir, '.backflow', 'ui'));
   ctx.progress.done();
   const remoteArgs = [
     '--stack',
