@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { isDeepStrictEqual } from 'node:util';
 import { isMap, isScalar, type Node, parseDocument, type Scalar, stringify } from 'yaml';
 import { catalogue } from '#connectors/registry';
 import { parseConfig } from '#core/config/load';
@@ -76,6 +77,8 @@ export function setIn(text: string, keyPath: readonly string[], value: unknown):
     return text.slice(0, start) + render(merged) + text.slice(end);
   }
   if (pair) {
+    // Unchanged: left exactly as written.
+    if (value !== null && isDeepStrictEqual((pair.value as Node | null)?.toJSON?.() ?? null, value)) return text;
     const keyNode = pair.key as Scalar;
     const valueNode = pair.value as Node | null;
     if (value === null) {

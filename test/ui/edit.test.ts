@@ -33,6 +33,19 @@ describe('backflow ui: editing a sync writes backflow.yml', () => {
     expect(yml()).toBe(before);
   });
 
+  it('a value equal to the one written is left exactly as written: no diff', async () => {
+    const before = yml();
+    const { body } = await call(server, '/api/syncs/customers-to-crm/edit', {
+      body: {
+        mappings: { email: 'email', lifetime_value: { column: 'ltv', nulls: 'sync' } },
+        mode: 'upsert',
+        save: true,
+      },
+    });
+    expect(body).toEqual({ ok: true, saved: false, diff: '', issues: [] });
+    expect(yml()).toBe(before);
+  });
+
   it('with save: only the edited lines change; every comment and the formatting stay', async () => {
     const before = yml();
     const { body } = await call(server, '/api/syncs/customers-to-crm/edit', {

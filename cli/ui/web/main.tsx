@@ -272,6 +272,8 @@ function SyncPage({
 
 type MappingValue = string | { column?: string; nulls?: string; value?: unknown };
 interface MappingRow {
+  /** The mapping as backflow.yml has it (undefined for a new row): its other keys (hash, normalize…) are kept. */
+  original?: unknown;
   field: string;
   kind: 'column' | 'value';
   column: string;
@@ -282,15 +284,26 @@ interface MappingRow {
 function toRows(mappings: Readonly<Record<string, unknown>>): MappingRow[] {
   return Object.entries(mappings).map(([field, raw]) => {
     const m = raw as MappingValue;
-    if (typeof m === 'string') return { field, kind: 'column', column: m, value: '', nullsSync: false };
-    if (m.value !== undefined) return { field, kind: 'value', column: '', value: fmt(m.value), nullsSync: false };
-    return { field, kind: 'column', column: m.column ?? '', value: '', nullsSync: m.nulls === 'sync' };
+    if (typeof m === 'string') return { original: raw, field, kind: 'column', column: m, value: '', nullsSync: false };
+    if (m.value !== undefined) {
+      return { original: raw, field, kind: 'value', column: '', value: fmt(m.value), nullsSync: false };
+    }
+    return { original: raw, field, kind: 'column', column: m.column ?? '', value: '', nullsSync: m.nulls === 'sync' };
   });
 }
 
-function fromRow(row: MappingRow): MappingValue {
+/** The mapping a row stands for, or undefined when it is the one backflow.yml has (left as written). */
+function fromRow(row: MappingRow): MappingValue | undefined {
+  const original = row.original as MappingValue | undefined;
+  const before = original === undefined ? undefined : toRows({ [row.field]: original })[0];
+  if (before && before.kind === row.kind && before.column === row.column && before.value === row.value) {
+    if (before.nullsSync === row.nullsSync) return undefined;
+  }
   if (row.kind === 'value') return { value: row.value };
-  return row.nullsSync ? { column: row.column, nulls: 'sync' } : row.column;
+  const extra = typeof original === 'object' && original !== null && 'column' in original ? original : {};
+  const { nulls: _nulls, column: _column, ...kept } = extra as { nulls?: string; column?: string };
+  if (!row.nullsSync && Object.keys(kept).length === 0) return row.column;
+  return { ...kept, column: row.column, ...(row.nullsSync ? { nulls: 'sync' } : {}) };
 }
 
 function Editor({ project, sync, saved }: { project: Project; sync: SyncInfo; saved: () => void }) {
@@ -315,7 +328,16 @@ function Editor({ project, sync, saved }: { project: Project; sync: SyncInfo; sa
   const edit = () => {
     const before = toRows(sync.mappings);
     const mappings: Record<string, unknown> = {};
-    for (const r of rows) if (r.field) mappings[r.field] = fromRow(r);
+    for (const r of rows) {
+      if (!r.field) continue;
+      // A row renamed from another field: written as new (the old one is removed below).
+      const value = fromRow(
+        r.original !== undefined && before.some((b) => b.field === r.field && b.original === r.original)
+          ? r
+          : { ...r, original: undefined },
+      );
+      if (value !== undefined) mappings[r.field] = value;
+    }
     for (const r of before) if (!rows.some((x) => x.field === r.field)) mappings[r.field] = null;
     const isSegment = source.startsWith('segment:');
     const name = source.slice(source.indexOf(':') + 1);
