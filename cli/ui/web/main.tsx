@@ -299,7 +299,16 @@ function fromRow(row: MappingRow): MappingValue | undefined {
   if (before && before.kind === row.kind && before.column === row.column && before.value === row.value) {
     if (before.nullsSync === row.nullsSync) return undefined;
   }
-  if (row.kind === 'value') return { value: row.value };
+  if (row.kind === 'value') {
+    // Keep a number or a boolean constant one when the text still reads as one.
+    const was = (original as { value?: unknown } | undefined)?.value;
+    if (typeof was === 'number' && row.value.trim() !== '' && Number.isFinite(Number(row.value))) {
+      return { value: Number(row.value) };
+    }
+    if (typeof was === 'boolean' && (row.value === 'true' || row.value === 'false'))
+      return { value: row.value === 'true' };
+    return { value: row.value };
+  }
   const extra = typeof original === 'object' && original !== null && 'column' in original ? original : {};
   const { nulls: _nulls, column: _column, ...kept } = extra as { nulls?: string; column?: string };
   if (!row.nullsSync && Object.keys(kept).length === 0) return row.column;
@@ -989,7 +998,7 @@ function SegmentsPage({ project, name }: { project: Project; name?: string }) {
                     <Table
                       caption={`Per run of ${r.sync}`}
                       head={['run', 'started', 'status', 'entered', 'left', 'size after']}
-                      rows={sizes(runs).map(({ run, size }) => [
+                      rows={sizes(runs, s.size - (s.entering ?? 0) + (s.leaving ?? 0)).map(({ run, size }) => [
                         run.runId,
                         time(run.startedAt),
                         run.status,
@@ -1010,13 +1019,21 @@ function SegmentsPage({ project, name }: { project: Project; name?: string }) {
   );
 }
 
-/** The membership after each run: what entered minus what left, run after run (oldest first). */
-function sizes(runs: readonly RunRecord[]) {
-  let size = 0;
-  return runs.map((run) => {
-    size += run.counters.created - run.counters.deleted;
-    return { run, size };
-  });
+/**
+ * The membership after each run (oldest first). What the sync delivered last is the segment now
+ * minus who would enter plus who would leave; walking back, each run had added its created
+ * members and removed its deleted ones.
+ */
+function sizes(runs: readonly RunRecord[], delivered: number) {
+  let size = delivered;
+  return [...runs]
+    .reverse()
+    .map((run) => {
+      const after = size;
+      size -= run.counters.created - run.counters.deleted;
+      return { run, size: after };
+    })
+    .reverse();
 }
 
 // ---------- runs ----------
