@@ -203,6 +203,23 @@ export const COMMANDS: readonly CommandSpec[] = [
     needsConfig: true,
     load: async () => (await import('./commands/redrive.ts')).redrive,
   },
+  {
+    name: 'ui',
+    args: '',
+    summary: 'Serve a local web app for the project (models, syncs, runs) on 127.0.0.1',
+    description:
+      'Prints an address with a one-time token: only who has it can read the data. Models, destinations and their fields, a sync editor that writes backflow.yml (keeping its comments, showing the diff, validating first), preview and plan, segments, runs with their rejections and dead letters, and runs started from the page with live progress. With --remote it reads the runs, rejections and dead letters of the deployed stack, read-only unless --allow-actions. The front end is built on first use (cached in node_modules/.cache/backflow-ui/).',
+    options: {
+      ...project,
+      port: { type: 'string', arg: 'N', help: 'Port on 127.0.0.1 (default: a free one)' },
+      ...remote,
+      'allow-actions': { type: 'boolean', help: 'With --remote: allow redrive and trigger on the stack' },
+      ...common,
+    },
+    examples: ['backflow ui', 'backflow ui --port 4321', 'backflow ui --remote --stack Backflow'],
+    needsConfig: true,
+    load: async () => (await import('./commands/ui.ts')).ui,
+  },
 ];
 
 export function findCommand(name: string): CommandSpec | undefined {

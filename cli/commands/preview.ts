@@ -155,7 +155,7 @@ function keyLiteral(key: string, column: ColumnInfo): string {
  * Rows of the model: the ones with the given primary keys (one query with a WHERE on the key,
  * so the warehouse reads only those), or the first `limit` in primary key order.
  */
-async function readSample(
+export async function readSample(
   source: SourceConnection,
   model: ModelConfig,
   columns: readonly ColumnInfo[],
