@@ -227,9 +227,27 @@ export function stateStoreContract(name: string, open: () => Promise<{ state: St
         const read = await state.getRecords('dlq', ['a', 'never-delivered']);
         expect(read.get('a')).toMatchObject({ version: 2, pending: 5 });
         expect(read.has('never-delivered')).toBe(false);
+        // With its match value, a never-delivered key gets a placeholder a mirror run can delete.
+        await state.markDeadLettered(
+          'dlq',
+          ['a', 'new'],
+          7,
+          new Map([
+            ['a', 'a@x.test'],
+            ['new', 'n@x.test'],
+          ]),
+        );
+        const marked = await state.getRecords('dlq', ['a', 'new']);
+        expect(marked.get('a')).toMatchObject({ version: 2, status: 'ok', pending: 7 });
+        expect(marked.get('new')).toMatchObject({ version: 0, status: 'deleted', match: 'n@x.test', pending: 7 });
+        // A delivery of the key after it was dead-lettered wins over the placeholder.
+        await state.putRecords('dlq', [{ key: 'new', version: 8, status: 'ok', hash: 'h8', updatedAt: at }]);
+        expect((await state.getRecords('dlq', ['new'])).get('new')).toMatchObject({ version: 8, status: 'ok' });
+        await state.markDeadLettered('dlq', ['a'], 6);
+        expect((await state.getRecords('dlq', ['a'])).get('a')).toMatchObject({ pending: 7 });
         // A later delivery keeps the note (the exporter compares it with the version it delivers).
         await state.putRecords('dlq', [{ key: 'a', version: 6, status: 'ok', hash: 'h6', updatedAt: at }]);
-        expect((await state.getRecords('dlq', ['a'])).get('a')).toMatchObject({ version: 6, pending: 5 });
+        expect((await state.getRecords('dlq', ['a'])).get('a')).toMatchObject({ version: 6, pending: 7 });
       }),
     );
 
