@@ -97,7 +97,7 @@ export class DryRunStateStore implements StateStore {
   async updateRun(
     syncId: string,
     runId: string,
-    fields: { status?: RunStatus; error?: string; plannedAt?: string },
+    fields: { status?: RunStatus; error?: string; plannedAt?: string; finishedAt?: string | null },
   ): Promise<void> {
     const run = this.runs.get(`${syncId}/${runId}`);
     if (!run) return;

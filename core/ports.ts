@@ -114,6 +114,8 @@ export interface RunRecord {
   readonly full: boolean;
   readonly startedAt: string;
   readonly plannedAt?: string | undefined;
+  /** When its last message was handled and it closed (succeeded or failed); cleared on a redrive. */
+  readonly finishedAt?: string | undefined;
   readonly error?: string | undefined;
   /** First invalid rows with their reasons (capped). */
   readonly invalidSamples: readonly { key: string; reason: string }[];
@@ -207,7 +209,7 @@ export interface StateStore {
   updateRun(
     syncId: string,
     runId: string,
-    fields: { status?: RunStatus; error?: string | null; plannedAt?: string },
+    fields: { status?: RunStatus; error?: string | null; plannedAt?: string; finishedAt?: string | null },
   ): Promise<void>;
   addInvalidSamples(syncId: string, runId: string, samples: readonly { key: string; reason: string }[]): Promise<void>;
   getRun(syncId: string, runId: string): Promise<RunRecord | undefined>;

@@ -15,11 +15,13 @@ export async function finishRunIfDone(state: StateStore, run: RunRecord | undefi
   if (run?.status !== 'exporting' || run.counters.messagesDone < run.counters.messages) return run;
   const failed = run.counters.deadLettered > 0;
   // A run that got everything through in the end does not keep the error of a retry on the way.
+  const finishedAt = new Date().toISOString();
   await state.updateRun(run.syncId, run.runId, {
     status: failed ? 'failed' : 'succeeded',
+    finishedAt,
     ...(failed ? {} : { error: null }),
   });
-  return { ...run, status: failed ? 'failed' : 'succeeded', ...(failed ? {} : { error: undefined }) };
+  return { ...run, status: failed ? 'failed' : 'succeeded', finishedAt, ...(failed ? {} : { error: undefined }) };
 }
 
 /**
@@ -29,7 +31,7 @@ export async function finishRunIfDone(state: StateStore, run: RunRecord | undefi
 export async function reopenRun(state: StateStore, syncId: string, runId: string, records: number): Promise<void> {
   const run = await state.addToRun(syncId, runId, { messages: 1, deadLettered: -records, messagesDeadLettered: -1 });
   if (run && run.status !== 'exporting' && run.status !== 'planning') {
-    await state.updateRun(syncId, runId, { status: 'exporting' });
+    await state.updateRun(syncId, runId, { status: 'exporting', finishedAt: null });
   }
 }
 

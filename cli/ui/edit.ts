@@ -24,7 +24,17 @@ export function editSync(file: string, syncId: string, edit: SyncEdit, save: boo
   if (edit.segment !== undefined) changes.push([at('model'), null], [at('segment'), edit.segment]);
   if (edit.object !== undefined) changes.push([at('object'), edit.object]);
   if (edit.mode !== undefined) changes.push([at('mode'), edit.mode]);
-  if (edit.match !== undefined) changes.push([at('match'), { [edit.match.field]: edit.match.column }]);
+  if (edit.match !== undefined) {
+    // A hashed match (`{ column, hash, normalize }`) keeps its hashing: only the column changes.
+    const current = parseDocument(before).getIn(at('match'));
+    const spec = isMap(current) ? (current.toJSON() as Record<string, unknown>) : {};
+    const previous = Object.values(spec)[0];
+    const hashed =
+      previous !== null && typeof previous === 'object' && 'hash' in previous
+        ? { ...(previous as Record<string, unknown>), column: edit.match.column }
+        : edit.match.column;
+    changes.push([at('match'), { [edit.match.field]: hashed }]);
+  }
   if (edit.schedule !== undefined) changes.push([at('schedule'), edit.schedule]);
   for (const [field, value] of Object.entries(edit.mappings ?? {})) changes.push([at('mappings', field), value]);
   for (const [name, value] of Object.entries(edit.guardrails ?? {})) changes.push([at('guardrails', name), value]);

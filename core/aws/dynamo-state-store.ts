@@ -449,7 +449,7 @@ export class DynamoStateStore implements StateStore {
   async updateRun(
     syncId: string,
     runId: string,
-    fields: { status?: RunStatus; error?: string | null; plannedAt?: string },
+    fields: { status?: RunStatus; error?: string | null; plannedAt?: string; finishedAt?: string | null },
   ): Promise<void> {
     const entries = Object.entries(fields).filter(([, v]) => v !== undefined && v !== null);
     const removes = Object.entries(fields)
@@ -546,6 +546,7 @@ export function toRunRecord(syncId: string, item: Record<string, AttributeValue>
     full: plain.full === true,
     startedAt: String(plain.startedAt),
     plannedAt: plain.plannedAt as string | undefined,
+    finishedAt: plain.finishedAt as string | undefined,
     error: plain.error as string | undefined,
     invalidSamples: (plain.invalid_samples as { key: string; reason: string }[] | undefined) ?? [],
     counters,

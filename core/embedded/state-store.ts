@@ -237,7 +237,7 @@ export class EmbeddedStateStore implements StateStore {
   async updateRun(
     syncId: string,
     runId: string,
-    fields: { status?: RunStatus; error?: string | null; plannedAt?: string },
+    fields: { status?: RunStatus; error?: string | null; plannedAt?: string; finishedAt?: string | null },
   ): Promise<void> {
     await this.txn(() => {
       const run = this.db.get(runKey(syncId, runId)) as Record<string, unknown> | undefined;
@@ -338,6 +338,7 @@ function toRunRecord(run: RunRecord): RunRecord {
     full: run.full === true,
     startedAt: run.startedAt,
     plannedAt: run.plannedAt,
+    finishedAt: run.finishedAt,
     error: run.error,
     invalidSamples: run.invalidSamples ?? [],
     counters: { ...emptyCounters(), ...run.counters },

@@ -286,7 +286,16 @@ export function stateStoreContract(name: string, open: () => Promise<{ state: St
         await state.addInvalidSamples('runs', '0000000001', [{ key: '9', reason: 'primary key "id" is null' }]);
         await state.addInvalidSamples('runs', '0000000001', [{ key: '10', reason: 'duplicate key' }]);
         await state.updateRun('runs', '0000000001', { status: 'exporting', error: 'a retry' });
-        await state.updateRun('runs', '0000000001', { status: 'succeeded', error: null });
+        await state.updateRun('runs', '0000000001', {
+          status: 'succeeded',
+          error: null,
+          finishedAt: '2026-12-08T01:02:03.000Z',
+        });
+        expect((await state.getRun('runs', '0000000001'))?.finishedAt).toBe('2026-12-08T01:02:03.000Z');
+        // A redrive reopens a run: its close time goes with it until it closes again.
+        await state.updateRun('runs', '0000000001', { status: 'exporting', finishedAt: null });
+        expect((await state.getRun('runs', '0000000001'))?.finishedAt).toBeUndefined();
+        await state.updateRun('runs', '0000000001', { status: 'succeeded' });
         const got = await state.getRun('runs', '0000000001');
         expect(got).toMatchObject({
           syncId: 'runs',

@@ -143,15 +143,19 @@ export class MemoryStateStore implements StateStore {
   async updateRun(
     syncId: string,
     runId: string,
-    fields: { status?: RunStatus; error?: string | null; plannedAt?: string },
+    fields: { status?: RunStatus; error?: string | null; plannedAt?: string; finishedAt?: string | null },
   ) {
     const run = this.runs.get(`${syncId}/${runId}`);
     if (!run) return;
-    const { error, ...rest } = fields;
-    const next = { ...run, ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) };
-    if (error === null) delete (next as { error?: string }).error;
-    else if (error !== undefined) next.error = error;
-    this.runs.set(`${syncId}/${runId}`, next);
+    const next: Record<string, unknown> = { ...run };
+    for (const [name, value] of Object.entries(fields)) {
+      if (value === null) delete next[name];
+      else if (value !== undefined) next[name] = value;
+    }
+    this.runs.set(
+      `${syncId}/${runId}`,
+      next as unknown as RunRecord & { invalidSamples: { key: string; reason: string }[] },
+    );
   }
   async addInvalidSamples(syncId: string, runId: string, samples: readonly { key: string; reason: string }[]) {
     this.runs.get(`${syncId}/${runId}`)?.invalidSamples.push(...samples);

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UiServer } from '#cli/ui/server';
@@ -31,6 +31,25 @@ describe('backflow ui: editing a sync writes backflow.yml', () => {
     expect(body.diff).toContain('-      first_name: first_name\n+      first_name: last_name\n');
     expect(body.diff).toMatch(/^--- a\/backflow\.yml\n\+\+\+ b\/backflow\.yml\n@@ -\d+,7 \+\d+,7 @@/);
     expect(yml()).toBe(before);
+  });
+
+  it('changing a hashed match column keeps its hashing', async () => {
+    const before = yml();
+    writeFileSync(
+      file(),
+      before.replace(
+        / {4}match: \{ customer_id: id \}/,
+        '    match: { customer_id: { column: id, hash: sha256, normalize: external_id } }',
+      ),
+    );
+    try {
+      const { body } = await call(server, '/api/syncs/customers-to-crm/edit', {
+        body: { match: { field: 'customer_id', column: 'email' } },
+      });
+      expect(body.diff).toMatch(/\+ {4}match:.*customer_id.*column: email.*hash: sha256.*normalize: external_id/s);
+    } finally {
+      writeFileSync(file(), before);
+    }
   });
 
   it('a value equal to the one written is left exactly as written: no diff', async () => {

@@ -171,6 +171,14 @@ const fmt = (value: unknown): string =>
 const pct = (share: number) => `${(share * 100).toFixed(share > 0 && share < 0.01 ? 2 : 0)}%`;
 const time = (iso?: string) => (iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '');
 
+/** A run's duration: start to close (its last message handled), else to the end of its plan. */
+const duration = (run: { startedAt: string; plannedAt?: string; finishedAt?: string; status: string }) => {
+  const end = run.finishedAt ?? run.plannedAt;
+  if (!end) return '';
+  const seconds = ((Date.parse(end) - Date.parse(run.startedAt)) / 1000).toFixed(1);
+  return run.finishedAt ? `${seconds} s` : `${seconds} s (planned; ${run.status})`;
+};
+
 function Table({ caption, head, rows }: { caption: string; head: string[]; rows: ComponentChildren[][] }) {
   return (
     <div class="scroll">
@@ -1136,7 +1144,7 @@ function RunsPage({ project, sync }: { project: Project; sync?: string }) {
                   head={[
                     'run',
                     'started',
-                    'planned in',
+                    'took',
                     'status',
                     'read',
                     'created',
@@ -1149,7 +1157,7 @@ function RunsPage({ project, sync }: { project: Project; sync?: string }) {
                   rows={s.runs.map((r) => [
                     r.runId,
                     time(r.startedAt),
-                    r.plannedAt ? `${((Date.parse(r.plannedAt) - Date.parse(r.startedAt)) / 1000).toFixed(1)} s` : '',
+                    duration(r),
                     r.status,
                     r.counters.extracted,
                     r.counters.created,
