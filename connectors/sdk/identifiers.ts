@@ -55,20 +55,7 @@ export const HASHABLE_IDENTIFIER_KINDS = [
 /** The identifier kinds each vendor documents for its hashed audiences. */
 export const VENDOR_IDENTIFIER_KINDS: Readonly<Record<IdentifierVendor, readonly IdentifierKind[]>> = {
   // Meta's multi-key schema: EMAIL, PHONE, FN, LN, CT, ST, ZIP, COUNTRY, DOBY/DOBM/DOBD, GEN, EXTERN_ID.
-  meta: [
-    'email',
-    'phone',
-    'first_name',
-    'last_name',
-    'city',
-    'state',
-    'zip',
-    'postal_code',
-    'country',
-    'date_of_birth',
-    'gender',
-    'external_id',
-  ],
+  meta: [...HASHABLE_IDENTIFIER_KINDS, 'date_of_birth'],
   // Google's UserIdentifier: hashed_email, hashed_phone_number, address_info (hashed_first_name,
   // hashed_last_name, country_code, postal_code), third_party_user_id (CRM_ID lists).
   google: ['email', 'phone', 'first_name', 'last_name', 'country', 'zip', 'postal_code', 'external_id'],
