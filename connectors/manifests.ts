@@ -1,4 +1,5 @@
 import { brazeDestinationManifest } from '#connectors/destinations/braze/manifest';
+import { customerioDestinationManifest } from '#connectors/destinations/customerio/manifest';
 import { duckdbDestinationManifest } from '#connectors/destinations/duckdb/manifest';
 import { googleCustomerMatchDestinationManifest } from '#connectors/destinations/google-customer-match/manifest';
 import { hubspotDestinationManifest } from '#connectors/destinations/hubspot/manifest';
@@ -28,6 +29,7 @@ export const manifests: ConnectorManifests = connectorManifests(
     mailchimpDestinationManifest,
     zendeskDestinationManifest,
     brazeDestinationManifest,
+    customerioDestinationManifest,
     intercomDestinationManifest,
     metaAudiencesDestinationManifest,
     googleCustomerMatchDestinationManifest,

@@ -16,6 +16,7 @@ describe('the connector manifests and the registry', () => {
     expect([...destinationTypes].sort()).toEqual(
       [
         'braze',
+        'customerio',
         'duckdb',
         'google_customer_match',
         'hubspot',
@@ -48,6 +49,7 @@ describe('the connector manifests and the registry', () => {
       'mailchimp',
       'zendesk',
       'braze',
+      'customerio',
       'intercom',
       'meta_audiences',
       'google_customer_match',
