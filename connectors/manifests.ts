@@ -1,3 +1,4 @@
+import { airtableDestinationManifest } from '#connectors/destinations/airtable/manifest';
 import { brazeDestinationManifest } from '#connectors/destinations/braze/manifest';
 import { duckdbDestinationManifest } from '#connectors/destinations/duckdb/manifest';
 import { googleCustomerMatchDestinationManifest } from '#connectors/destinations/google-customer-match/manifest';
@@ -34,6 +35,7 @@ export const manifests: ConnectorManifests = connectorManifests(
     webhookDestinationManifest,
     postgresDestinationManifest,
     duckdbDestinationManifest,
+    airtableDestinationManifest,
   ],
 );
 
