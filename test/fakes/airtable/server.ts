@@ -400,7 +400,7 @@ export async function startAirtableFake(options: AirtableFakeOptions): Promise<A
             if (!r.id) throw new Refusal(422, 'INVALID_RECORDS', 'Each record needs an id, or use performUpsert');
             return byId(table, r.id);
           });
-          targets.forEach((t, i) => apply(table, t, records[i]!.fields));
+          for (const [i, t] of targets.entries()) apply(table, t, records[i]!.fields);
           return { status: 200, body: { records: targets.map((t) => view(t)) } };
         }
         const mergeOn = upsert.fieldsToMergeOn;
