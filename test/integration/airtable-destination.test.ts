@@ -70,7 +70,7 @@ describe('airtable destination', () => {
     expect(byName.email).toMatchObject({ type: 'string', matchable: true, required: false });
     expect(byName.ltv?.type).toBe('number');
     expect(byName.visits?.type).toBe('integer');
-    expect(byName.signup?.type).toBe('date');
+    expect(byName.signup).toMatchObject({ type: 'date', matchable: false });
     expect(byName.last_seen?.type).toBe('timestamp');
     expect(byName.active).toMatchObject({ type: 'boolean', matchable: false });
     expect(byName.tags).toMatchObject({ type: 'json', matchable: false });

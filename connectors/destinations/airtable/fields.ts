@@ -62,13 +62,14 @@ export function fieldTypeOf(field: Pick<AirtableField, 'type' | 'options'>): Fie
 }
 
 /**
- * Whether a field can be merged on (`fieldsToMergeOn`) and looked up with `filterByFormula`: a
- * field holding one scalar value. Inferred: Airtable documents the merge fields as "field names or
- * IDs"; arrays, objects and checkboxes cannot identify a record.
+ * Whether a field can be merged on (`fieldsToMergeOn`) and looked up with `filterByFormula`
+ * (`{field}="value"` or `{field}=123`): a text or number field. Inferred: Airtable documents the
+ * merge fields as "field names or IDs"; arrays, objects and checkboxes cannot identify a record,
+ * and a date compared with text in a formula is not documented to match.
  */
 export function isMatchable(field: AirtableField): boolean {
   const type = fieldTypeOf(field);
-  return type === 'string' || type === 'integer' || type === 'number' || type === 'date' || type === 'timestamp';
+  return type === 'string' || type === 'integer' || type === 'number';
 }
 
 /** The table named `object`, by ID (`tbl…`) or by name. */

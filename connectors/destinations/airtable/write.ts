@@ -166,15 +166,17 @@ const OPERATIONS: Record<OutboundRecord['op'], (target: Target, chunk: OutboundR
         part.map((p) => p.id),
       );
       if (answer.kind === 'refused') {
+        // A record deleted meanwhile (ROW_DOES_NOT_EXIST): the next lookup finds it gone. Never
+        // rejected: a row that left the model never changes again, so it would never be re-sent.
         for (const p of part) {
-          outcomes.set(p.key, { key: p.key, status: 'rejected', reason: reasonOf(answer.refused) });
+          outcomes.set(p.key, { key: p.key, status: 'retry', reason: reasonOf(answer.refused) });
         }
         continue;
       }
       target.progress.written = true;
       const deleted = new Set(answer.records.map((r) => r.id));
       for (const p of part) {
-        if (outcomes.get(p.key)?.status === 'rejected') continue;
+        if (outcomes.get(p.key)?.status === 'retry') continue;
         outcomes.set(
           p.key,
           deleted.has(p.id)
@@ -258,7 +260,10 @@ async function reconcile(
 
 type Attempt = { readonly outcomes: Outcomes } | { readonly refused: Refused };
 
-/** The outcomes of a write Airtable answered: its records come back in the request's order. */
+/**
+ * The outcomes of a write Airtable answered. Inferred: its `records` come back in the request's
+ * order (the documented examples do; the records of an upsert carry no other link to the input).
+ */
 function written(
   target: Target,
   part: readonly OutboundRecord[],
