@@ -1,3 +1,4 @@
+import { airtableDestinationManifest } from '#connectors/destinations/airtable/manifest';
 import { brazeDestinationManifest } from '#connectors/destinations/braze/manifest';
 import { customerioDestinationManifest } from '#connectors/destinations/customerio/manifest';
 import { duckdbDestinationManifest } from '#connectors/destinations/duckdb/manifest';
@@ -36,6 +37,7 @@ export const manifests: ConnectorManifests = connectorManifests(
     webhookDestinationManifest,
     postgresDestinationManifest,
     duckdbDestinationManifest,
+    airtableDestinationManifest,
   ],
 );
 

@@ -35,6 +35,7 @@ const destinationLoaders = new Map<string, RuntimeLoader<DestinationRuntime>>([
   ['webhook', async () => (await import('#connectors/destinations/webhook/index')).webhookDestination],
   ['postgres', async () => (await import('#connectors/destinations/postgres/index')).postgresDestination],
   ['duckdb', async () => (await import('#connectors/destinations/duckdb/index')).duckdbDestination],
+  ['airtable', async () => (await import('#connectors/destinations/airtable/index')).airtableDestination],
 ]);
 
 const destinationManifests = new Map<string, DestinationManifest>(manifests.destinations);

@@ -15,6 +15,7 @@ describe('the connector manifests and the registry', () => {
     expect([...sourceTypes].sort()).toEqual(['duckdb', 'mysql', 'postgres', 'snowflake']);
     expect([...destinationTypes].sort()).toEqual(
       [
+        'airtable',
         'braze',
         'customerio',
         'duckdb',
@@ -53,6 +54,7 @@ describe('the connector manifests and the registry', () => {
       'intercom',
       'meta_audiences',
       'google_customer_match',
+      'airtable',
     ]) {
       expect(Object.keys(manifests.destinations.get(type)!.optionsSchema.shape), type).toContain('base_url');
     }
