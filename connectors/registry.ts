@@ -23,6 +23,7 @@ const destinationLoaders = new Map<string, RuntimeLoader<DestinationRuntime>>([
   ['zendesk', async () => (await import('#connectors/destinations/zendesk/index')).zendeskDestination],
   ['braze', async () => (await import('#connectors/destinations/braze/index')).brazeDestination],
   ['intercom', async () => (await import('#connectors/destinations/intercom/index')).intercomDestination],
+  ['mixpanel', async () => (await import('#connectors/destinations/mixpanel/index')).mixpanelDestination],
   [
     'meta_audiences',
     async () => (await import('#connectors/destinations/meta-audiences/index')).metaAudiencesDestination,

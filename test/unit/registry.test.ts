@@ -20,6 +20,8 @@ describe('the connector manifests and the registry', () => {
         'google_customer_match',
         'hubspot',
         'intercom',
+        'mixpanel',
+        'mixpanel',
         'mailchimp',
         'meta_audiences',
         'postgres',
