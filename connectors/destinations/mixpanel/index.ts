@@ -1,23 +1,19 @@
 import { defineDestination } from '#connectors/sdk/destination';
+import { ConnectorConfigError } from '#connectors/sdk/errors';
 import { createMixpanelClient } from './client.ts';
 import { objectOf, PROFILE_FIELDS } from './fields.ts';
-import { baseUrlOf, mixpanelDestinationManifest } from './manifest.ts';
+import { baseUrlOf, mixpanelDestinationManifest, serviceAccountOf } from './manifest.ts';
 import { writeProfiles } from './write.ts';
 
 /** Mixpanel's runtime: `/engage` profile updates behind mixpanelDestinationManifest (manifest.ts). */
 export const mixpanelDestination = defineDestination(mixpanelDestinationManifest, {
   async connect(opts, context) {
+    const account = serviceAccountOf(opts);
+    if (typeof account === 'string') throw new ConnectorConfigError(`Mixpanel: ${account}`);
     const client = createMixpanelClient({
       baseUrl: baseUrlOf(opts),
       token: opts.project_token,
-      serviceAccount:
-        opts.service_account_username !== undefined && opts.service_account_secret !== undefined
-          ? {
-              username: opts.service_account_username,
-              secret: opts.service_account_secret,
-              projectId: String(opts.project_id),
-            }
-          : undefined,
+      serviceAccount: account,
       timeoutMs: opts.timeout_ms,
       // Every request takes the lane's slot, the connection check included.
       pace: context.pace,

@@ -27,41 +27,44 @@ const printable = (what: string) =>
       `expected the ${what} as printable ASCII without spaces or line breaks (check for a trailing newline)`,
     );
 
-const options = z
-  .strictObject({
-    /** The project's data residency: `us` (default), `eu` or `in`. */
-    region: z.enum(['us', 'eu', 'in']).default('us'),
-    /** Overrides the regional host (a proxy, tests). */
-    base_url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
-    /** Secret: the project token, sent in every update object as `$token`. */
-    project_token: printable('project token'),
-    /**
-     * Optional secret: a service account (username and secret) of the project, sent as HTTP Basic
-     * auth with `project_id`; the token alone is enough for `/engage`.
-     */
-    service_account_username: printable('service account username').optional(),
-    service_account_secret: printable('service account secret').optional(),
-    /** The project id, required with a service account. */
-    project_id: z
-      .union([z.string().regex(/^\d+$/, 'expected the numeric project id'), z.number().int().positive()])
-      .optional(),
-    /** Per attempt, including reading the answer. */
-    timeout_ms: z.number().int().min(1000).max(120_000).default(30_000),
-  })
-  .superRefine((value, ctx) => {
-    const parts = [value.service_account_username, value.service_account_secret, value.project_id];
-    if (parts.some((p) => p !== undefined) && value.service_account_username === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'service_account_username is required with a service account' });
-    }
-    if (value.service_account_username !== undefined && value.service_account_secret === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'service_account_secret is required with service_account_username' });
-    }
-    if (value.service_account_username !== undefined && value.project_id === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'project_id is required with a service account' });
-    }
-  });
+const options = z.strictObject({
+  /** The project's data residency: `us` (default), `eu` or `in`. */
+  region: z.enum(['us', 'eu', 'in']).default('us'),
+  /** Overrides the regional host (a proxy, tests). */
+  base_url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+  /** Secret: the project token, sent in every update object as `$token`. */
+  project_token: printable('project token'),
+  /**
+   * Optional secret: a service account (username and secret) of the project, sent as HTTP Basic
+   * auth with `project_id`; the token alone is enough for `/engage`.
+   */
+  service_account_username: printable('service account username').optional(),
+  service_account_secret: printable('service account secret').optional(),
+  /** The project id, required with a service account. */
+  project_id: z
+    .union([z.string().regex(/^\d+$/, 'expected the numeric project id'), z.number().int().positive()])
+    .optional(),
+  /** Per attempt, including reading the answer. */
+  timeout_ms: z.number().int().min(1000).max(120_000).default(30_000),
+});
 
 export type MixpanelOptions = z.output<typeof options>;
+
+/**
+ * The service account of the options, or why it is incomplete: username, secret and project id
+ * go together (the options are checked here, not by refinements: the config loader makes secret
+ * keys optional with \`.partial()\`, which zod refuses on a refined object).
+ */
+export function serviceAccountOf(
+  opts: Pick<MixpanelOptions, 'service_account_username' | 'service_account_secret' | 'project_id'>,
+): { username: string; secret: string; projectId: string } | string | undefined {
+  const { service_account_username: username, service_account_secret: secret, project_id: projectId } = opts;
+  if (username === undefined && secret === undefined) return undefined;
+  if (username === undefined) return 'service_account_username is required with service_account_secret';
+  if (secret === undefined) return 'service_account_secret is required with service_account_username';
+  if (projectId === undefined) return 'project_id is required with a service account';
+  return { username, secret, projectId: String(projectId) };
+}
 
 /** The Ingestion API host of the options: `base_url`, else the region's host. */
 export function baseUrlOf(opts: Pick<MixpanelOptions, 'base_url' | 'region'>): string {
