@@ -21,7 +21,6 @@ describe('the connector manifests and the registry', () => {
         'hubspot',
         'intercom',
         'mixpanel',
-        'mixpanel',
         'mailchimp',
         'meta_audiences',
         'postgres',
@@ -51,6 +50,7 @@ describe('the connector manifests and the registry', () => {
       'zendesk',
       'braze',
       'intercom',
+      'mixpanel',
       'meta_audiences',
       'google_customer_match',
     ]) {
