@@ -7,6 +7,7 @@ import { hubspotDestinationManifest } from '#connectors/destinations/hubspot/man
 import { intercomDestinationManifest } from '#connectors/destinations/intercom/manifest';
 import { mailchimpDestinationManifest } from '#connectors/destinations/mailchimp/manifest';
 import { metaAudiencesDestinationManifest } from '#connectors/destinations/meta-audiences/manifest';
+import { mixpanelDestinationManifest } from '#connectors/destinations/mixpanel/manifest';
 import { postgresDestinationManifest } from '#connectors/destinations/postgres/manifest';
 import { salesforceDestinationManifest } from '#connectors/destinations/salesforce/manifest';
 import { webhookDestinationManifest } from '#connectors/destinations/webhook/manifest';
@@ -32,6 +33,7 @@ export const manifests: ConnectorManifests = connectorManifests(
     brazeDestinationManifest,
     customerioDestinationManifest,
     intercomDestinationManifest,
+    mixpanelDestinationManifest,
     metaAudiencesDestinationManifest,
     googleCustomerMatchDestinationManifest,
     webhookDestinationManifest,

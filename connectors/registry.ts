@@ -24,6 +24,7 @@ const destinationLoaders = new Map<string, RuntimeLoader<DestinationRuntime>>([
   ['braze', async () => (await import('#connectors/destinations/braze/index')).brazeDestination],
   ['customerio', async () => (await import('#connectors/destinations/customerio/index')).customerioDestination],
   ['intercom', async () => (await import('#connectors/destinations/intercom/index')).intercomDestination],
+  ['mixpanel', async () => (await import('#connectors/destinations/mixpanel/index')).mixpanelDestination],
   [
     'meta_audiences',
     async () => (await import('#connectors/destinations/meta-audiences/index')).metaAudiencesDestination,
