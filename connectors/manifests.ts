@@ -3,6 +3,7 @@ import { duckdbDestinationManifest } from '#connectors/destinations/duckdb/manif
 import { googleCustomerMatchDestinationManifest } from '#connectors/destinations/google-customer-match/manifest';
 import { hubspotDestinationManifest } from '#connectors/destinations/hubspot/manifest';
 import { intercomDestinationManifest } from '#connectors/destinations/intercom/manifest';
+import { klaviyoDestinationManifest } from '#connectors/destinations/klaviyo/manifest';
 import { mailchimpDestinationManifest } from '#connectors/destinations/mailchimp/manifest';
 import { metaAudiencesDestinationManifest } from '#connectors/destinations/meta-audiences/manifest';
 import { postgresDestinationManifest } from '#connectors/destinations/postgres/manifest';
@@ -29,6 +30,7 @@ export const manifests: ConnectorManifests = connectorManifests(
     zendeskDestinationManifest,
     brazeDestinationManifest,
     intercomDestinationManifest,
+    klaviyoDestinationManifest,
     metaAudiencesDestinationManifest,
     googleCustomerMatchDestinationManifest,
     webhookDestinationManifest,

@@ -22,6 +22,7 @@ const destinationLoaders = new Map<string, RuntimeLoader<DestinationRuntime>>([
   ['mailchimp', async () => (await import('#connectors/destinations/mailchimp/index')).mailchimpDestination],
   ['zendesk', async () => (await import('#connectors/destinations/zendesk/index')).zendeskDestination],
   ['braze', async () => (await import('#connectors/destinations/braze/index')).brazeDestination],
+  ['klaviyo', async () => (await import('#connectors/destinations/klaviyo/index')).klaviyoDestination],
   ['intercom', async () => (await import('#connectors/destinations/intercom/index')).intercomDestination],
   [
     'meta_audiences',

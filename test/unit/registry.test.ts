@@ -20,6 +20,7 @@ describe('the connector manifests and the registry', () => {
         'google_customer_match',
         'hubspot',
         'intercom',
+        'klaviyo',
         'mailchimp',
         'meta_audiences',
         'postgres',
@@ -49,6 +50,7 @@ describe('the connector manifests and the registry', () => {
       'zendesk',
       'braze',
       'intercom',
+      'klaviyo',
       'meta_audiences',
       'google_customer_match',
     ]) {
