@@ -41,9 +41,11 @@ const options = z.strictObject({
 
 /**
  * Profiles, upserted by email, external_id or phone_number. No mirror: Klaviyo documents no bulk
- * delete of profiles — its only deletion is the data-privacy "Request Profile Deletion", one
- * profile per call, irreversible (a GDPR erasure), which is not what leaving a model means.
- * https://developers.klaviyo.com/en/reference/request_profile_deletion
+ * delete of profiles. Its only deletion is the Data Privacy API's Request Profile Deletion
+ * (`POST /api/data-privacy-deletion-jobs`, one identifier per call, 60/m, scope
+ * `data-privacy:write`), a GDPR erasure that "cannot be undone" — not what leaving a model means.
+ * https://developers.klaviyo.com/en/v2025-01-15/reference/request_profile_deletion
+ * https://developers.klaviyo.com/en/reference/data_privacy_api_overview
  */
 const KLAVIYO_OBJECTS: readonly DestinationObject[] = [
   {
