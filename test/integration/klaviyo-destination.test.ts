@@ -72,8 +72,10 @@ describe('klaviyo destination: definition', () => {
     expect(klaviyoDestination.limits.maxRequestBytes?.value).toBe(5 * 1024 * 1024);
     // Under the bulk import endpoints' steady 150/m (2.5/s).
     expect(klaviyoDestination.limits.requestsPerSecond?.value).toBe(2);
-    expect(klaviyoDestination.modes).toEqual(['upsert']);
-    expect(klaviyoDestination.objects?.map((o) => o.name)).toEqual(['profiles']);
+    // mirror is list membership's; a profile is never deleted (see the rejection test).
+    expect(klaviyoDestination.modes).toEqual(['upsert', 'mirror']);
+    expect(klaviyoDestination.objects?.map((o) => o.name)).toEqual(['profiles', 'list:<listId>']);
+    expect(klaviyoDestination.objects?.[0]?.onDelete).toBeUndefined();
     expect(klaviyoDestination.objects?.[0]?.matchKeys).toEqual(['email', 'external_id', 'phone_number']);
     expect(klaviyoDestination.secretKeys).toEqual(['api_key']);
     expect(KLAVIYO_REVISION).toMatch(/^20(2[5-9])-\d\d-15$/);
@@ -206,6 +208,69 @@ describe('klaviyo destination: bulk import jobs', () => {
     expect(outcomes).toContainEqual(expect.objectContaining({ key: '1', status: 'rejected', field: 'favourite' }));
     expect(outcomes).toContainEqual(expect.objectContaining({ key: '2', status: 'rejected', field: 'email' }));
     expect(outcomes).toContainEqual({ key: '3', status: 'ok' });
+  });
+});
+
+describe('klaviyo destination: mirror on profiles', () => {
+  it('rejects a delete: Klaviyo documents no bulk delete of profiles', async () => {
+    const f = await start();
+    const connection = await connect(f.url);
+    const outcomes = await connection.write(batch([{ key: '1', op: 'delete', match: 'gone@example.com', fields: {} }]));
+    expect(outcomes).toEqual([
+      expect.objectContaining({ key: '1', status: 'rejected', reason: expect.stringMatching(/no bulk delete/) }),
+    ]);
+    expect(f.requests()).toHaveLength(0);
+  });
+});
+
+describe('klaviyo destination: list membership', () => {
+  it('adds found profiles, rejects unknown ones, and removes leavers — paced, chunked by 100', async () => {
+    const f = await start();
+    const ids = Array.from({ length: 150 }, (_, i) => f.seed({ email: `m${i}@example.com` }));
+    const listId = f.createList('VIP');
+    const pace = countingPace();
+    const connection = await connect(f.url, {}, pace);
+    const enter = Array.from({ length: 150 }, (_, i) => record(String(i), `M${i}@example.com`));
+    const outcomes = await connection.write(
+      batch([...enter, record('x', 'nobody@example.com')], 'email', `list:${listId}`),
+    );
+    expect(outcomes.filter((o) => o.status === 'ok')).toHaveLength(150);
+    expect(outcomes.find((o) => o.key === 'x')).toMatchObject({
+      status: 'rejected',
+      reason: /no Klaviyo profile with email nobody@example.com/,
+    });
+    expect(f.members(`list:${listId}`).size).toBe(150);
+    // The list read once, two lookups of ≤ 100, two adds.
+    expect(calls(f, 'GET', /^\/api\/profiles$/)).toHaveLength(2);
+    expect(calls(f, 'POST', /relationships\/profiles$/)).toHaveLength(2);
+    expect(pace.taken).toBe(f.requests().length);
+
+    const leave = await connection.write(
+      batch(
+        [
+          { key: '0', op: 'delete', match: 'm0@example.com', fields: {} },
+          { key: 'y', op: 'delete', match: 'nobody@example.com', fields: {} },
+        ],
+        'email',
+        `list:${listId}`,
+      ),
+    );
+    expect(leave).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ key: '0', status: 'ok', action: 'deleted', destinationId: ids[0] }),
+        expect.objectContaining({ key: 'y', status: 'ok', action: 'deleted' }),
+      ]),
+    );
+    expect(f.members(`list:${listId}`).has('m0@example.com')).toBe(false);
+  });
+
+  it('refuses a list that does not exist, before writing', async () => {
+    const f = await start();
+    const connection = await connect(f.url);
+    await expect(connection.write(batch([record('1', 'a@example.com')], 'email', 'list:nope12'))).rejects.toThrow(
+      ConnectorConfigError,
+    );
+    await expect(connection.fields('list:bad-id!')).rejects.toThrow(ConnectorConfigError);
   });
 });
 

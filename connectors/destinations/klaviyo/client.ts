@@ -183,6 +183,57 @@ export function createKlaviyoClient(options: KlaviyoClientOptions) {
       });
       return { status: response.status, id: response.body?.data?.id, errors: response.body?.errors ?? [] };
     },
+
+    /**
+     * `GET /api/lists/{id}`: the list, or undefined when the account has none of that id (404).
+     * https://developers.klaviyo.com/en/v2025-01-15/reference/get_list
+     */
+    async list(id: string): Promise<{ id: string; name?: string } | undefined> {
+      const response = await http.request<{ data?: { id?: string; attributes?: { name?: string } } }>({
+        path: `/api/lists/${encodeURIComponent(id)}`,
+        accept: [404],
+      });
+      if (response.status === 404 || typeof response.body?.data?.id !== 'string') return undefined;
+      return { id: response.body.data.id, name: response.body.data.attributes?.name };
+    },
+
+    /**
+     * Profile ids by identifier: `GET /api/profiles?filter=any(<field>,[…])`, at most 100 values
+     * (the page size maximum), one page. Keys are the identifier values as Klaviyo stores them.
+     * https://developers.klaviyo.com/en/v2025-01-15/reference/get_profiles
+     */
+    async profileIds(field: string, values: readonly string[]): Promise<Map<string, string>> {
+      const response = await http.request<{ data?: { id?: string; attributes?: Record<string, unknown> }[] }>({
+        path: '/api/profiles',
+        query: {
+          filter: `any(${field},[${values.map((v) => JSON.stringify(v)).join(',')}])`,
+          'page[size]': 100,
+          [`fields[profile]`]: field,
+        },
+      });
+      const ids = new Map<string, string>();
+      for (const profile of response.body?.data ?? []) {
+        const value = profile.attributes?.[field];
+        if (typeof profile.id === 'string' && typeof value === 'string') ids.set(value, profile.id);
+      }
+      return ids;
+    },
+
+    /**
+     * `POST` (add) or `DELETE` (remove) `/api/lists/{id}/relationships/profiles`: at most 1,000
+     * profiles a call ("This endpoint accepts a maximum of 1000 profiles per call"), 204 on
+     * success. Both set a state (member or not), so both are safe to repeat: idempotent.
+     * https://developers.klaviyo.com/en/v2025-01-15/reference/add_profiles_to_list
+     * https://developers.klaviyo.com/en/v2025-01-15/reference/remove_profiles_from_list
+     */
+    async membership(method: 'POST' | 'DELETE', listId: string, profileIds: readonly string[]): Promise<void> {
+      await http.request({
+        method,
+        path: `/api/lists/${encodeURIComponent(listId)}/relationships/profiles`,
+        json: { data: profileIds.map((id) => ({ type: 'profile', id })) },
+        idempotent: true,
+      });
+    },
   };
 }
 

@@ -1,6 +1,7 @@
 import { defineDestination } from '#connectors/sdk/destination';
 import { createKlaviyoClient } from './client.ts';
 import { discoverFields } from './fields.ts';
+import { isListObject, type ListsContext, listFields, writeMembership } from './lists.ts';
 import { klaviyoDestinationManifest } from './manifest.ts';
 import { type WriteContext, writeProfiles } from './write.ts';
 
@@ -16,11 +17,14 @@ export const klaviyoDestination = defineDestination(klaviyoDestinationManifest, 
       pace: context.pace,
     });
     const write: WriteContext = { client, jobWaitMs: opts.job_wait_ms, pending: new Map() };
+    const lists: ListsContext = { client, lists: new Map() };
     return {
       check: () => client.check(),
-      fields: (object) => discoverFields(object),
+      fields: (object) => (isListObject(object) ? listFields(lists, object) : discoverFields(object)),
       async write(batch) {
         if (batch.records.length === 0) return [];
+        // `list:<id>`: membership of a list (lists.ts).
+        if (isListObject(batch.object)) return writeMembership(lists, batch);
         return writeProfiles(write, batch);
       },
       async close() {},

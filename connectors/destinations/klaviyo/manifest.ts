@@ -12,8 +12,11 @@ export const KLAVIYO_API_URL = 'https://a.klaviyo.com';
  */
 export const KLAVIYO_REVISION = '2025-01-15';
 
-/** Klaviyo's one object: its profiles. */
+/** Klaviyo's profiles. */
 export const PROFILES = 'profiles';
+
+/** Membership objects: `list:<list id>`. */
+export const LIST_PREFIX = 'list:';
 
 /**
  * The identifiers a profile is matched on: "email", "phone_number" (E.164) or "external_id";
@@ -53,6 +56,13 @@ const KLAVIYO_OBJECTS: readonly DestinationObject[] = [
     description: 'Profiles; upserted by email, external_id or phone_number with bulk import jobs',
     matchKeys: [...MATCH_KEYS],
   },
+  {
+    name: `${LIST_PREFIX}<listId>`,
+    description:
+      'Membership of a list: entering adds the profile (found by email, external_id or phone_number), leaving removes it from the list; the profile stays',
+    matchKeys: [...MATCH_KEYS],
+    onDelete: 'remove',
+  },
 ];
 
 /**
@@ -65,7 +75,9 @@ export const klaviyoDestinationManifest = defineDestinationManifest({
   title: 'Klaviyo',
   optionsSchema: options,
   secretKeys: ['api_key'],
-  modes: ['upsert'],
+  // `mirror` is for list membership (leaving removes from the list); on `profiles` a delete is
+  // rejected per record (no bulk delete, see above).
+  modes: ['upsert', 'mirror'],
   limits: klaviyoLimits,
   objects: KLAVIYO_OBJECTS,
   /**

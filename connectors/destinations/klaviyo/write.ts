@@ -61,6 +61,15 @@ export async function writeProfiles(context: WriteContext, batch: WriteBatch): P
   const outcomes: RecordOutcome[] = [];
   const prepared: Prepared[] = [];
   for (const record of batch.records) {
+    if (record.op === 'delete') {
+      outcomes.push({
+        key: record.key,
+        status: 'rejected',
+        reason:
+          'Klaviyo profiles are not deleted: Klaviyo documents no bulk delete (only a GDPR erasure per profile); use mode upsert for profiles, mirror for list:<id>',
+      });
+      continue;
+    }
     const made = prepare(batch.matchField, record);
     if ('status' in made) outcomes.push(made);
     else prepared.push(made);

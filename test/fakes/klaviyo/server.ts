@@ -32,7 +32,15 @@ import type { JsonValue } from '#connectors/sdk/types';
  * - `POST /api/profile-import` (create_or_update_profile): synchronous upsert by identifier; a null
  *   clears the attribute, `meta.patch_properties.unset` removes custom properties; 201 created,
  *   200 updated; an invalid email is a 400 with `errors[]`.
- * - `GET /api/lists`: the cheapest read (for `check`).
+ * - `GET /api/lists`: the cheapest read (for `check`); `GET /api/lists/{id}` (get_list), 404 for
+ *   an unknown list.
+ * - `GET /api/profiles` (get_profiles): `filter=any(<email|external_id|phone_number>,[…])` or
+ *   `equals(…)`, `page[size]` up to 100 ("minimum (default) of 20, and maximum of 100"),
+ *   `fields[profile]`. Inferred: emails compare as stored (lower-cased on write).
+ * - `POST` / `DELETE /api/lists/{id}/relationships/profiles` (add_profiles_to_list,
+ *   remove_profiles_from_list): `data[]` of `{type: profile, id}`, "a maximum of 1000 profiles per
+ *   call", 204; burst 10/s, steady 150/m. Inferred: an unknown profile id is a 400 `invalid`;
+ *   adding a member again or removing a non-member changes nothing.
  * - Rate limits (https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling): per
  *   account, fixed windows, burst (1 s) and steady (1 min); the bulk import endpoints are
  *   10/s, 150/m, Create or Update Profile 75/s, 700/m, Get Lists 75/s, 700/m. Over either window a
@@ -50,13 +58,16 @@ export interface KlaviyoFakeOptions {
   readonly rateLimits?: Partial<Record<Family, { burst: number; steady: number }>>;
 }
 
-type Family = 'bulk' | 'profileImport' | 'lists';
+type Family = 'bulk' | 'profileImport' | 'lists' | 'profiles' | 'listMembers';
 
 /** Documented limits: bulk import endpoints (M), profile-import and lists (L). */
 const LIMITS: Record<Family, { burst: number; steady: number }> = {
   bulk: { burst: 10, steady: 150 },
   profileImport: { burst: 75, steady: 700 },
   lists: { burst: 75, steady: 700 },
+  // Inferred: enforced at the stricter M tier.
+  profiles: { burst: 10, steady: 150 },
+  listMembers: { burst: 10, steady: 150 },
 };
 
 export const MAX_PROFILES = 10_000;
@@ -86,6 +97,12 @@ export interface KlaviyoFake {
   requests(): readonly { method: string; path: string; at: number; status: number }[];
   jobs(): readonly { id: string; profiles: number }[];
   throttleNext(n: number): void;
+  /** Creates a list; returns its id. */
+  createList(name: string): string;
+  /** Seeds a profile (flattened fields, like `stored`). */
+  seed(fields: Record<string, JsonValue>): string;
+  /** Members of `list:<id>`, keyed by email lower-cased. */
+  members(object: string): ReadonlySet<string>;
   revoke(): void;
   restore(): void;
   stop(): Promise<void>;
@@ -104,6 +121,7 @@ export async function startKlaviyoFake(options: KlaviyoFakeOptions): Promise<Kla
   const jobMs = options.jobMs ?? 300;
   const limits = { ...LIMITS, ...options.rateLimits };
   const profiles: FakeProfile[] = [];
+  const lists = new Map<string, { name: string; members: Set<string> }>();
   const jobs = new Map<string, Job>();
   const log: { method: string; path: string; at: number; status: number }[] = [];
   const windows = new Map<string, { start: number; count: number }>();
@@ -114,7 +132,8 @@ export async function startKlaviyoFake(options: KlaviyoFakeOptions): Promise<Kla
     for (const id of IDENTIFIERS) {
       const value = attributes[id];
       if (typeof value !== 'string' || value === '') continue;
-      const found = profiles.find((p) => p.fields[id] === value);
+      const wanted = id === 'email' ? value.toLowerCase() : value;
+      const found = profiles.find((p) => p.fields[id] === wanted);
       if (found) return found;
     }
     return undefined;
@@ -160,7 +179,9 @@ export async function startKlaviyoFake(options: KlaviyoFakeOptions): Promise<Kla
         if (clearNulls && value === null) delete profile!.fields[name];
         return;
       }
-      profile!.fields[name] = value as JsonValue;
+      profile!.fields[name] = (
+        name === 'email' && typeof value === 'string' ? value.toLowerCase() : value
+      ) as JsonValue;
     };
     for (const [key, value] of Object.entries(attributes)) {
       if ((key === 'location' || key === 'properties') && value && typeof value === 'object') {
@@ -269,12 +290,16 @@ export async function startKlaviyoFake(options: KlaviyoFakeOptions): Promise<Kla
       ? 'bulk'
       : url.pathname === '/api/profile-import'
         ? 'profileImport'
-        : url.pathname === '/api/lists'
-          ? 'lists'
-          : undefined;
+        : /^\/api\/lists\/[^/]+\/relationships\/profiles\/?$/.test(url.pathname)
+          ? 'listMembers'
+          : /^\/api\/lists(\/[^/]+)?\/?$/.test(url.pathname)
+            ? 'lists'
+            : url.pathname === '/api/profiles'
+              ? 'profiles'
+              : undefined;
     if (!family) return send(404, apiError(404, 'not_found', 'Not found.', `No route ${method} ${url.pathname}`));
     const now = Date.now();
-    if (method === 'POST' && throttle > 0) {
+    if ((method === 'POST' || method === 'DELETE') && throttle > 0) {
       throttle--;
       return send(
         429,
@@ -296,7 +321,7 @@ export async function startKlaviyoFake(options: KlaviyoFakeOptions): Promise<Kla
       );
     }
     let body: Record<string, unknown> = {};
-    if (method === 'POST') {
+    if (method === 'POST' || method === 'DELETE') {
       const type = req.headers['content-type'] ?? '';
       if (!/application\/(vnd\.api\+)?json/.test(type)) {
         return send(415, apiError(415, 'unsupported_media_type', 'Unsupported media type.', type));
@@ -309,7 +334,77 @@ export async function startKlaviyoFake(options: KlaviyoFakeOptions): Promise<Kla
     }
     const data = body.data as Record<string, unknown> | undefined;
 
-    if (method === 'GET' && url.pathname === '/api/lists') return send(200, { data: [], links: { next: null } });
+    if (method === 'GET' && url.pathname === '/api/lists') {
+      const data = [...lists].map(([id, l]) => ({ type: 'list', id, attributes: { name: l.name } }));
+      return send(200, {
+        data: data.slice(0, Number(url.searchParams.get('page[size]') ?? 10)),
+        links: { next: null },
+      });
+    }
+    const listPath = /^\/api\/lists\/([^/]+)(\/relationships\/profiles)?\/?$/.exec(url.pathname);
+    if (listPath) {
+      const list = lists.get(listPath[1]!);
+      if (!list)
+        return send(404, apiError(404, 'not_found', 'Not found.', `A list with id ${listPath[1]} does not exist.`));
+      if (!listPath[2] && method === 'GET') {
+        return send(200, { data: { type: 'list', id: listPath[1], attributes: { name: list.name } } });
+      }
+      if (listPath[2] && (method === 'POST' || method === 'DELETE')) {
+        const items = (body as { data?: unknown }).data;
+        if (!Array.isArray(items) || items.length === 0) {
+          return send(400, apiError(400, 'invalid', 'Invalid input.', 'data must be a list of profiles', '/data'));
+        }
+        if (items.length > 1000) {
+          return send(400, apiError(400, 'invalid', 'Invalid input.', 'A maximum of 1000 profiles per call.', '/data'));
+        }
+        for (const item of items as { type?: unknown; id?: unknown }[]) {
+          if (item?.type !== 'profile' || typeof item.id !== 'string' || !profiles.some((p) => p.id === item.id)) {
+            return send(
+              400,
+              apiError(400, 'invalid', 'Invalid input.', `Invalid profile id ${String(item?.id)}`, '/data'),
+            );
+          }
+        }
+        for (const item of items as { id: string }[]) {
+          if (method === 'POST') list.members.add(item.id);
+          else list.members.delete(item.id);
+        }
+        res.statusCode = 204;
+        log.push({ method, path: url.pathname, at: Date.now(), status: 204 });
+        res.end();
+        return;
+      }
+      return send(405, apiError(405, 'method_not_allowed', 'Method not allowed.', `${method} ${url.pathname}`));
+    }
+    if (method === 'GET' && url.pathname === '/api/profiles') {
+      const size = Number(url.searchParams.get('page[size]') ?? 20);
+      if (!Number.isInteger(size) || size < 1 || size > 100) {
+        return send(400, apiError(400, 'invalid', 'Invalid input.', 'page[size] must be between 1 and 100'));
+      }
+      const filter = /^(any|equals)\((email|external_id|phone_number),(.*)\)$/s.exec(
+        url.searchParams.get('filter') ?? '',
+      );
+      if (!filter) return send(400, apiError(400, 'invalid', 'Invalid input.', 'Unsupported filter', undefined));
+      let wanted: string[];
+      try {
+        const parsed = JSON.parse(filter[3]!) as unknown;
+        wanted = (Array.isArray(parsed) ? parsed : [parsed]).map(String);
+      } catch {
+        return send(400, apiError(400, 'invalid', 'Invalid input.', 'Invalid filter value'));
+      }
+      if (filter[1] === 'any' && wanted.length > 100) {
+        return send(400, apiError(400, 'invalid', 'Invalid input.', 'Too many values in any()'));
+      }
+      const field = filter[2]!;
+      const set = new Set(field === 'email' ? wanted.map((w) => w.toLowerCase()) : wanted);
+      const found = profiles.filter((p) => typeof p.fields[field] === 'string' && set.has(p.fields[field] as string));
+      return send(200, {
+        data: found
+          .slice(0, size)
+          .map((p) => ({ type: 'profile', id: p.id, attributes: { [field]: p.fields[field] } })),
+        links: { next: null },
+      });
+    }
 
     if (method === 'POST' && url.pathname === '/api/profile-bulk-import-jobs') {
       if (Buffer.byteLength(text) > MAX_BYTES) {
@@ -421,6 +516,26 @@ export async function startKlaviyoFake(options: KlaviyoFakeOptions): Promise<Kla
     jobs: () => [...jobs.values()].map((j) => ({ id: j.id, profiles: j.profiles.length })),
     throttleNext(n) {
       throttle += n;
+    },
+    createList(name) {
+      const id = randomUUID().replaceAll('-', '').slice(0, 6);
+      lists.set(id, { name, members: new Set() });
+      return id;
+    },
+    seed(fields) {
+      const profile = { id: `01${randomUUID().replaceAll('-', '').slice(0, 24).toUpperCase()}`, fields: { ...fields } };
+      if (typeof profile.fields.email === 'string') profile.fields.email = profile.fields.email.toLowerCase();
+      profiles.push(profile);
+      return profile.id;
+    },
+    members(object) {
+      const list = lists.get(object.replace(/^list:/, ''));
+      const out = new Set<string>();
+      for (const id of list?.members ?? []) {
+        const email = profiles.find((p) => p.id === id)?.fields.email;
+        if (typeof email === 'string') out.add(email.toLowerCase());
+      }
+      return out;
     },
     revoke() {
       revoked = true;
