@@ -199,7 +199,9 @@ export function createKlaviyoClient(options: KlaviyoClientOptions) {
 
     /**
      * Profile ids by identifier: `GET /api/profiles?filter=any(<field>,[…])`, at most 100 values
-     * (the page size maximum), one page. Keys are the identifier values as Klaviyo stores them.
+     * (the page size maximum, 100), one page; burst 75/s, steady 700/m. Keys are the identifier
+     * values as Klaviyo stores them. Inferred: `any` is accepted on email, external_id and
+     * phone_number (the filter guide documents `any` for string fields; not checked per field).
      * https://developers.klaviyo.com/en/v2025-01-15/reference/get_profiles
      */
     async profileIds(field: string, values: readonly string[]): Promise<Map<string, string>> {
@@ -208,7 +210,7 @@ export function createKlaviyoClient(options: KlaviyoClientOptions) {
         query: {
           filter: `any(${field},[${values.map((v) => JSON.stringify(v)).join(',')}])`,
           'page[size]': 100,
-          [`fields[profile]`]: field,
+          'fields[profile]': field,
         },
       });
       const ids = new Map<string, string>();

@@ -34,9 +34,10 @@ import type { JsonValue } from '#connectors/sdk/types';
  *   200 updated; an invalid email is a 400 with `errors[]`.
  * - `GET /api/lists`: the cheapest read (for `check`); `GET /api/lists/{id}` (get_list), 404 for
  *   an unknown list.
- * - `GET /api/profiles` (get_profiles): `filter=any(<email|external_id|phone_number>,[…])` or
- *   `equals(…)`, `page[size]` up to 100 ("minimum (default) of 20, and maximum of 100"),
- *   `fields[profile]`. Inferred: emails compare as stored (lower-cased on write).
+ * - `GET /api/profiles` (get_profiles, burst 75/s, steady 700/m): `filter=any(…)` or `equals(…)`
+ *   on email, external_id or phone_number, `page[size]` up to 100 (default 20), `fields[profile]`.
+ *   Inferred: `any` on these fields; emails compare lower-cased (stored lower-cased); the fake
+ *   counts this endpoint at the stricter 10/s, 150/m.
  * - `POST` / `DELETE /api/lists/{id}/relationships/profiles` (add_profiles_to_list,
  *   remove_profiles_from_list): `data[]` of `{type: profile, id}`, "a maximum of 1000 profiles per
  *   call", 204; burst 10/s, steady 150/m. Inferred: an unknown profile id is a 400 `invalid`;
