@@ -5,6 +5,7 @@ import { duckdbDestinationManifest } from '#connectors/destinations/duckdb/manif
 import { googleCustomerMatchDestinationManifest } from '#connectors/destinations/google-customer-match/manifest';
 import { hubspotDestinationManifest } from '#connectors/destinations/hubspot/manifest';
 import { intercomDestinationManifest } from '#connectors/destinations/intercom/manifest';
+import { klaviyoDestinationManifest } from '#connectors/destinations/klaviyo/manifest';
 import { mailchimpDestinationManifest } from '#connectors/destinations/mailchimp/manifest';
 import { metaAudiencesDestinationManifest } from '#connectors/destinations/meta-audiences/manifest';
 import { mixpanelDestinationManifest } from '#connectors/destinations/mixpanel/manifest';
@@ -34,6 +35,7 @@ export const manifests: ConnectorManifests = connectorManifests(
     customerioDestinationManifest,
     intercomDestinationManifest,
     mixpanelDestinationManifest,
+    klaviyoDestinationManifest,
     metaAudiencesDestinationManifest,
     googleCustomerMatchDestinationManifest,
     webhookDestinationManifest,

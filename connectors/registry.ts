@@ -23,6 +23,7 @@ const destinationLoaders = new Map<string, RuntimeLoader<DestinationRuntime>>([
   ['zendesk', async () => (await import('#connectors/destinations/zendesk/index')).zendeskDestination],
   ['braze', async () => (await import('#connectors/destinations/braze/index')).brazeDestination],
   ['customerio', async () => (await import('#connectors/destinations/customerio/index')).customerioDestination],
+  ['klaviyo', async () => (await import('#connectors/destinations/klaviyo/index')).klaviyoDestination],
   ['intercom', async () => (await import('#connectors/destinations/intercom/index')).intercomDestination],
   ['mixpanel', async () => (await import('#connectors/destinations/mixpanel/index')).mixpanelDestination],
   [
