@@ -100,10 +100,9 @@ export function paceOfLane(
   config: Config,
   lane: string,
   pacer: Pacer,
-  onThrottle?: () => void,
 ): RequestPace | undefined {
   const requestsPerSecond = requestsPerSecondOf(connectors, config, lane);
-  return requestsPerSecond ? lanePace(pacer, { lane, requestsPerSecond, onThrottle }) : undefined;
+  return requestsPerSecond ? lanePace(pacer, { lane, requestsPerSecond }) : undefined;
 }
 
 /** Records per destination call: the lane override, else the connector's documented batch size. */

@@ -170,6 +170,24 @@ async function reopen(message: LaneMessage, deps: ExportDependencies): Promise<L
 const MAX_THROTTLES = 50;
 
 /**
+ * Gives back records a rate limit stopped — the vendor's (a 429: counted as a throttle) or the
+ * lane's own pace — after `waitMs`, without spending their retry budget.
+ */
+async function giveBackThrottled(
+  message: LaneMessage,
+  records: readonly QueuedRecord[],
+  waitMs: number,
+  paced: boolean,
+  options: ExportOptions,
+  deps: ExportDependencies,
+  counters: Counters,
+): Promise<void> {
+  if (!paced) deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
+  const next = counted(paced, waitMs) ? { ...message, throttles: (message.throttles ?? 0) + 1 } : message;
+  await giveBack(next, { records }, waitMs, options, deps, counters, paced ? 'paced' : 'throttled');
+}
+
+/**
  * Whether a give-back counts towards MAX_THROTTLES: the lane's own pace never does, nor a vendor
  * wait longer than SQS can delay a message (a migration or a daily quota announcing when it ends,
  * e.g. HubSpot's 477 with a Retry-After of hours): those records wait as long as the vendor says.
@@ -205,20 +223,12 @@ async function deliver(
       records.map((r) => r.key),
       message.version,
     );
-    if (error instanceof RateLimitedError) {
-      if (!error.paced) deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
-      if ((message.throttles ?? 0) < MAX_THROTTLES) {
-        await giveBack(
-          counted(error.paced, error.retryAfterMs) ? { ...message, throttles: (message.throttles ?? 0) + 1 } : message,
-          { records },
-          error.retryAfterMs ?? 1000,
-          options,
-          deps,
-          counters,
-          error.paced ? 'paced' : 'throttled',
-        );
-        return undefined;
-      }
+    if (error instanceof RateLimitedError && (message.throttles ?? 0) < MAX_THROTTLES) {
+      await giveBackThrottled(message, records, error.retryAfterMs ?? 1000, error.paced, options, deps, counters);
+      return undefined;
+    }
+    if (error instanceof RateLimitedError && !error.paced) {
+      deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
     }
     deps.metrics.count(METRICS.exportErrors, 1, { lane: options.lane });
     const reason = `${(error as Error).name}: ${(error as Error).message}`;
@@ -367,16 +377,7 @@ async function applyOutcomes(
       throttled.map((r) => r.key),
       message.version,
     );
-    if (!paced) deps.metrics.count(METRICS.destinationThrottles, 1, { lane: options.lane });
-    await giveBack(
-      counted(paced, throttledMs) ? { ...message, throttles: (message.throttles ?? 0) + 1 } : message,
-      { records: throttled },
-      throttledMs,
-      options,
-      deps,
-      counters,
-      paced ? 'paced' : 'throttled',
-    );
+    await giveBackThrottled(message, throttled, throttledMs, paced, options, deps, counters);
   }
   if (retries.length > 0) {
     await deps.state.releaseClaims(

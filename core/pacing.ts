@@ -93,8 +93,6 @@ export interface LanePaceOptions {
   readonly requestsPerSecond: number;
   /** Longest one request waits in-process for its slot; beyond it the records are given back. */
   readonly maxWaitMs?: number;
-  /** Called on each 429 (metrics). */
-  readonly onThrottle?: () => void;
   readonly now?: () => number;
 }
 
@@ -164,7 +162,6 @@ export function lanePace(pacer: Pacer, options: LanePaceOptions): RequestPace {
       throw pacedError(options.lane, limit, 1000);
     },
     async throttled() {
-      options.onThrottle?.();
       await pacer.slowDown(options.lane, limit);
     },
   };

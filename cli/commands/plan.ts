@@ -1,7 +1,7 @@
 import { catalogue } from '#connectors/registry';
 import type { SourceConnection } from '#connectors/sdk/source';
 import type { Config, ResolvedSync } from '#core/config/load';
-import { connectSource } from '#core/connect';
+import { connectSource, requestsPerSecondOf } from '#core/connect';
 import { localSecrets } from '../connections.ts';
 import { type CommandContext, flag, pick, positionals } from '../context.ts';
 import { type DryRunResult, dryRunPlan } from '../dry-run.ts';
@@ -35,7 +35,7 @@ export function estimateRequests(
   const destination = config.destinations[sync.destination]!;
   const limits = catalogue.destinations.get(destination.type)?.limits;
   const lane = destination.lane.requests_per_second;
-  const rate = lane ?? limits?.requestsPerSecond?.value;
+  const rate = requestsPerSecondOf(catalogue, config, sync.destination);
   return {
     requests,
     batchSize,

@@ -12,6 +12,7 @@ import {
 } from './client.ts';
 import { mergeValue, resolveTarget, STATUS_FIELD, statusValue, TAGS_FIELD, tagNames } from './fields.ts';
 import { MAX_BATCH_MEMBERS } from './limits.ts';
+import { MATCH_FIELD } from './manifest.ts';
 
 /**
  * Writing one batch to an audience: members (with their merge fields and tags) go in one batch
@@ -53,6 +54,35 @@ const SIGNUP_THROTTLE_WAIT_MS = 15 * 60_000;
 const DUPLICATE_WAIT_MS = 1_000;
 const INSERT_REFUSED = '(insert mode never updates a member)';
 
+/**
+ * The email of a record for one request: its match value trimmed, or the outcome that keeps it
+ * out of the request — refused when it is no text, given back when another record of the batch
+ * has the same address (Mailchimp's batch calls refuse an address twice; the later record waits
+ * its turn). `seen` collects the batch's addresses, lower-cased.
+ */
+export function batchEmail(record: OutboundRecord, seen: Set<string>): string | RecordOutcome {
+  const email = typeof record.match === 'string' ? record.match.trim() : '';
+  if (email === '') {
+    return {
+      key: record.key,
+      status: 'rejected',
+      reason: `the email address must be text, got ${JSON.stringify(record.match)}`,
+      field: MATCH_FIELD,
+    };
+  }
+  const lower = email.toLowerCase();
+  if (seen.has(lower)) {
+    return {
+      key: record.key,
+      status: 'retry',
+      reason: 'another record of this batch has the same email address',
+      afterMs: DUPLICATE_WAIT_MS,
+    };
+  }
+  seen.add(lower);
+  return email;
+}
+
 export async function writeAudience(
   target: AudienceWrite,
   records: readonly OutboundRecord[],
@@ -64,28 +94,11 @@ export async function writeAudience(
   const seen = new Set<string>();
 
   for (const record of records) {
-    const email = typeof record.match === 'string' ? record.match.trim() : '';
-    if (email === '') {
-      outcomes.set(record.key, {
-        key: record.key,
-        status: 'rejected',
-        reason: `the email address must be text, got ${JSON.stringify(record.match)}`,
-        field: 'email_address',
-      });
+    const email = batchEmail(record, seen);
+    if (typeof email !== 'string') {
+      outcomes.set(record.key, email);
       continue;
     }
-    // Batch subscribe refuses an address twice in one request; the later record waits its turn.
-    const lower = email.toLowerCase();
-    if (seen.has(lower)) {
-      outcomes.set(record.key, {
-        key: record.key,
-        status: 'retry',
-        reason: 'another record of this batch has the same email address',
-        afterMs: DUPLICATE_WAIT_MS,
-      });
-      continue;
-    }
-    seen.add(lower);
     if (record.op === 'delete') {
       deletes.push(record);
       continue;

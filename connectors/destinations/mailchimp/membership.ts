@@ -9,6 +9,7 @@ import {
 } from './client.ts';
 import { MAX_SEGMENT_CHANGES } from './limits.ts';
 import { MATCH_FIELD, SEGMENT_PREFIX, TAG_PREFIX } from './manifest.ts';
+import { batchEmail } from './members.ts';
 
 /**
  * Membership syncs: a tag (`tag:<name>`) or a static segment (`segment:<id>`) of the `list_id`
@@ -110,8 +111,6 @@ interface Part {
   readonly remove: readonly Change[];
 }
 
-const DUPLICATE_WAIT_MS = 1_000;
-
 /**
  * Writes one batch of membership changes: op `delete` leaves the tag, every other op enters it.
  * Each request is one part: a rate limit on part k keeps parts 1..k-1 (keepProgress).
@@ -125,28 +124,12 @@ export async function writeMembership(
   const removes: Change[] = [];
   const seen = new Set<string>();
   for (const record of records) {
-    const email = typeof record.match === 'string' ? record.match.trim() : '';
-    if (email === '') {
-      outcomes.set(record.key, {
-        key: record.key,
-        status: 'rejected',
-        reason: `the email address must be text, got ${JSON.stringify(record.match)}`,
-        field: MATCH_FIELD,
-      });
+    // One address in both arrays of one request would make its outcome ambiguous: one per request.
+    const email = batchEmail(record, seen);
+    if (typeof email !== 'string') {
+      outcomes.set(record.key, email);
       continue;
     }
-    const lower = email.toLowerCase();
-    if (seen.has(lower)) {
-      // One address in both arrays of one request would make its outcome ambiguous.
-      outcomes.set(record.key, {
-        key: record.key,
-        status: 'retry',
-        reason: 'another record of this batch has the same email address',
-        afterMs: DUPLICATE_WAIT_MS,
-      });
-      continue;
-    }
-    seen.add(lower);
     (record.op === 'delete' ? removes : adds).push({ record, email });
   }
 
